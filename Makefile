@@ -1,0 +1,57 @@
+# One entry point for people and CI. Every target installs what it needs from the project's own files.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+TOOLS := .tools
+STAMP := $(VENV)/.installed
+# Debian packages the tests and drills use for real (load balancer, load generator, wasm toolchain).
+APT_PACKAGES := haproxy wrk clang-14 lld-14 wasi-libc
+
+.PHONY: run test lint drill bench sysdeps tools clean docs
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+# checkov and network-config-analyzer pin old libraries: each lives in its own venv.
+$(TOOLS)/checkov/bin/checkov:
+	$(PYTHON) -m venv $(TOOLS)/checkov
+	$(TOOLS)/checkov/bin/pip install --quiet checkov
+
+$(TOOLS)/nca/bin/nca:
+	$(PYTHON) -m venv $(TOOLS)/nca
+	$(TOOLS)/nca/bin/pip install --quiet network-config-analyzer
+
+tools: $(TOOLS)/checkov/bin/checkov $(TOOLS)/nca/bin/nca
+
+sysdeps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: $(STAMP)
+	$(BIN)/healthstack serve
+
+test: $(STAMP) tools sysdeps
+	$(BIN)/pytest -m "not slow"
+
+drill: $(STAMP) sysdeps
+	$(BIN)/healthstack drill all
+
+bench: $(STAMP) tools sysdeps
+	$(BIN)/python -m bench
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+
+docs: $(STAMP)
+	$(BIN)/healthstack check --list --format markdown > docs/checks.md
+
+clean:
+	rm -rf $(VENV) $(TOOLS) .healthstack .pytest_cache .mypy_cache .ruff_cache

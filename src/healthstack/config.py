@@ -1,0 +1,208 @@
+"""Settings: one class, read from the environment (and ``*_FILE`` secret files), validated once.
+
+Variable names are the seed's own (``PHX_HOST``, ``ECTO_IPV6``...) so its ConfigMap and Secret work
+unchanged. In production the settings refuse missing, placeholder, short or malformed secrets; an
+error names the variable and never echoes its value.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from healthstack.errors import HealthstackError
+
+# Values copied from the seed's secret.yaml and common stand-ins: never acceptable as real secrets.
+PLACEHOLDERS = frozenset(
+    {
+        "VERY_LONG_SECRET_KEY_BASE_64_CHARS_MIN",
+        "32_BYTE_HEX_KEY_FOR_PHI_ENCRYPTION",
+        "sk-...",
+        "postgresql://user:password@postgres-service:5432/healthcare",
+        "changeme",
+        "CHANGEME",
+        "secret",
+        "password",
+        "xxx",
+        "TODO",
+    }
+)
+_HEX_KEY = re.compile(r"^[0-9a-fA-F]{64}$")
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+SECRET_NAMES = (
+    "DATABASE_URL",
+    "MIGRATION_DATABASE_URL",
+    "SECRET_KEY_BASE",
+    "ENCRYPTION_KEY",
+    "ENCRYPTION_OLD_KEYS",
+    "BACKUP_KEY",
+    "OPENAI_API_KEY",
+)
+
+
+def _secret(env: Mapping[str, str], name: str) -> str | None:
+    """A secret from ``NAME`` or from the file ``NAME_FILE`` names (a mounted Secret key)."""
+    file_var = f"{name}_FILE"
+    if file_var in env:
+        path = Path(env[file_var])
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise HealthstackError(f"{file_var}: cannot read {path}: {exc.strerror}") from exc
+    value = env.get(name)
+    return value.strip() if value else None
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise HealthstackError(f"{name} must be an integer, got {raw!r}") from exc
+    if value < minimum:
+        raise HealthstackError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise HealthstackError(f"{name} must be a number, got {raw!r}") from exc
+    if value < 0:
+        raise HealthstackError(f"{name} must be >= 0, got {value}")
+    return value
+
+
+def _bool(env: Mapping[str, str], *names: str) -> bool:
+    for name in names:
+        raw = env.get(name)
+        if raw is None or raw == "":
+            continue
+        if raw.lower() in ("1", "true", "yes", "on"):
+            return True
+        if raw.lower() in ("0", "false", "no", "off"):
+            return False
+        raise HealthstackError(f"{name} must be true or false, got {raw!r}")
+    return False
+
+
+def is_hex_key(value: str) -> bool:
+    return bool(_HEX_KEY.match(value))
+
+
+@dataclass(frozen=True)
+class Settings:
+    env: str = "development"
+    public_host: str = "localhost"
+    port: int = 4000
+    pool_size: int = 10
+    log_level: str = "info"
+    db_ipv6: bool = False
+    drain_seconds: float = 10.0
+    max_body_bytes: int = 1_048_576
+    token_max_lifetime: int = 3600
+    oidc_issuer: str | None = None
+    oidc_audience: str | None = None
+    oidc_jwks_url: str | None = None
+    otlp_endpoint: str | None = None
+    data_dir: Path = Path(".healthstack")
+    database_url: str | None = None
+    migration_database_url: str | None = None
+    secret_key_base: str | None = field(default=None, repr=False)
+    encryption_key: str | None = field(default=None, repr=False)
+    encryption_old_keys: tuple[str, ...] = field(default=(), repr=False)
+    backup_key: str | None = field(default=None, repr=False)
+    openai_api_key: str | None = field(default=None, repr=False)
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        mode = env.get("HEALTHSTACK_ENV", "development")
+        if mode not in ("development", "production", "test"):
+            raise HealthstackError(
+                f"HEALTHSTACK_ENV must be development, production or test, got {mode!r}"
+            )
+        log_level = env.get("LOG_LEVEL", "info").lower()
+        if log_level not in _LOG_LEVELS:
+            raise HealthstackError(f"LOG_LEVEL must be one of {', '.join(_LOG_LEVELS)}")
+        old_keys = _secret(env, "ENCRYPTION_OLD_KEYS")
+        settings = cls(
+            env=mode,
+            public_host=env.get("PHX_HOST") or env.get("PUBLIC_HOST") or "localhost",
+            port=_int(env, "PORT", 4000, minimum=0),
+            pool_size=_int(env, "POOL_SIZE", 10, minimum=1),
+            log_level=log_level,
+            db_ipv6=_bool(env, "ECTO_IPV6", "DB_IPV6"),
+            drain_seconds=_float(env, "SHUTDOWN_DRAIN_SECONDS", 10.0),
+            max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=1024),
+            token_max_lifetime=_int(env, "TOKEN_MAX_LIFETIME_SECONDS", 3600, minimum=60),
+            oidc_issuer=env.get("OIDC_ISSUER") or None,
+            oidc_audience=env.get("OIDC_AUDIENCE") or None,
+            oidc_jwks_url=env.get("OIDC_JWKS_URL") or None,
+            otlp_endpoint=env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or None,
+            data_dir=Path(env.get("HEALTHSTACK_DATA_DIR", ".healthstack")),
+            database_url=_secret(env, "DATABASE_URL"),
+            migration_database_url=_secret(env, "MIGRATION_DATABASE_URL"),
+            secret_key_base=_secret(env, "SECRET_KEY_BASE"),
+            encryption_key=_secret(env, "ENCRYPTION_KEY"),
+            encryption_old_keys=tuple(k.strip() for k in (old_keys or "").split(",") if k.strip()),
+            backup_key=_secret(env, "BACKUP_KEY"),
+            openai_api_key=_secret(env, "OPENAI_API_KEY"),
+        )
+        settings.validate_secrets(require_all=settings.production)
+        return settings
+
+    def validate_secrets(self, *, require_all: bool) -> None:
+        """Refuse bad secrets; in production also missing ones. Messages never include values."""
+        required = {
+            "DATABASE_URL": self.database_url,
+            "SECRET_KEY_BASE": self.secret_key_base,
+            "ENCRYPTION_KEY": self.encryption_key,
+        }
+        optional = {
+            "MIGRATION_DATABASE_URL": self.migration_database_url,
+            "BACKUP_KEY": self.backup_key,
+            "OPENAI_API_KEY": self.openai_api_key,
+        }
+        for name, value in (required | optional).items():
+            if value is None:
+                if require_all and name in required:
+                    raise HealthstackError(f"{name} is required in production (set it or {name}_FILE)")
+                continue
+            if value in PLACEHOLDERS or value.startswith("sk-..."):
+                raise HealthstackError(f"{name} is a placeholder value; generate a real secret")
+        self._validate_formats()
+        if require_all and self.oidc_issuer and not (self.oidc_audience and self.oidc_jwks_url):
+            raise HealthstackError("OIDC_ISSUER needs OIDC_AUDIENCE and OIDC_JWKS_URL as well")
+
+    def _validate_formats(self) -> None:
+        if self.secret_key_base is not None and len(self.secret_key_base) < 64:
+            raise HealthstackError("SECRET_KEY_BASE must be at least 64 characters")
+        for name, key in (("ENCRYPTION_KEY", self.encryption_key), ("BACKUP_KEY", self.backup_key)):
+            if key is not None and not is_hex_key(key):
+                raise HealthstackError(f"{name} must be 64 hexadecimal characters (32 bytes)")
+        for index, key in enumerate(self.encryption_old_keys):
+            if not is_hex_key(key):
+                raise HealthstackError(
+                    f"ENCRYPTION_OLD_KEYS entry {index + 1} must be 64 hexadecimal characters"
+                )
+        if self.backup_key is not None and self.backup_key == self.encryption_key:
+            raise HealthstackError("BACKUP_KEY must differ from ENCRYPTION_KEY")
+
+    def with_overrides(self, **changes: object) -> Settings:
+        from dataclasses import replace
+
+        return replace(self, **changes)  # type: ignore[arg-type]

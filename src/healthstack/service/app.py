@@ -1,0 +1,65 @@
+"""The ASGI application: probes, metrics and the FHIR API, with startup and shutdown of the pool."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.routing import Mount, Route
+
+from healthstack.config import Settings
+from healthstack.fhir.api import build_fhir_app
+from healthstack.service import health
+from healthstack.service.db import create_pool, pool_stats, probe_capabilities
+from healthstack.service.middleware import RequestMiddleware
+from healthstack.service.state import ServiceState
+
+log = logging.getLogger("healthstack.service")
+
+
+def build_app(settings: Settings, database_url: str) -> Starlette:
+    state = ServiceState(settings=settings, database_url=database_url)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        state.pool = await create_pool(database_url, settings.pool_size)
+        state.metrics.watch_pool(lambda: pool_stats(state.pool) if state.pool else None)
+        with contextlib.suppress(OSError, Exception):
+            # Best effort: with the database down the service still starts, unready.
+            async with state.pool.acquire() as conn:
+                state.capabilities = await probe_capabilities(conn)
+        await _start_features(state)
+        log.info("service started", extra={"timescaledb": bool(state.capabilities and
+                                                               state.capabilities.timescaledb)})
+        try:
+            yield
+        finally:
+            await _stop_features(state)
+            await state.pool.close()
+
+    app = Starlette(
+        routes=[
+            Route("/health", health.liveness),
+            Route("/health/ready", health.ready),
+            Route("/metrics", health.metrics),
+            Mount("/api/fhir", app=build_fhir_app(state)),
+        ],
+        lifespan=lifespan,
+    )
+    app.state.service = state
+    app.add_middleware(RequestMiddleware, state=state)
+    return app
+
+
+async def _start_features(state: ServiceState) -> None:
+    from healthstack.fhir.api import startup
+
+    await startup(state)
+
+
+async def _stop_features(state: ServiceState) -> None:
+    from healthstack.fhir.api import shutdown
+
+    await shutdown(state)

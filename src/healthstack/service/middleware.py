@@ -1,0 +1,169 @@
+"""One pure-ASGI middleware for every request: id, trace context, metrics, access log, drain, size.
+
+Kept as a single layer on purpose: each extra Starlette middleware costs a coroutine hop per request.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any
+
+from opentelemetry import trace
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from healthstack.fhir.outcome import outcome_body, issue
+from healthstack.service import tracing
+from healthstack.service.logs import request_id_var, trace_id_var, user_id_var
+from healthstack.service.state import ServiceState
+
+import orjson
+
+log = logging.getLogger("healthstack.access")
+# Probes and scrapes are frequent and carry no PHI: no access log, no request metrics, no spans.
+QUIET_PATHS = frozenset({"/health", "/health/ready", "/metrics"})
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    if path is None:
+        return "unmatched"
+    return f"{scope.get('root_path', '')}{path}"
+
+
+def _request_id(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            text = value.decode("latin-1")
+            if _REQUEST_ID.match(text):
+                return text
+    return uuid.uuid4().hex
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_413(send: Send, limit: int) -> None:
+    body = orjson.dumps(
+        outcome_body([issue("too-costly", f"request body exceeds the {limit}-byte limit")])
+    )
+    await send({"type": "http.response.start", "status": 413,
+                "headers": [(b"content-type", b"application/fhir+json"),
+                            (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send({"type": "http.response.body", "body": body})
+
+
+class RequestMiddleware:
+    def __init__(self, app: ASGIApp, state: ServiceState) -> None:
+        self.app = app
+        self.state = state
+        self.metrics = state.metrics
+        self.max_body = state.settings.max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["path"] in QUIET_PATHS:
+            await self.app(scope, receive, self._drain_aware(send))
+            return
+        await self._observed(scope, receive, send)
+
+    def _drain_aware(self, send: Send) -> Send:
+        state = self.state
+
+        async def wrapped(message: Message) -> None:
+            if message["type"] == "http.response.start" and state.draining:
+                # Close keep-alive connections after this response so clients reconnect elsewhere.
+                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            await send(message)
+
+        return wrapped
+
+    async def _observed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = _request_id(scope)
+        request_id_var.set(request_id)
+        user_id_var.set(None)
+        status = 500
+        response_started = False
+        inner_send = self._drain_aware(send)
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, response_started
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                response_started = True
+                message["headers"] = [*message.get("headers", []),
+                                      (b"x-request-id", request_id.encode())]  # fmt: skip
+            await inner_send(message)
+
+        length = _content_length(scope)
+        if length is not None and length > self.max_body:
+            await _send_413(send_wrapper, self.max_body)
+            self._record(scope, 413, started)
+            return
+        self.metrics.in_flight.inc()
+        try:
+            await self._traced(scope, self._limited(receive), send_wrapper)
+        except BodyTooLarge:
+            if not response_started:
+                await _send_413(send_wrapper, self.max_body)
+        finally:
+            self.metrics.in_flight.dec()
+            self._record(scope, status, started)
+
+    async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
+                   if k in (b"traceparent", b"tracestate")}  # fmt: skip
+        context = tracing.propagator.extract(carrier) if carrier else None
+        # The span name is refined to the route template once routing has run (never a raw path).
+        with tracing.tracer.start_as_current_span(
+            scope["method"], context=context, kind=trace.SpanKind.SERVER
+        ) as span:
+            span_context = span.get_span_context()
+            if span_context.is_valid:
+                trace_id_var.set(format(span_context.trace_id, "032x"))
+            await self.app(scope, receive, send)
+            if span.is_recording():
+                span.update_name(f"{scope['method']} {route_template(scope)}")
+
+    def _limited(self, receive: Receive) -> Receive:
+        limit = self.max_body
+        seen = 0
+
+        async def wrapped() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge
+            return message
+
+        return wrapped
+
+    def _record(self, scope: Scope, status: int, started: float) -> None:
+        elapsed = time.perf_counter() - started
+        method = scope["method"]
+        route = route_template(scope)
+        self.metrics.requests.labels(method, route, str(status)).inc()
+        self.metrics.duration.labels(method, route).observe(elapsed)
+        if log.isEnabledFor(logging.INFO):
+            extra: dict[str, Any] = {"method": method, "route": route, "status": status,
+                                     "duration_ms": round(elapsed * 1000, 2)}  # fmt: skip
+            log.info("request", extra=extra)
