@@ -116,18 +116,19 @@ class EmbeddedPostgres:
         return (self.pgdata / "PG_VERSION").exists()
 
     def init(self) -> None:
+        user = _run_as()
         self.root.mkdir(parents=True, exist_ok=True)
-        self.root.chmod(0o700)
+        # Passwords stay root-only; the server's user may only traverse to its pgdata.
+        self.root.chmod(0o711 if user else 0o700)
+        if user:
+            _make_traversable(self.root)
         superuser_pw = self._write_password(SUPERUSER)
         self._write_password(APP_ROLE)
         if self.initialized():
             return
-        user = _run_as()
         pwfile = self.root / ".initdb-pw"
         shutil.copyfile(superuser_pw, pwfile)
         if user:
-            _make_traversable(self.root)
-            self.root.chmod(0o711)
             self.pgdata.mkdir(mode=0o700, exist_ok=True)
             shutil.chown(self.pgdata, user)
             shutil.chown(pwfile, user)
