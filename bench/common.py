@@ -52,9 +52,22 @@ def parse_wrk(output: str) -> WrkResult:
     )
 
 
-def wrk(url: str, *, connections: int, seconds: float, threads: int = 1,
-        script: Path | None = None, headers: Sequence[str] = ()) -> WrkResult:  # fmt: skip
-    command = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s", "--latency"]
+def wrk(
+    url: str,
+    *,
+    connections: int,
+    seconds: float,
+    threads: int = 1,
+    script: Path | None = None,
+    headers: Sequence[str] = (),
+) -> WrkResult:
+    command = [
+        "wrk",
+        f"-t{threads}",
+        f"-c{connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--latency",
+    ]
     for header in headers:
         command += ["-H", header]
     if script:
@@ -78,8 +91,14 @@ def postgres() -> Iterator[EmbeddedPostgres]:
 
 def service_env(pg: EmbeddedPostgres, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DATABASE_")}
-    env.update(HEALTHSTACK_ENV="test", DATABASE_URL=pg.url(APP_ROLE), LOG_LEVEL="warning",
-               SECRET_KEY_BASE="b" * 64, ENCRYPTION_KEY="cd" * 32, BACKUP_KEY="ef" * 32)  # fmt: skip
+    env.update(
+        HEALTHSTACK_ENV="test",
+        DATABASE_URL=pg.url(APP_ROLE),
+        LOG_LEVEL="warning",
+        SECRET_KEY_BASE="b" * 64,
+        ENCRYPTION_KEY="cd" * 32,
+        BACKUP_KEY="ef" * 32,
+    )
     env.update(extra)
     return env
 
@@ -99,7 +118,9 @@ def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float =
 
 @contextmanager
 def server(command: Sequence[str], env: dict[str, str], port: int) -> Iterator[str]:
-    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base_url, process)
@@ -113,8 +134,17 @@ def server(command: Sequence[str], env: dict[str, str], port: int) -> Iterator[s
 
 
 def healthstack_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "healthstack.cli", "serve", "--no-migrate", "--host",
-            "127.0.0.1", "--port", str(port)]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "healthstack.cli",
+        "serve",
+        "--no-migrate",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
 
 
 def save(name: str, payload: object) -> Path:

@@ -16,9 +16,26 @@ SECONDS = 5.0
 
 
 def granian_command(port: int) -> list[str]:
-    return [sys.executable, "-m", "granian", "--interface", "asgi", "--workers", "1",
-            "--loop", "uvloop", "--host", "127.0.0.1", "--port", str(port), "--factory",
-            "--no-ws", "--log-level", "warning", "healthstack.service.asgi:create_app"]  # fmt: skip
+    return [
+        sys.executable,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--workers",
+        "1",
+        "--loop",
+        "uvloop",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--factory",
+        "--no-ws",
+        "--log-level",
+        "warning",
+        "healthstack.service.asgi:create_app",
+    ]
 
 
 def main() -> dict[str, object]:
@@ -30,14 +47,19 @@ def main() -> dict[str, object]:
             with server(command(port), env, port) as base:
                 for path in ("/health", "/health/ready"):
                     wrk(base + path, connections=CONNECTIONS, seconds=1)  # warm-up
-                    results[f"{name} {path}"] = wrk(base + path, connections=CONNECTIONS,
-                                                    seconds=SECONDS)  # fmt: skip
+                    results[f"{name} {path}"] = wrk(
+                        base + path, connections=CONNECTIONS, seconds=SECONDS
+                    )
     print(f"{'server endpoint':32} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
     for key, value in results.items():
-        print(f"{key:32} {value.requests_per_s:10.0f} {value.p50_ms:8.2f} {value.p99_ms:8.2f} "  # type: ignore[attr-defined]
-              f"{value.errors:7d}")  # type: ignore[attr-defined]
+        print(
+            f"{key:32} {value.requests_per_s:10.0f} {value.p50_ms:8.2f} {value.p99_ms:8.2f} "  # type: ignore[attr-defined]
+            f"{value.errors:7d}"
+        )  # type: ignore[attr-defined]
     for path in ("/health", "/health/ready"):
-        ratio = results[f"uvicorn {path}"].requests_per_s / results[f"granian {path}"].requests_per_s  # type: ignore[attr-defined]
+        ratio = (
+            results[f"uvicorn {path}"].requests_per_s / results[f"granian {path}"].requests_per_s
+        )  # type: ignore[attr-defined]
         results[f"ratio uvicorn/granian {path}"] = round(ratio, 3)
         print(f"uvicorn/granian {path}: {ratio:.2f}")
     save("server_choice", results)

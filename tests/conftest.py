@@ -101,10 +101,21 @@ def start_service(db: Database, log_path: Path, **env: str) -> Service:
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [sys.executable, "-m", "healthstack.cli", "serve", "--no-migrate", "--host",
-             "127.0.0.1", "--port", str(port)],
-            env=service_env(db, **env), stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+            [
+                sys.executable,
+                "-m",
+                "healthstack.cli",
+                "serve",
+                "--no-migrate",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=service_env(db, **env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
     service = Service(process, f"http://127.0.0.1:{port}", log_path)
     wait_ready(service)
     return service
@@ -125,7 +136,9 @@ def wait_ready(service: Service, timeout: float = 30) -> None:
 
 
 @pytest.fixture(scope="module")
-def live_service(module_database: Database, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+def live_service(
+    module_database: Database, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
     """A real `healthstack serve` process on loopback, shared by one test module."""
     service = start_service(module_database, tmp_path_factory.mktemp("svc") / "service.log")
     yield service

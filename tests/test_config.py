@@ -19,11 +19,20 @@ GOOD = {
 
 
 def test_seed_configmap_names_are_read() -> None:
-    env = {**GOOD, "PHX_HOST": "healthcare.example.com", "PORT": "4000", "POOL_SIZE": "20",
-           "LOG_LEVEL": "info", "ECTO_IPV6": "false"}  # fmt: skip
+    env = {
+        **GOOD,
+        "PHX_HOST": "healthcare.example.com",
+        "PORT": "4000",
+        "POOL_SIZE": "20",
+        "LOG_LEVEL": "info",
+        "ECTO_IPV6": "false",
+    }
     settings = Settings.from_env(env)
     assert (settings.public_host, settings.port, settings.pool_size) == (
-        "healthcare.example.com", 4000, 20)  # fmt: skip
+        "healthcare.example.com",
+        4000,
+        20,
+    )
     assert settings.db_ipv6 is False
 
 
@@ -76,8 +85,10 @@ def test_unreadable_secret_file_names_the_variable(tmp_path: Path) -> None:
         Settings.from_env({**GOOD, "ENCRYPTION_KEY_FILE": str(tmp_path / "missing")})
 
 
-@pytest.mark.parametrize(("name", "value"), [("PORT", "http"), ("POOL_SIZE", "0"),
-                                             ("ECTO_IPV6", "maybe"), ("LOG_LEVEL", "loud")])  # fmt: skip
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [("PORT", "http"), ("POOL_SIZE", "0"), ("ECTO_IPV6", "maybe"), ("LOG_LEVEL", "loud")],
+)
 def test_malformed_config_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(HealthstackError, match=name):
         Settings.from_env({**GOOD, name: value})

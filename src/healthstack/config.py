@@ -110,6 +110,7 @@ class Settings:
     drain_seconds: float = 10.0
     max_body_bytes: int = 1_048_576
     token_max_lifetime: int = 3600
+    trusted_proxy_hops: int = 0  # X-Forwarded-For entries to trust (docs/security.md)
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     oidc_jwks_url: str | None = None
@@ -149,6 +150,7 @@ class Settings:
             drain_seconds=_float(env, "SHUTDOWN_DRAIN_SECONDS", 10.0),
             max_body_bytes=_int(env, "MAX_BODY_BYTES", 1_048_576, minimum=1024),
             token_max_lifetime=_int(env, "TOKEN_MAX_LIFETIME_SECONDS", 3600, minimum=60),
+            trusted_proxy_hops=_int(env, "TRUSTED_PROXY_HOPS", 0, minimum=0),
             oidc_issuer=env.get("OIDC_ISSUER") or None,
             oidc_audience=env.get("OIDC_AUDIENCE") or None,
             oidc_jwks_url=env.get("OIDC_JWKS_URL") or None,
@@ -180,7 +182,9 @@ class Settings:
         for name, value in (required | optional).items():
             if value is None:
                 if require_all and name in required:
-                    raise HealthstackError(f"{name} is required in production (set it or {name}_FILE)")
+                    raise HealthstackError(
+                        f"{name} is required in production (set it or {name}_FILE)"
+                    )
                 continue
             if value in PLACEHOLDERS or value.startswith("sk-..."):
                 raise HealthstackError(f"{name} is a placeholder value; generate a real secret")

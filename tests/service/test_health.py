@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from tests.conftest import Database, Service, create_database, start_service
+
 from healthstack.service.embedded_pg import EmbeddedPostgres
 
 
@@ -25,17 +25,26 @@ def test_metrics_use_route_templates_and_conventional_names(live_service: Servic
     assert 'http_requests_total{method="GET",route="/api/fhir/metadata",status="200"}' in text
     assert 'route="unmatched"' in text
     assert "/no/such/path" not in text
-    for name in ("http_request_duration_seconds_bucket", "http_requests_in_flight",
-                 "healthstack_db_pool_size", "healthstack_db_pool_in_use", "healthstack_build_info"):  # fmt: skip
+    for name in (
+        "http_request_duration_seconds_bucket",
+        "http_requests_in_flight",
+        "healthstack_db_pool_size",
+        "healthstack_db_pool_in_use",
+        "healthstack_build_info",
+    ):
         assert name in text
     # Probes and scrapes are not counted as traffic (they would dilute the SLO).
     assert 'route="/health/ready"' not in text
 
 
 def test_request_id_is_echoed_or_generated(live_service: Service) -> None:
-    given = httpx.get(f"{live_service.base_url}/api/fhir/metadata", headers={"x-request-id": "abc-123"})
+    given = httpx.get(
+        f"{live_service.base_url}/api/fhir/metadata", headers={"x-request-id": "abc-123"}
+    )
     assert given.headers["x-request-id"] == "abc-123"
-    bogus = httpx.get(f"{live_service.base_url}/api/fhir/metadata", headers={"x-request-id": "a b c"})
+    bogus = httpx.get(
+        f"{live_service.base_url}/api/fhir/metadata", headers={"x-request-id": "a b c"}
+    )
     assert bogus.headers["x-request-id"] != "a b c"
     assert len(bogus.headers["x-request-id"]) == 32
 
@@ -52,14 +61,19 @@ def test_access_log_is_json_without_raw_paths_and_probes_are_quiet(live_service:
 
 def test_traceparent_is_continued(live_service: Service) -> None:
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    httpx.get(f"{live_service.base_url}/api/fhir/metadata",
-              headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})  # fmt: skip
+    httpx.get(
+        f"{live_service.base_url}/api/fhir/metadata",
+        headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
+    )
     assert f'"trace_id":"{trace_id}"' in live_service.logs()
 
 
 def test_oversized_body_gets_413_operation_outcome(live_service: Service) -> None:
-    response = httpx.post(f"{live_service.base_url}/api/fhir/Patient", content=b"x" * 2_000_000,
-                          headers={"content-type": "application/fhir+json"})  # fmt: skip
+    response = httpx.post(
+        f"{live_service.base_url}/api/fhir/Patient",
+        content=b"x" * 2_000_000,
+        headers={"content-type": "application/fhir+json"},
+    )
     assert response.status_code == 413
     assert response.json()["resourceType"] == "OperationOutcome"
 
@@ -78,7 +92,9 @@ def _ready(service: Service) -> httpx.Response:
     return httpx.get(f"{service.base_url}/health/ready", timeout=5)
 
 
-def test_database_outage_makes_unready_not_dead_and_recovers(own_pg: EmbeddedPostgres, tmp_path: Path) -> None:
+def test_database_outage_makes_unready_not_dead_and_recovers(
+    own_pg: EmbeddedPostgres, tmp_path: Path
+) -> None:
     db: Database = create_database(own_pg)
     service = start_service(db, tmp_path / "service.log")
     try:

@@ -8,7 +8,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from tests.conftest import Database, start_service
 
 DRAIN_SECONDS = 2.0
@@ -24,13 +23,16 @@ def _client_loop(url: str, stop_at: float, results: list[tuple[str, int | str]])
 
 
 def test_sigterm_drains_under_load(module_database: Database, tmp_path: Path) -> None:
-    service = start_service(module_database, tmp_path / "service.log",
-                            SHUTDOWN_DRAIN_SECONDS=str(DRAIN_SECONDS))  # fmt: skip
+    service = start_service(
+        module_database, tmp_path / "service.log", SHUTDOWN_DRAIN_SECONDS=str(DRAIN_SECONDS)
+    )
     url = f"{service.base_url}/api/fhir/metadata"
     # Clients stop a little before the drain ends, as the endpoints controller would have by then.
     stop_at = time.monotonic() + 1.0 + DRAIN_SECONDS - 0.3
     results: list[tuple[str, int | str]] = []
-    threads = [threading.Thread(target=_client_loop, args=(url, stop_at, results)) for _ in range(8)]
+    threads = [
+        threading.Thread(target=_client_loop, args=(url, stop_at, results)) for _ in range(8)
+    ]
     for thread in threads:
         thread.start()
     time.sleep(1.0)

@@ -40,7 +40,9 @@ def run(args: argparse.Namespace) -> int:
     url = _owner_url(settings)
     if args.action == "migrate":
         migrate.upgrade(url, args.revision)
-        print(f"database at revision {args.revision if args.revision != 'head' else migrate.head_revision()}")
+        print(
+            f"database at revision {args.revision if args.revision != 'head' else migrate.head_revision()}"
+        )
         return 0
     current = asyncio.run(_current(url))
     head = migrate.head_revision()

@@ -69,12 +69,15 @@ def run(args: argparse.Namespace) -> int:
     if settings.database_url:
         return _serve(settings, settings.database_url, host, migrate_first=not args.no_migrate)
     if settings.production:
-        raise HealthstackError("DATABASE_URL is required in production (set it or DATABASE_URL_FILE)")
+        raise HealthstackError(
+            "DATABASE_URL is required in production (set it or DATABASE_URL_FILE)"
+        )
     return _serve_embedded(settings, host)
 
 
-def _serve(settings: Settings, url: str, host: str, *, migrate_first: bool,
-           owner_url: str | None = None) -> int:  # fmt: skip
+def _serve(
+    settings: Settings, url: str, host: str, *, migrate_first: bool, owner_url: str | None = None
+) -> int:
     from healthstack.service.app import build_app
     from healthstack.service.server import run as run_server
 

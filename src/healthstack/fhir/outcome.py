@@ -63,4 +63,6 @@ class FhirError(Exception):
         self.headers = dict(headers or {})
 
     def response(self) -> FhirResponse:
-        return FhirResponse(outcome_body(self.issues), status_code=self.status, headers=self.headers)
+        return FhirResponse(
+            outcome_body(self.issues), status_code=self.status, headers=self.headers
+        )

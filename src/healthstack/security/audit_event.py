@@ -10,7 +10,7 @@ from typing import Any
 class AuditEvent:
     """One PHI interaction or security event. Never put PHI values in any field."""
 
-    interaction: str  # read, vread, search, history, create, update, delete, batch, operation, login
+    interaction: str  # read vread search history create update delete operation login ...
     outcome: str  # "success", "denied", "error", "unauthenticated"
     subject: str | None  # Principal.subject, None when unauthenticated
     client_id: str | None = None

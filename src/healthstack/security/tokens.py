@@ -16,7 +16,8 @@ DEV_AUDIENCE = "healthstack"
 
 def dev_signing_key(secret_key_base: str) -> bytes:
     # A purpose-bound derivation: leaking a token key never reveals SECRET_KEY_BASE itself.
-    return hmac.new(secret_key_base.encode(), b"healthstack/dev-token-key/v1", hashlib.sha256).digest()
+    purpose = b"healthstack/dev-token-key/v1"
+    return hmac.new(secret_key_base.encode(), purpose, hashlib.sha256).digest()
 
 
 def mint_dev_token(
@@ -30,9 +31,15 @@ def mint_dev_token(
 ) -> str:
     now = int(time.time())
     claims: dict[str, Any] = {
-        "iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "sub": subject, "scope": scopes,
-        "iat": now, "nbf": now, "exp": now + ttl_seconds, "jti": uuid.uuid4().hex,
-    }  # fmt: skip
+        "iss": DEV_ISSUER,
+        "aud": DEV_AUDIENCE,
+        "sub": subject,
+        "scope": scopes,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_seconds,
+        "jti": uuid.uuid4().hex,
+    }
     if patient:
         claims["patient"] = patient
     claims.update(extra or {})

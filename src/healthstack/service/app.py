@@ -31,8 +31,10 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
             async with state.pool.acquire() as conn:
                 state.capabilities = await probe_capabilities(conn)
         await _start_features(state)
-        log.info("service started", extra={"timescaledb": bool(state.capabilities and
-                                                               state.capabilities.timescaledb)})
+        log.info(
+            "service started",
+            extra={"timescaledb": bool(state.capabilities and state.capabilities.timescaledb)},
+        )
         try:
             yield
         finally:

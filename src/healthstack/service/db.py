@@ -51,10 +51,10 @@ async def probe_capabilities(conn: asyncpg.Connection) -> Capabilities:
     return Capabilities(timescaledb=bool(row and row["installed"]))
 
 
-async def readiness(pool: asyncpg.Pool, timeout: float = 1.0) -> str | None:
+async def readiness(pool: asyncpg.Pool, limit_seconds: float = 1.0) -> str | None:
     """None when ready, else a short reason (no connection details, which could hold secrets)."""
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit_seconds):
             async with pool.acquire() as conn:
                 version = await conn.fetchval("SELECT version_num FROM alembic_version")
     except TimeoutError:

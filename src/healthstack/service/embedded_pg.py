@@ -94,9 +94,15 @@ class EmbeddedPostgres:
         command = [str(bin_dir() / tool), *args]
         user = _run_as()
         # Group too: with root's gid, a root-owned 0701 parent denies traversal (group bits win).
-        identity: dict[str, object] = {"user": user, "group": user, "extra_groups": []} if user else {}
         result = subprocess.run(
-            command, capture_output=True, text=True, cwd="/", check=False, **identity  # type: ignore[call-overload]
+            command,
+            capture_output=True,
+            text=True,
+            cwd="/",
+            check=False,
+            user=user,
+            group=user,
+            extra_groups=[] if user else None,
         )
         if check and result.returncode != 0:
             raise HealthstackError(
@@ -134,10 +140,19 @@ class EmbeddedPostgres:
             shutil.chown(pwfile, user)
         try:
             self._pg(
-                "initdb", "-D", str(self.pgdata), "-U", SUPERUSER, "--pwfile", str(pwfile),
-                "--auth-host=scram-sha-256", "--auth-local=peer", "--encoding=UTF8",
-                "--locale=C", "--no-sync",
-            )  # fmt: skip
+                "initdb",
+                "-D",
+                str(self.pgdata),
+                "-U",
+                SUPERUSER,
+                "--pwfile",
+                str(pwfile),
+                "--auth-host=scram-sha-256",
+                "--auth-local=peer",
+                "--encoding=UTF8",
+                "--locale=C",
+                "--no-sync",
+            )
         finally:
             pwfile.unlink(missing_ok=True)
 
@@ -153,9 +168,18 @@ class EmbeddedPostgres:
         # Loopback TCP only, no Unix socket: nothing but this machine can connect, with a password.
         options = f"-h 127.0.0.1 -p {self.port} -k '' -c fsync=off -c max_connections=200"
         self._pg(
-            "pg_ctl", "-D", str(self.pgdata), "-l", str(self.log_file), "-o", options,
-            "-w", "-t", "60", "start",
-        )  # fmt: skip
+            "pg_ctl",
+            "-D",
+            str(self.pgdata),
+            "-l",
+            str(self.log_file),
+            "-o",
+            options,
+            "-w",
+            "-t",
+            "60",
+            "start",
+        )
 
     def _prepare_log(self) -> None:
         user = _run_as()
@@ -170,11 +194,27 @@ class EmbeddedPostgres:
     def psql(self, sql: str, database: str = "postgres") -> str:
         env_password = self.password(SUPERUSER)
         result = subprocess.run(
-            [str(bin_dir() / "psql"), "-v", "ON_ERROR_STOP=1", "-qAt", "-h", "127.0.0.1",
-             "-p", str(self.port), "-U", SUPERUSER, "-d", database, "-c", sql],
-            capture_output=True, text=True, check=False,
+            [
+                str(bin_dir() / "psql"),
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-qAt",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                SUPERUSER,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
             env={**os.environ, "PGPASSWORD": env_password},
-        )  # fmt: skip
+        )
         if result.returncode != 0:
             raise HealthstackError(f"psql failed: {result.stderr.strip()}")
         return result.stdout

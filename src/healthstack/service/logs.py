@@ -17,7 +17,12 @@ request_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 user_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("user_id", default=None)
 trace_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
 
-_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName", "color_message"}
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "taskName",
+    "color_message",
+}
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,8 +34,11 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, var in (("request_id", request_id_var), ("user_id", user_id_var),
-                         ("trace_id", trace_id_var)):  # fmt: skip
+        for key, var in (
+            ("request_id", request_id_var),
+            ("user_id", user_id_var),
+            ("trace_id", trace_id_var),
+        ):
             value = var.get()
             if value:
                 entry[key] = value

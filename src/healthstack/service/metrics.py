@@ -42,27 +42,37 @@ class Metrics:
             "http_requests", "HTTP requests served", ["method", "route", "status"], registry=r
         )
         self.duration = Histogram(
-            "http_request_duration_seconds", "HTTP request latency", ["method", "route"],
-            buckets=LATENCY_BUCKETS, registry=r,
-        )  # fmt: skip
+            "http_request_duration_seconds",
+            "HTTP request latency",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
         self.in_flight = Gauge("http_requests_in_flight", "Requests being served", registry=r)
-        self.db_ready = Gauge("healthstack_db_ready", "1 when the database is reachable", registry=r)
+        self.db_ready = Gauge(
+            "healthstack_db_ready", "1 when the database is reachable", registry=r
+        )
         self.draining = Gauge("healthstack_draining", "1 after SIGTERM, while draining", registry=r)
         self.break_glass = Counter(
-            "healthstack_break_glass", "Emergency-access (break-glass) requests granted",
-            ["resource_type"], registry=r,
-        )  # fmt: skip
-        self.audit_failures = Counter(
-            "healthstack_audit_write_failures", "Audit records that could not be written",
+            "healthstack_break_glass",
+            "Emergency-access (break-glass) requests granted",
+            ["resource_type"],
             registry=r,
-        )  # fmt: skip
+        )
+        self.audit_failures = Counter(
+            "healthstack_audit_write_failures",
+            "Audit records that could not be written",
+            registry=r,
+        )
         self.auth_failures = Counter(
             "healthstack_auth_failures", "Rejected requests", ["reason"], registry=r
         )
         self.plugin_calls = Counter(
-            "healthstack_plugin_invocations", "WASM plugin invocations", ["plugin", "outcome"],
+            "healthstack_plugin_invocations",
+            "WASM plugin invocations",
+            ["plugin", "outcome"],
             registry=r,
-        )  # fmt: skip
+        )
         Info("healthstack_build", "Build information", registry=r).info({"version": __version__})
 
     def watch_pool(self, stats: Callable[[], dict[str, Any] | None]) -> None:

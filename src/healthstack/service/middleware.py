@@ -11,15 +11,14 @@ import time
 import uuid
 from typing import Any
 
+import orjson
 from opentelemetry import trace
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from healthstack.fhir.outcome import outcome_body, issue
+from healthstack.fhir.outcome import issue, outcome_body
 from healthstack.service import tracing
 from healthstack.service.logs import request_id_var, trace_id_var, user_id_var
 from healthstack.service.state import ServiceState
-
-import orjson
 
 log = logging.getLogger("healthstack.access")
 # Probes and scrapes are frequent and carry no PHI: no access log, no request metrics, no spans.
@@ -42,7 +41,7 @@ def route_template(scope: Scope) -> str:
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
-            text = value.decode("latin-1")
+            text: str = value.decode("latin-1")
             if _REQUEST_ID.match(text):
                 return text
     return uuid.uuid4().hex
@@ -62,9 +61,16 @@ async def _send_413(send: Send, limit: int) -> None:
     body = orjson.dumps(
         outcome_body([issue("too-costly", f"request body exceeds the {limit}-byte limit")])
     )
-    await send({"type": "http.response.start", "status": 413,
-                "headers": [(b"content-type", b"application/fhir+json"),
-                            (b"content-length", str(len(body)).encode())]})  # fmt: skip
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [
+                (b"content-type", b"application/fhir+json"),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -109,8 +115,10 @@ class RequestMiddleware:
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [*message.get("headers", []),
-                                      (b"x-request-id", request_id.encode())]  # fmt: skip
+                message["headers"] = [
+                    *message.get("headers", []),
+                    (b"x-request-id", request_id.encode()),
+                ]
             await inner_send(message)
 
         length = _content_length(scope)
@@ -129,8 +137,11 @@ class RequestMiddleware:
             self._record(scope, status, started)
 
     async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
-        carrier = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]
-                   if k in (b"traceparent", b"tracestate")}  # fmt: skip
+        carrier = {
+            k.decode("latin-1"): v.decode("latin-1")
+            for k, v in scope["headers"]
+            if k in (b"traceparent", b"tracestate")
+        }
         context = tracing.propagator.extract(carrier) if carrier else None
         # The span name is refined to the route template once routing has run (never a raw path).
         with tracing.tracer.start_as_current_span(
@@ -164,6 +175,10 @@ class RequestMiddleware:
         self.metrics.requests.labels(method, route, str(status)).inc()
         self.metrics.duration.labels(method, route).observe(elapsed)
         if log.isEnabledFor(logging.INFO):
-            extra: dict[str, Any] = {"method": method, "route": route, "status": status,
-                                     "duration_ms": round(elapsed * 1000, 2)}  # fmt: skip
+            extra: dict[str, Any] = {
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": round(elapsed * 1000, 2),
+            }
             log.info("request", extra=extra)
