@@ -66,6 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly, as other CLI tools do.
+        sys.stderr.close()
+        return 141
 
 
 if __name__ == "__main__":

@@ -1,0 +1,114 @@
+"""HS-CO-008: ConfigMap/Secret keys pods reference exist, or are declared external/generated."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from healthstack.check.inventory import Workload
+from healthstack.check.model import Severity
+from healthstack.check.policies.base import Check, Context, Violation
+
+EXTERNAL_ANNOTATION = "healthstack.io/external-keys"  # on the workload: "Kind/name: k1,k2; ..."
+
+
+def _references(w: Workload) -> Iterator[tuple[str, str, str | None, bool]]:
+    """(kind, name, key or None for a whole object, optional) for every reference."""
+    for c in w.all_containers:
+        for env in c.get("env") or []:
+            source = env.get("valueFrom") or {}
+            for field, kind in (("configMapKeyRef", "ConfigMap"), ("secretKeyRef", "Secret")):
+                ref = source.get(field)
+                if ref:
+                    yield kind, str(ref.get("name")), str(ref.get("key")), bool(ref.get("optional"))
+        for src in c.get("envFrom") or []:
+            for field, kind in (("configMapRef", "ConfigMap"), ("secretRef", "Secret")):
+                if src.get(field):
+                    yield kind, str(src[field].get("name")), None, bool(src[field].get("optional"))
+    for vol in w.pod_spec.get("volumes") or []:
+        yield from _volume_refs(vol)
+
+
+def _volume_refs(vol: dict[str, Any]) -> Iterator[tuple[str, str, str | None, bool]]:
+    sources = [vol, *((vol.get("projected") or {}).get("sources") or [])]
+    for src in sources:
+        for field, kind, name_key in (
+            ("configMap", "ConfigMap", "name"),
+            ("secret", "Secret", "secretName"),
+        ):
+            ref = src.get(field)
+            if not ref:
+                continue
+            name, optional = str(ref.get(name_key) or ref.get("name")), bool(ref.get("optional"))
+            items = ref.get("items") or []
+            if not items:
+                yield kind, name, None, optional
+            for item in items:
+                yield kind, name, str(item.get("key")), optional
+
+
+def _external_keys(ctx: Context, namespace: str) -> dict[tuple[str, str], set[str] | None]:
+    """Secrets an ExternalSecret creates: name -> declared keys (None: keys unknown/dataFrom)."""
+    found: dict[tuple[str, str], set[str] | None] = {}
+    for es in ctx.inv.of_kind("ExternalSecret"):
+        if es.namespace != namespace:
+            continue
+        name = str((es.spec.get("target") or {}).get("name") or es.name)
+        template_keys = set(((es.spec.get("target") or {}).get("template") or {}).get("data") or {})
+        keys = {str(d.get("secretKey")) for d in es.spec.get("data") or []} | template_keys
+        found[("Secret", name)] = None if es.spec.get("dataFrom") else keys
+    return found
+
+
+def _declared(w: Workload) -> set[tuple[str, str]]:
+    raw = w.obj.annotations.get(EXTERNAL_ANNOTATION, "")
+    return {tuple(part.strip().split("/", 1)) for part in raw.split(",") if "/" in part}  # type: ignore[misc]
+
+
+def evaluate(ctx: Context) -> Iterator[Violation]:
+    for w in ctx.inv.workloads:
+        external, declared = _external_keys(ctx, w.namespace), _declared(w)
+        for kind, name, key, optional in _references(w):
+            if optional or (kind, name) in declared:
+                continue
+            obj = ctx.inv.get(kind, w.namespace, name)
+            if obj is not None:
+                keys = (
+                    set(obj.doc.get("data") or {})
+                    | set(obj.doc.get("stringData") or {})
+                    | set(obj.doc.get("binaryData") or {})
+                )
+            elif (kind, name) in external:
+                keys = external[(kind, name)] or {key}  # dataFrom: keys not knowable offline
+            else:
+                yield Violation(
+                    w.obj,
+                    f"{kind} {name} does not exist in the set and is not "
+                    f"declared external ({EXTERNAL_ANNOTATION})",
+                )
+                continue
+            if key is not None and key not in keys:
+                yield Violation(w.obj, f"{kind} {name} has no key {key!r}")
+
+
+CHECK = Check(
+    id="HS-CO-008",
+    title="Referenced ConfigMap/Secret keys exist or are declared external",
+    severity=Severity.HIGH,
+    scope=(
+        "Deployment",
+        "StatefulSet",
+        "DaemonSet",
+        "Job",
+        "CronJob",
+        "Pod",
+        "ConfigMap",
+        "Secret",
+        "ExternalSecret",
+    ),
+    references=("HIPAA 164.308(a)(7)(ii)(C)", "NIST SP 800-53 CM-6"),
+    remediation="Add the key, create the Secret with an ExternalSecret, or list it in the "
+    'workload annotation healthstack.io/external-keys: "Secret/name,...".',
+    evaluate=evaluate,
+    family="consistency",
+)

