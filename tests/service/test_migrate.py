@@ -8,10 +8,10 @@ import sys
 import time
 
 import psycopg
+from tests.conftest import create_database
 
 from healthstack.service import migrate
 from healthstack.service.embedded_pg import EmbeddedPostgres
-from tests.conftest import create_database
 
 LOCK = "SELECT pg_advisory_lock(hashtext('healthstack-migrations'))"
 

@@ -11,7 +11,7 @@ class AuditEvent:
     """One PHI interaction or security event. Never put PHI values in any field."""
 
     interaction: str  # read vread search history create update delete operation login ...
-    outcome: str  # "success", "denied", "error", "unauthenticated"
+    outcome: str  # "success", "denied", "unauthenticated", "failed" (other 4xx), "error" (5xx)
     subject: str | None  # Principal.subject, None when unauthenticated
     client_id: str | None = None
     resource_type: str | None = None

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 from opentelemetry import trace
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from healthstack.fhir.outcome import issue, outcome_body
@@ -32,6 +33,9 @@ class BodyTooLarge(Exception):
 
 def route_template(scope: Scope) -> str:
     route = scope.get("route")
+    if isinstance(route, Mount):
+        # Answered inside the mount before its router ran (e.g. a 401 from the auth layer).
+        return f"{route.path}/*"
     path = getattr(route, "path", None)
     if path is None:
         return "unmatched"

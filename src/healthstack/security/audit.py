@@ -1,0 +1,143 @@
+"""Writing audit records (164.312(b)) and removing PHI from what they say.
+
+:func:`record` appends one record through the ``audit_append`` database function (a hash-chain
+link, see docs/audit.md). Called on the caller's connection it joins the caller's transaction, so
+a write and its audit record commit or roll back together; a read's record is written (and, outside
+a transaction, committed) before the handler answers. If the append fails, the request must fail:
+:class:`AuditWriteError` is a FhirError the API turns into a 500 OperationOutcome.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import dataclasses
+import datetime as dt
+import logging
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg
+
+from healthstack.fhir.outcome import FhirError
+from healthstack.security.audit_event import AuditEvent
+from healthstack.security.chain import canonical
+from healthstack.security.principal import Principal
+from healthstack.service.logs import request_id_var, trace_id_var
+from healthstack.service.state import ServiceState
+
+log = logging.getLogger("healthstack.audit")
+# Set by the authentication middleware for the current request (after proxy-hop handling).
+source_ip_var: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "source_ip", default=None
+)
+
+
+class Written:
+    """How many audit records the current request has written (a mutable box in a contextvar, so
+    appends made anywhere in the request's task are seen by the middleware's safety net)."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+written_var: contextvars.ContextVar[Written | None] = contextvars.ContextVar(
+    "audit_written", default=None
+)
+APPEND_SQL = "SELECT audit_append($1, $2)"
+REDACTED = "[redacted]"
+# Search parameters whose values are codes, switches or opaque ids, never PHI. Everything else
+# (names, identifiers, birthdate, gender, address, dates of observations, free text) keeps its name
+# and loses its value. Observation dates count as PHI: with a code they can single a person out.
+SAFE_VALUE_PARAMS = frozenset({
+    "_count", "_sort", "_summary", "_elements", "_total", "_format", "_pretty", "_lastUpdated",
+    "status", "code", "category", "_id", "patient", "subject", "max", "period", "interval",
+    "_type", "_since", "_at",
+})  # fmt: skip
+# Even safe parameters keep a value only when it looks like a code/id: a client cannot smuggle
+# free text (a name typed into `code`) into the audit trail.
+# `:text` and other free-text modifiers turn a code parameter into a text search: redacted.
+SAFE_MODIFIERS = frozenset({"", "missing", "not", "below", "above", "Patient"})
+_SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/|,+\-]{1,200}$")
+
+
+class AuditWriteError(FhirError):
+    def __init__(self) -> None:
+        super().__init__(500, "exception", "the audit record could not be written; nothing done")
+
+
+def redact_query(resource_type: str | None, params: Mapping[str, Sequence[str]]) -> dict[str, Any]:
+    """Parameter names always; values only for parameters that cannot hold PHI."""
+    redacted: dict[str, Any] = {}
+    for raw_name, values in params.items():
+        name = raw_name[:64]
+        base, _, modifier = name.partition(":")
+        if base in SAFE_VALUE_PARAMS and modifier in SAFE_MODIFIERS:
+            redacted[name] = [v if _SAFE_VALUE.match(v) else REDACTED for v in values]
+        else:
+            redacted[name] = [REDACTED] * len(values)
+    return redacted
+
+
+def event_for(
+    principal: Principal | None, interaction: str, outcome: str, **fields: Any
+) -> AuditEvent:
+    """An AuditEvent with who/break-glass filled from the principal (context filled at write)."""
+    if principal is not None:
+        fields.setdefault("client_id", principal.client_id)
+        fields.setdefault("break_glass_reason", principal.break_glass_reason)
+    subject = principal.subject if principal is not None else None
+    return AuditEvent(interaction=interaction, outcome=outcome, subject=subject, **fields)
+
+
+def _with_context(event: AuditEvent) -> AuditEvent:
+    return dataclasses.replace(
+        event,
+        source_ip=event.source_ip or source_ip_var.get(),
+        request_id=event.request_id or request_id_var.get(),
+        trace_id=event.trace_id or trace_id_var.get(),
+    )
+
+
+def content_of(event: AuditEvent, when: dt.datetime | None = None) -> str:
+    moment = when or dt.datetime.now(dt.UTC)
+    fields = dataclasses.asdict(event)
+    fields["time"] = moment.isoformat(timespec="microseconds")
+    return canonical(fields)
+
+
+async def record(conn: asyncpg.Connection, state: ServiceState, event: AuditEvent) -> None:
+    """Append one audit record on ``conn`` (inside its transaction, if any); fail loudly."""
+    event = _with_context(event)
+    try:
+        await conn.execute(APPEND_SQL, _chain_hint(conn), content_of(event))
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        state.metrics.audit_failures.inc()
+        log.error("audit write failed", extra={"error": type(exc).__name__,
+                                                "interaction": event.interaction})  # fmt: skip
+        raise AuditWriteError from exc
+    box = written_var.get()
+    if box is not None:
+        box.count += 1
+    if event.break_glass_reason and event.outcome == "success":
+        state.metrics.break_glass.labels(event.resource_type or "none").inc()
+
+
+async def record_detached(state: ServiceState, event: AuditEvent) -> None:
+    """Append on a pooled connection of its own (authentication failures, denials)."""
+    try:
+        pool = state.require_pool()
+        async with pool.acquire() as conn:
+            await record(conn, state, event)
+    except RuntimeError as exc:  # no pool yet: count it, the request fails anyway
+        state.metrics.audit_failures.inc()
+        raise AuditWriteError from exc
+
+
+def _chain_hint(conn: asyncpg.Connection) -> int:
+    # A connection prefers one chain (its backend pid), so concurrent connections rarely meet on a
+    # chain head; audit_append skips locked heads anyway (docs/audit.md).
+    pid = conn.get_server_pid()
+    return pid if pid is not None else 0

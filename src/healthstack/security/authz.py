@@ -1,0 +1,117 @@
+"""Authorization decisions (164.312(a)(1)): SMART scopes, patient compartments and break-glass.
+
+The API calls :func:`require` before each interaction and :func:`patient_scope` to confine reads,
+searches, histories and Bundle entries to a patient compartment. Denials of an interaction the
+scopes do not grant are 403 (they reveal nothing about records); a record outside the caller's
+compartment must be answered exactly like a missing one, 404 (see :func:`hidden`).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+from healthstack.fhir.outcome import FhirError
+from healthstack.security.principal import Principal
+from healthstack.security.scopes import BREAK_GLASS_SCOPES, Grant, parse_scopes
+
+# Types a wildcard scope (`system/*.rs`) reaches. AuditEvent is deliberately absent: reading the
+# audit trail needs a scope that names it (separation of duties: clinicians do not audit).
+CLINICAL_TYPES = frozenset({"Patient", "Observation"})
+AUDIT_TYPE = "AuditEvent"
+# Interaction -> the SMART v2 permission letter it needs.
+INTERACTIONS: Mapping[str, str] = {
+    "read": "r", "vread": "r", "history": "r",
+    "search": "s", "history-type": "s", "operation": "s",
+    "create": "c", "update": "u", "delete": "d",
+}  # fmt: skip
+# What break-glass widens: read-side access to clinical types, outside any patient compartment.
+BREAK_GLASS_INTERACTIONS = frozenset({"read", "vread", "history", "search", "history-type",
+                                      "operation"})  # fmt: skip
+
+
+@functools.lru_cache(maxsize=4096)
+def grants_of(scopes: frozenset[str]) -> tuple[Grant, ...]:
+    return parse_scopes(scopes)
+
+
+def has_break_glass_permission(principal: Principal) -> bool:
+    return not BREAK_GLASS_SCOPES.isdisjoint(principal.scopes)
+
+
+def breaking_glass(principal: Principal) -> bool:
+    """True when this request is an allowed break-glass request (permission and a reason)."""
+    return principal.break_glass_reason is not None
+
+
+def _effective(principal: Principal) -> tuple[Grant, ...]:
+    grants = grants_of(principal.scopes)
+    if principal.patient is None:
+        # patient/ scopes without a patient context would have no compartment to confine them.
+        return tuple(g for g in grants if g.context != "patient")
+    return grants
+
+
+def allowed(principal: Principal, resource_type: str, interaction: str) -> bool:
+    letter = INTERACTIONS.get(interaction)
+    if letter is None:
+        return False
+    if resource_type == AUDIT_TYPE and letter not in "rs":
+        return False  # the audit trail is append-only through the service, never through the API
+    for grant in _effective(principal):
+        if grant.context == "patient" and resource_type not in CLINICAL_TYPES:
+            continue
+        if grant.covers(resource_type, letter, CLINICAL_TYPES):
+            return True
+    return (
+        breaking_glass(principal)
+        and resource_type in CLINICAL_TYPES
+        and interaction in BREAK_GLASS_INTERACTIONS
+    )
+
+
+def require(principal: Principal, resource_type: str, interaction: str) -> None:
+    """403 unless the principal's scopes (or break-glass) allow the interaction on the type."""
+    if allowed(principal, resource_type, interaction):
+        return
+    raise FhirError(
+        403,
+        "forbidden",
+        f"the access token's scopes do not permit {interaction} on {resource_type}",
+    )
+
+
+def patient_scope(principal: Principal) -> str | None:
+    """The patient id the caller is confined to, or None when unrestricted.
+
+    A token with a `patient` claim is confined to that compartment whatever else it holds; an
+    allowed break-glass request lifts the confinement (and is flagged in the audit trail).
+    """
+    if principal.patient is None or breaking_glass(principal):
+        return None
+    return principal.patient
+
+
+def reference_patient(reference: str | None) -> str | None:
+    if reference and reference.startswith("Patient/"):
+        return reference[len("Patient/") :].split("/", 1)[0]
+    return None
+
+
+def in_compartment(principal: Principal, resource_type: str, resource: Mapping[str, Any]) -> bool:
+    """Whether a stored resource is inside the caller's patient compartment (True if unconfined)."""
+    patient = patient_scope(principal)
+    if patient is None:
+        return True
+    if resource_type == "Patient":
+        return resource.get("id") == patient
+    if resource_type == "Observation":
+        subject = resource.get("subject") or {}
+        return reference_patient(subject.get("reference")) == patient
+    return False
+
+
+def hidden(resource_type: str, resource_id: str) -> FhirError:
+    """The 404 for a record outside the compartment: the same words as for a missing record."""
+    return FhirError(404, "not-found", f"{resource_type}/{resource_id} not found")

@@ -1,0 +1,62 @@
+"""SMART on FHIR scopes (v2 ``patient/Observation.rs``, v1 ``user/Patient.read``), parsed.
+
+Only what a scope string grants is modelled: a context (patient, user, system), a resource type (or
+``*``) and a set of permission letters from ``cruds``. Granular v2 scopes with a query
+(``patient/Observation.rs?category=...``) are not supported and grant nothing: ignoring the query
+would grant more than the authorization server meant.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+CONTEXTS = ("patient", "user", "system")
+_SCOPE = re.compile(r"^(patient|user|system)/([A-Za-z]+|\*)\.([a-z*]+)$")
+_V2_ORDER = "cruds"
+# SMART v1 permissions in v2 letters: read = read + search, write = create + update + delete.
+_V1 = {"read": "rs", "write": "cud", "*": "cruds"}
+# Scopes that carry the break-glass permission (docs/security.md); either spelling is accepted.
+BREAK_GLASS_SCOPES = frozenset({"break-glass", "system/break-glass"})
+
+
+@dataclass(frozen=True)
+class Grant:
+    context: str  # patient | user | system
+    resource_type: str  # a FHIR type or "*"
+    permissions: frozenset[str]  # letters of "cruds"
+
+    def covers(self, resource_type: str, letter: str, wildcard_types: frozenset[str]) -> bool:
+        if letter not in self.permissions:
+            return False
+        if self.resource_type == "*":
+            return resource_type in wildcard_types
+        return self.resource_type == resource_type
+
+
+def _letters(text: str) -> frozenset[str] | None:
+    if text in _V1:
+        return frozenset(_V1[text])
+    # v2: a subsequence of "cruds" in that order, e.g. "rs", "cud"; anything else is malformed.
+    position = 0
+    for char in text:
+        position = _V2_ORDER.find(char, position)
+        if position < 0:
+            return None
+        position += 1
+    return frozenset(text)
+
+
+def parse_scope(scope: str) -> Grant | None:
+    match = _SCOPE.match(scope)
+    if match is None:
+        return None
+    letters = _letters(match.group(3))
+    if not letters:
+        return None
+    return Grant(match.group(1), match.group(2), letters)
+
+
+def parse_scopes(scopes: Iterable[str]) -> tuple[Grant, ...]:
+    return tuple(g for g in (parse_scope(s) for s in scopes) if g is not None)

@@ -1,0 +1,38 @@
+"""Security test helpers: tokens signed like the service expects, asyncpg on the app role."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import asyncpg
+from tests.conftest import TEST_SECRET_KEY_BASE
+
+from healthstack.config import Settings
+from healthstack.security import tokens
+from healthstack.service.state import ServiceState
+
+T = TypeVar("T")
+
+
+def mint(subject: str, scopes: str, *, patient: str | None = None, ttl: int = 600,
+         **extra: Any) -> str:  # fmt: skip
+    return tokens.mint_dev_token(TEST_SECRET_KEY_BASE, subject, scopes, patient=patient,
+                                 ttl_seconds=ttl, extra=extra or None)  # fmt: skip
+
+
+def make_state(database_url: str, **settings: Any) -> ServiceState:
+    base = Settings(env="test", secret_key_base=TEST_SECRET_KEY_BASE)
+    return ServiceState(settings=base.with_overrides(**settings), database_url=database_url)
+
+
+def run_with_pool(url: str, body: Callable[[asyncpg.Pool], Awaitable[T]], size: int = 4) -> T:
+    async def main() -> T:
+        pool = await asyncpg.create_pool(url, min_size=1, max_size=size)
+        try:
+            return await body(pool)
+        finally:
+            await pool.close()
+
+    return asyncio.run(main())

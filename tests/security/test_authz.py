@@ -1,0 +1,129 @@
+"""Scope parsing and authorization decisions (no database: pure functions over a Principal)."""
+
+from __future__ import annotations
+
+import pytest
+
+from healthstack.fhir.outcome import FhirError
+from healthstack.security import authz
+from healthstack.security.audit import REDACTED, redact_query
+from healthstack.security.principal import Principal
+from healthstack.security.scopes import parse_scope
+
+
+def who(scopes: str, patient: str | None = None, reason: str | None = None) -> Principal:
+    return Principal(subject="u1", scopes=frozenset(scopes.split()), patient=patient,
+                     break_glass_reason=reason)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("scope", "letters"),
+    [
+        ("patient/Observation.rs", "rs"),
+        ("user/Patient.cruds", "cruds"),
+        ("system/*.rs", "rs"),
+        ("user/Patient.read", "rs"),
+        ("user/Patient.write", "cud"),
+        ("user/Patient.*", "cruds"),
+        ("user/Patient.c", "c"),
+    ],
+)
+def test_scopes_parse(scope: str, letters: str) -> None:
+    grant = parse_scope(scope)
+    assert grant is not None
+    assert grant.permissions == frozenset(letters)
+
+
+@pytest.mark.parametrize(
+    "scope",
+    ["user/Patient.sr", "user/Patient.x", "admin/Patient.r", "user/Patient",
+     "patient/Observation.rs?category=vital-signs", "openid", "user/Patient.rr", ""],
+)  # fmt: skip
+def test_malformed_or_unsupported_scopes_grant_nothing(scope: str) -> None:
+    assert parse_scope(scope) is None
+
+
+MATRIX = [
+    # scopes, patient claim, type, interaction, allowed
+    ("user/Patient.cruds", None, "Patient", "delete", True),
+    ("user/Patient.rs", None, "Patient", "create", False),
+    ("user/Patient.rs", None, "Observation", "read", False),
+    ("user/Observation.read", None, "Observation", "search", True),
+    ("user/Observation.read", None, "Observation", "history", True),
+    ("user/Observation.read", None, "Observation", "operation", True),
+    ("user/Observation.write", None, "Observation", "read", False),
+    ("user/Observation.write", None, "Observation", "update", True),
+    ("system/*.rs", None, "Observation", "search", True),
+    ("system/*.rs", None, "AuditEvent", "search", False),  # auditing must be named
+    ("system/*.cruds", None, "AuditEvent", "read", False),
+    ("user/AuditEvent.rs", None, "AuditEvent", "search", True),
+    ("user/AuditEvent.cruds", None, "AuditEvent", "create", False),  # append-only
+    ("patient/Observation.rs", "p1", "Observation", "search", True),
+    ("patient/Observation.rs", None, "Observation", "search", False),  # no context, no grant
+    ("patient/*.rs", "p1", "AuditEvent", "read", False),
+    ("patient/Patient.rs", "p1", "Observation", "read", False),
+    ("openid fhirUser", None, "Patient", "read", False),
+]
+
+
+@pytest.mark.parametrize(("scopes", "patient", "rtype", "interaction", "expected"), MATRIX)
+def test_require_matrix(scopes: str, patient: str | None, rtype: str, interaction: str,
+                        expected: bool) -> None:  # fmt: skip
+    principal = who(scopes, patient)
+    assert authz.allowed(principal, rtype, interaction) is expected
+    if expected:
+        authz.require(principal, rtype, interaction)
+    else:
+        with pytest.raises(FhirError) as denied:
+            authz.require(principal, rtype, interaction)
+        assert denied.value.status == 403
+
+
+def test_patient_context_confines_even_user_scopes() -> None:
+    principal = who("user/Patient.rs patient/Observation.rs", patient="p1")
+    assert authz.patient_scope(principal) == "p1"
+    own = {"resourceType": "Observation", "subject": {"reference": "Patient/p1"}}
+    other = {"resourceType": "Observation", "subject": {"reference": "Patient/p2"}}
+    assert authz.in_compartment(principal, "Observation", own)
+    assert not authz.in_compartment(principal, "Observation", other)
+    assert authz.in_compartment(principal, "Patient", {"id": "p1"})
+    assert not authz.in_compartment(principal, "Patient", {"id": "p2"})
+    assert not authz.in_compartment(principal, "Observation", {"subject": {"reference": "p1"}})
+
+
+def test_unconfined_principal_sees_everything() -> None:
+    principal = who("user/Patient.rs")
+    assert authz.patient_scope(principal) is None
+    assert authz.in_compartment(principal, "Patient", {"id": "anyone"})
+
+
+def test_break_glass_widens_reads_only_and_lifts_the_compartment() -> None:
+    plain = who("patient/Observation.rs break-glass", patient="p1")
+    assert authz.has_break_glass_permission(plain)
+    assert not authz.allowed(plain, "Patient", "read")
+    glass = who("patient/Observation.rs break-glass", patient="p1", reason="unconscious in ER")
+    assert authz.patient_scope(glass) is None
+    assert authz.allowed(glass, "Patient", "read")
+    assert authz.allowed(glass, "Observation", "search")
+    assert not authz.allowed(glass, "Patient", "update")
+    assert not authz.allowed(glass, "AuditEvent", "search")
+
+
+def test_hidden_is_a_plain_not_found() -> None:
+    error = authz.hidden("Patient", "p2")
+    assert error.status == 404
+    assert error.issues[0]["code"] == "not-found"
+
+
+def test_redact_query_keeps_names_and_only_safe_values() -> None:
+    redacted = redact_query("Patient", {
+        "name": ["Smith"], "birthdate": ["ge1970-01-01"], "identifier": ["urn:mrn|12345"],
+        "_count": ["10"], "status": ["final"], "code": ["http://loinc.org|8867-4"],
+        "date": ["ge2024-01-01"], "gender": ["female"], "code:text": ["Smith"],
+        "_id": ["abc-1"],
+    })  # fmt: skip
+    assert redacted == {
+        "name": [REDACTED], "birthdate": [REDACTED], "identifier": [REDACTED],
+        "_count": ["10"], "status": ["final"], "code": ["http://loinc.org|8867-4"],
+        "date": [REDACTED], "gender": [REDACTED], "code:text": [REDACTED], "_id": ["abc-1"],
+    }  # fmt: skip
