@@ -64,8 +64,13 @@ _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/|,+\-]{1,200}$")
 
 
 class AuditWriteError(FhirError):
-    def __init__(self) -> None:
-        super().__init__(500, "exception", "the audit record could not be written; nothing done")
+    def __init__(self, *, transient: bool = False) -> None:
+        if transient:  # the database is unreachable: the client may retry elsewhere or later
+            super().__init__(503, "transient", "the audit trail is unavailable; nothing done")
+        else:
+            super().__init__(
+                500, "exception", "the audit record could not be written; nothing done"
+            )
 
 
 def redact_query(resource_type: str | None, params: Mapping[str, Sequence[str]]) -> dict[str, Any]:
@@ -134,6 +139,10 @@ async def record_detached(state: ServiceState, event: AuditEvent) -> None:
     except RuntimeError as exc:  # no pool yet: count it, the request fails anyway
         state.metrics.audit_failures.inc()
         raise AuditWriteError from exc
+    except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as exc:
+        # Database down (found by the db-outage drill): 503 like every other database outage.
+        state.metrics.audit_failures.inc()
+        raise AuditWriteError(transient=True) from exc
 
 
 def _chain_hint(conn: asyncpg.Connection) -> int:

@@ -1,0 +1,168 @@
+"""``healthstack drill rollout|crash|db-outage|restore|all``: reliability drills (docs/drills.md).
+
+Each drill runs real processes on loopback (service replicas, embedded PostgreSQL, HAProxy) and
+exits 1 when its target is missed. ``all`` is what ``make drill`` runs: every drill at full length
+(the manifests' own durations) and a summary table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from healthstack.ops.drills.spec import RolloutSpec, load_spec
+
+DRILLS = ("rollout", "crash", "db-outage", "restore", "all")
+FULL_ROLLOUT_REQUESTS = 10_000
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("drill", choices=DRILLS)
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument(
+        "--kustomize",
+        type=Path,
+        default=Path("deploy/overlays/prod"),
+        help="overlay to render with kubectl (default deploy/overlays/prod)",
+    )
+    source.add_argument("--manifests", type=Path, help="an already rendered multi-document YAML")
+    parser.add_argument("--deployment", help="Deployment name when the manifests hold several")
+    parser.add_argument(
+        "--time-scale", type=float, default=1.0, help="multiply every duration (e.g. 0.05 in tests)"
+    )
+    parser.add_argument(
+        "--replicas", type=int, help="override the manifests' replica count (faster short runs)"
+    )
+    parser.add_argument("--workers", type=int, default=8, help="concurrent load workers")
+    parser.add_argument(
+        "--min-requests",
+        type=int,
+        default=None,
+        help="rollout: fail below this many requests (all: 10000)",
+    )
+    parser.add_argument(
+        "--outage-seconds",
+        type=float,
+        default=10.0,
+        help="db-outage: how long the database stays down (before --time-scale)",
+    )
+    parser.add_argument("--json", type=Path, help="also write the reports to this file")
+
+
+def _rollout(spec: RolloutSpec, args: argparse.Namespace) -> dict[str, Any]:
+    from healthstack.ops.drills.rollout import run_rollout
+
+    minimum = (
+        args.min_requests
+        if args.min_requests is not None
+        else (FULL_ROLLOUT_REQUESTS if args.drill == "all" else 0)
+    )
+    settle = max(0.5, spec.probe_period)
+    return run_rollout(spec, workers=args.workers, min_requests=minimum, settle_s=settle).to_dict()
+
+
+def _crash(spec: RolloutSpec, args: argparse.Namespace) -> dict[str, Any]:
+    from healthstack.ops.drills.crash import run_crash
+
+    return run_crash(spec, workers=args.workers).to_dict()
+
+
+def _outage(spec: RolloutSpec, args: argparse.Namespace) -> dict[str, Any]:
+    from healthstack.ops.drills.db_outage import run_db_outage
+
+    scale = args.time_scale
+    return run_db_outage(
+        spec,
+        outage_s=max(1.0, args.outage_seconds * scale),
+        before_s=max(1.0, 3 * scale),
+        after_s=max(1.0, 5 * scale),
+        workers=args.workers,
+    ).to_dict()
+
+
+def _restore(spec: RolloutSpec, args: argparse.Namespace) -> dict[str, Any]:
+    from healthstack.ops.drills.restore import run_restore
+
+    full = args.drill == "all"
+    return run_restore(
+        spec, patients=20 if full else 4, observations=5 if full else 2, versions=3
+    ).to_dict()
+
+
+RUNNERS: dict[str, Callable[[RolloutSpec, argparse.Namespace], dict[str, Any]]] = {
+    "rollout": _rollout,
+    "crash": _crash,
+    "db-outage": _outage,
+    "restore": _restore,
+}
+
+
+def _seconds(value: float | None) -> str:
+    return "never" if value is None else f"{value:.2f}s"
+
+
+def headline(report: dict[str, Any]) -> str:
+    """One line per drill for the summary table."""
+    name = report["drill"]
+    if not report.get("api", True):
+        return "FHIR API not mounted: nothing to drill"
+    if name == "rollout":
+        load = report["load"]
+        times = ", ".join(f"{r['total_s']:.1f}s" for r in report["replicas"])
+        return (
+            f"{load['failed']} failed / {load['requests']} requests "
+            f"({load['during_rollout']} during the replacements), p50 {load['p50_ms']} ms, "
+            f"p99 {load['p99_ms']} ms, per replica {times}"
+        )
+    if name == "crash":
+        failed = ", ".join(
+            f"{k}: {v['failed']}/{v['requests']}" for k, v in report["variants"].items()
+        )
+        return f"failed by retry-on [{failed}]; duplicates {report['duplicates']}"
+    if name == "db-outage":
+        return (
+            f"{report['lost']} lost of {report['acknowledged']} acknowledged writes, "
+            f"unready during outage {report['unready_during_outage']}, readiness recovered "
+            f"in {_seconds(report['ready_recovery_s'])}, first write after {_seconds(report['write_recovery_s'])}, restarts {report['restarts']}"
+        )
+    return (
+        f"{report['versions_restored']}/{report['versions']} versions, "
+        f"{report['audit_restored']}/{report['audit_records']} audit records, "
+        f"{report['decrypted']} decrypted, chain intact {report['audit_chain_intact']}"
+    )
+
+
+def table(reports: list[dict[str, Any]]) -> str:
+    lines = ["| drill | result | figures |", "|---|---|---|"]
+    for report in reports:
+        verdict = "PASS" if report["passed"] else "FAIL"
+        lines.append(f"| {report['drill']} | {verdict} | {headline(report)} |")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    spec = load_spec(
+        kustomize=None if args.manifests else args.kustomize,
+        manifests=args.manifests,
+        deployment=args.deployment,
+    )
+    if args.time_scale != 1.0:
+        spec = spec.scaled(args.time_scale)
+    if args.replicas:
+        spec = replace(spec, replicas=args.replicas)
+    names = list(RUNNERS) if args.drill == "all" else [args.drill]
+    reports = []
+    for name in names:
+        print(
+            f"drill {name}: running ({spec.name} from {spec.source}, time scale {args.time_scale})",
+            flush=True,
+        )
+        reports.append(RUNNERS[name](spec, args))
+    print(table(reports))
+    if args.json:
+        args.json.write_text(json.dumps(reports, indent=2, default=str) + "\n")
+    return 0 if all(r["passed"] for r in reports) else 1

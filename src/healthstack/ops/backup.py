@@ -1,0 +1,266 @@
+"""Consistent, encrypted logical backups: ``pg_dump`` of one exported snapshot, and their restore.
+
+``create``: a REPEATABLE READ transaction exports its snapshot (``pg_export_snapshot()``) and
+counts every table's rows in it; ``pg_dump --snapshot`` dumps exactly that snapshot, so manifest
+and dump agree even while the service keeps writing. The dump (custom format) is streamed through
+AES-256-GCM under BACKUP_KEY (``backup_crypto``) and never touches disk in plaintext. The manifest
+(JSON: checksums, row counts, key fingerprint, schema revision) carries an HMAC under a key derived
+from BACKUP_KEY, so it cannot be edited to match a substituted file.
+
+``restore``: verifies the manifest's MAC and the file's SHA-256 before touching the database,
+refuses a database that already holds tables, streams the decrypted dump into ``pg_restore
+--single-transaction`` (an authentication failure mid-stream aborts it: nothing is committed),
+then compares every table's row count with the manifest.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import hmac
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import IO, Any, cast
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from healthstack.config import PLACEHOLDERS, Settings, is_hex_key
+from healthstack.errors import HealthstackError
+from healthstack.ops.backup_crypto import decrypt_chunks, encrypt_stream, key_fingerprint
+from healthstack.service.embedded_pg import APP_ROLE, bin_dir
+
+FORMAT = "healthstack-backup/1"
+DUMP = "dump.pgc.enc"
+MANIFEST = "manifest.json"
+TABLES_SQL = """
+SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+ORDER BY c.relname
+"""
+USER_OBJECTS_SQL = """
+SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
+  AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+"""
+
+
+def backup_key(settings: Settings) -> bytes:
+    """BACKUP_KEY, refused when missing, a placeholder, malformed, or equal to the PHI key."""
+    key = settings.backup_key
+    if not key:
+        raise HealthstackError("BACKUP_KEY is required (set it or BACKUP_KEY_FILE)")
+    if key in PLACEHOLDERS or not is_hex_key(key):
+        raise HealthstackError("BACKUP_KEY must be 64 hexadecimal characters (32 bytes)")
+    if settings.encryption_key and key.lower() == settings.encryption_key.lower():
+        raise HealthstackError("BACKUP_KEY must differ from ENCRYPTION_KEY")
+    return bytes.fromhex(key)
+
+
+def _mac(key: bytes, manifest: dict[str, Any]) -> str:
+    body = json.dumps({k: v for k, v in manifest.items() if k != "mac"}, sort_keys=True)
+    mac_key = hashlib.sha256(b"healthstack/backup-manifest-mac/v1" + key).digest()
+    return hmac.new(mac_key, body.encode(), hashlib.sha256).hexdigest()
+
+
+def pg_env(url: str) -> dict[str, str]:
+    """libpq variables for the tools: the password goes in the environment, never in argv."""
+    parts = conninfo_to_dict(url)
+    names = {
+        "host": "PGHOST",
+        "port": "PGPORT",
+        "user": "PGUSER",
+        "password": "PGPASSWORD",
+        "dbname": "PGDATABASE",
+        "sslmode": "PGSSLMODE",
+    }
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update({names[k]: str(v) for k, v in parts.items() if k in names and v is not None})
+    return env
+
+
+def _counts(conn: psycopg.Connection[Any]) -> dict[str, int]:
+    tables = [r[0] for r in conn.execute(TABLES_SQL).fetchall()]
+    counts = {}
+    for table in tables:
+        row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
+        counts[table] = int(cast(tuple[int], row.fetchone())[0])
+    return counts
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _dump(url: str, snapshot: str, key: bytes, target: Path) -> str:
+    command = [
+        str(bin_dir() / "pg_dump"),
+        "--format=custom",
+        f"--snapshot={snapshot}",
+        "--no-owner",
+        "--compress=6",
+    ]
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=pg_env(url)
+    )
+    with target.open("wb") as sink:
+        plaintext_sha = encrypt_stream(key, cast(IO[bytes], process.stdout), sink)
+    stderr = cast(IO[bytes], process.stderr).read().decode(errors="replace")
+    if process.wait() != 0:
+        target.unlink(missing_ok=True)
+        raise HealthstackError(
+            f"pg_dump failed (exit {process.returncode}): {stderr.strip()[-800:]}"
+        )
+    return plaintext_sha
+
+
+def create(url: str, out: Path, key: bytes) -> dict[str, Any]:
+    """Write ``out/dump.pgc.enc`` and ``out/manifest.json``; returns the manifest."""
+    out.mkdir(parents=True, exist_ok=True)
+    if (out / MANIFEST).exists():
+        raise HealthstackError(f"{out / MANIFEST} exists; choose an empty --out directory")
+    with psycopg.connect(url) as conn:
+        conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
+        conn.read_only = True
+        with conn.transaction():
+            snapshot = str(
+                cast(tuple[str], conn.execute("SELECT pg_export_snapshot()").fetchone())[0]
+            )
+            counts = _counts(conn)
+            revision = _revision(conn)
+            # The snapshot lives only while this transaction does: dump inside it.
+            plaintext_sha = _dump(url, snapshot, key, out / DUMP)
+    manifest = _manifest(out, counts, revision, plaintext_sha, key)
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    return manifest
+
+
+def _revision(conn: psycopg.Connection[Any]) -> str | None:
+    try:
+        with conn.transaction():
+            row = conn.execute("SELECT version_num FROM alembic_version").fetchone()
+    except psycopg.errors.UndefinedTable:
+        return None
+    return str(row[0]) if row else None
+
+
+def _manifest(
+    out: Path, counts: dict[str, int], revision: str | None, plaintext_sha: str, key: bytes
+) -> dict[str, Any]:
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "created_at": dt.datetime.now(dt.UTC).isoformat(),
+        "schema_revision": revision,
+        "key_id": key_fingerprint(key),
+        "encryption": "AES-256-GCM, 1 MiB chunks",
+        "files": {
+            DUMP: {
+                "sha256": _sha256(out / DUMP),
+                "bytes": (out / DUMP).stat().st_size,
+                "plaintext_sha256": plaintext_sha,
+            }
+        },
+        "tables": counts,
+    }
+    manifest["mac"] = _mac(key, manifest)
+    return manifest
+
+
+def read_manifest(directory: Path, key: bytes) -> dict[str, Any]:
+    path = directory / MANIFEST
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise HealthstackError(f"{path}: cannot read the manifest: {exc}") from exc
+    if manifest.get("format") != FORMAT:
+        raise HealthstackError(f"{path}: format {manifest.get('format')!r}, expected {FORMAT}")
+    if manifest.get("key_id") != key_fingerprint(key):
+        raise HealthstackError(
+            f"{path}: made with another BACKUP_KEY (key_id {manifest.get('key_id')})"
+        )
+    if not hmac.compare_digest(str(manifest.get("mac")), _mac(key, manifest)):
+        raise HealthstackError(f"{path}: manifest MAC does not verify (edited?)")
+    return manifest
+
+
+def verify_files(directory: Path, manifest: dict[str, Any]) -> None:
+    for name, meta in manifest["files"].items():
+        actual = _sha256(directory / name)
+        if actual != meta["sha256"]:
+            raise HealthstackError(
+                f"{directory / name}: SHA-256 {actual} != manifest {meta['sha256']}"
+            )
+
+
+def _require_empty(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        objects = int(cast(tuple[int], conn.execute(USER_OBJECTS_SQL).fetchone())[0])
+        if objects:
+            raise HealthstackError(
+                f"target database {conninfo_to_dict(url).get('dbname')} is not empty "
+                f"({objects} relations); restore only into an empty database"
+            )
+        # Grants in the dump name the application role: it must exist in the target cluster.
+        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (APP_ROLE,)).fetchone()
+        if not exists:
+            conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(APP_ROLE)))
+
+
+def _pg_restore(url: str, directory: Path, key: bytes, manifest: dict[str, Any]) -> None:
+    command = [
+        str(bin_dir() / "pg_restore"),
+        "--single-transaction",
+        "--exit-on-error",
+        "--no-owner",
+        "--dbname",
+        str(conninfo_to_dict(url).get("dbname") or ""),
+    ]
+    process = subprocess.Popen(
+        command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=pg_env(url)
+    )
+    stdin = cast(IO[bytes], process.stdin)
+    digest = hashlib.sha256()
+    try:
+        with (directory / DUMP).open("rb") as source:
+            for chunk in decrypt_chunks(key, source, str(directory / DUMP)):
+                digest.update(chunk)
+                stdin.write(chunk)
+        if digest.hexdigest() != manifest["files"][DUMP]["plaintext_sha256"]:
+            raise HealthstackError(
+                f"{directory / DUMP}: decrypted content differs from the manifest"
+            )
+    except (HealthstackError, BrokenPipeError):
+        process.kill()  # never let a partial stream commit
+        process.wait()
+        raise
+    stdin.close()
+    stderr = cast(IO[bytes], process.stderr).read().decode(errors="replace")
+    if process.wait() != 0:
+        raise HealthstackError(
+            f"pg_restore failed (exit {process.returncode}): {stderr.strip()[-800:]}"
+        )
+
+
+def restore(directory: Path, url: str, key: bytes) -> dict[str, Any]:
+    """Restore into an empty database; returns {table: (expected, actual)} and raises on mismatch."""
+    manifest = read_manifest(directory, key)
+    verify_files(directory, manifest)
+    _require_empty(url)
+    _pg_restore(url, directory, key, manifest)
+    with psycopg.connect(url) as conn:
+        actual = _counts(conn)
+    expected: dict[str, int] = manifest["tables"]
+    result = {t: {"expected": n, "restored": actual.get(t, 0)} for t, n in expected.items()}
+    wrong = sorted(t for t, v in result.items() if v["expected"] != v["restored"])
+    if wrong:
+        raise HealthstackError(
+            f"restored row counts differ from the manifest for: {', '.join(wrong)}"
+        )
+    return {"tables": result, "manifest": manifest}

@@ -1,0 +1,1 @@
+"""Reliability drills with real processes: rollout, crash, database outage, backup and restore."""

@@ -1,0 +1,145 @@
+"""``drill db-outage``: stop PostgreSQL under write load, start it again, lose nothing acknowledged.
+
+Writes are conditional creates; every one answered 2xx (before, during or after the outage) is read
+back by id at the end. While the database is down, readiness of every replica must turn 503 (so the
+endpoints stop routing to them) while liveness stays 200 (so nothing restarts them); after the
+database returns, readiness must recover in the same processes. Recovery time is measured from the
+database accepting connections again until every replica is ready, and until the first write is
+acknowledged again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from healthstack.ops.drills.cluster import Cluster, Replica, cluster
+from healthstack.ops.drills.fhir import FhirClient, write_picker
+from healthstack.ops.drills.load import LoadGenerator, LoadResult
+from healthstack.ops.drills.spec import RolloutSpec
+
+
+@dataclass
+class OutageReport:
+    outage_s: float
+    api: bool = True
+    load: dict[str, Any] = field(default_factory=dict)
+    acknowledged: int = 0
+    lost: int = 0
+    acknowledged_during_outage: int = 0
+    unready_during_outage: bool = False
+    live_during_outage: bool = False
+    restarts: int = 0
+    ready_recovery_s: float | None = None
+    write_recovery_s: float | None = None
+
+    @property
+    def passed(self) -> bool:
+        return (
+            self.api
+            and self.acknowledged > 0
+            and self.lost == 0
+            and self.restarts == 0
+            and self.unready_during_outage
+            and self.live_during_outage
+            and self.ready_recovery_s is not None
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"drill": "db-outage", "passed": self.passed, **self.__dict__}
+
+
+def _status(replica: Replica, path: str) -> int:
+    with contextlib.suppress(httpx.HTTPError):
+        return httpx.get(f"{replica.url}{path}", timeout=2).status_code
+    return 0
+
+
+def _watch_outage(replicas: list[Replica], seconds: float, report: OutageReport) -> None:
+    """During the outage: every replica unready at some point, and live throughout."""
+    deadline = time.monotonic() + seconds
+    unready: set[str] = set()
+    live = True
+    while time.monotonic() < deadline:
+        for replica in replicas:
+            if _status(replica, "/health/ready") == 503:
+                unready.add(replica.slot.name)
+            live = live and _status(replica, "/health") == 200
+        time.sleep(0.05)
+    report.unready_during_outage = len(unready) == len(replicas)
+    report.live_during_outage = live
+
+
+def _wait_recovered(
+    replicas: list[Replica], load: LoadGenerator, timeout: float, report: OutageReport
+) -> None:
+    restarted = time.monotonic()
+    acked = len(load.result.acknowledged)
+    while time.monotonic() - restarted < timeout:
+        if report.write_recovery_s is None and len(load.result.acknowledged) > acked:
+            report.write_recovery_s = time.monotonic() - restarted
+        if report.ready_recovery_s is None and all(
+            _status(r, "/health/ready") == 200 for r in replicas
+        ):
+            report.ready_recovery_s = time.monotonic() - restarted
+        if report.ready_recovery_s is not None and report.write_recovery_s is not None:
+            return
+        time.sleep(0.05)
+
+
+def _verify(client: FhirClient, result: LoadResult, report: OutageReport) -> None:
+    report.acknowledged = len(result.acknowledged)
+    report.lost = sum(1 for rid in result.acknowledged if client.read(rid) != 200)
+
+
+def run_db_outage(
+    spec: RolloutSpec,
+    *,
+    outage_s: float = 10.0,
+    before_s: float = 2.0,
+    after_s: float = 3.0,
+    workers: int = 8,
+) -> OutageReport:
+    report = OutageReport(outage_s)
+    with cluster(spec) as state:
+        replicas = state.fleet(spec.replicas)
+        pids = [r.process.pid for r in replicas]
+        assert state.haproxy is not None
+        client = FhirClient.for_secret(state.haproxy.url, state.secret_key_base)
+        report.api = client.detect()
+        if not report.api:
+            return report
+        result = _outage(state, client, replicas, report, (before_s, outage_s, after_s), workers)
+        report.restarts = sum(
+            1
+            for r, pid in zip(replicas, pids, strict=True)
+            if not r.alive() or r.process.pid != pid
+        )
+        report.load = result.summary()
+        _verify(client, result, report)
+    return report
+
+
+def _outage(
+    state: Cluster,
+    client: FhirClient,
+    replicas: list[Replica],
+    report: OutageReport,
+    phases: tuple[float, float, float],
+    workers: int,
+) -> LoadResult:
+    before_s, outage_s, after_s = phases
+    load = LoadGenerator(client, write_picker(client), workers=workers).start()
+    time.sleep(before_s)
+    state.pg.stop("fast")
+    acked_before = len(load.result.acknowledged)
+    _watch_outage(replicas, outage_s, report)
+    report.acknowledged_during_outage = len(load.result.acknowledged) - acked_before
+    state.pg.start()
+    _wait_recovered(replicas, load, max(30.0, outage_s * 3), report)
+    time.sleep(after_s)
+    return load.stop()

@@ -1,0 +1,90 @@
+"""Short versions of the reliability drills, with real processes, asserting their targets.
+
+Each runs `healthstack drill NAME --time-scale 0.05` on the prod overlay's Deployment (real service
+replicas, embedded PostgreSQL, HAProxy); `make drill` runs the full-length versions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from healthstack.commands.drill import table
+
+REPO = Path(__file__).resolve().parents[2]
+OVERLAY = REPO / "deploy" / "overlays" / "prod"
+pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None and not Path("/usr/sbin/haproxy").exists(),
+                                reason="haproxy not installed: run `make sysdeps`")  # fmt: skip
+
+
+def drill(name: str, tmp_path: Path, *args: str) -> dict[str, Any]:
+    report = tmp_path / f"{name}.json"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "BACKUP_"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "healthstack.cli", "drill", name, "--kustomize", str(OVERLAY),
+         "--time-scale", "0.05", "--workers", "6", "--json", str(report), *args],
+        env=env, capture_output=True, text=True, timeout=240, check=False,
+    )  # fmt: skip
+    assert report.exists(), result.stdout + result.stderr
+    data: dict[str, Any] = json.loads(report.read_text())[0]
+    assert data["api"], "the FHIR API is not mounted: the drill had nothing to exercise"
+    assert result.returncode == (0 if data["passed"] else 1)
+    return data
+
+
+def test_rollout_drops_no_request(tmp_path: Path) -> None:
+    report = drill("rollout", tmp_path, "--min-requests", "300")
+    assert report["load"]["failed"] == 0, report["load"]["failures"]
+    assert report["load"]["requests"] >= 300
+    assert report["load"]["during_rollout"] > 0
+    assert report["load"]["failed_during_rollout"] == 0
+    assert report["load"]["by_operation"].keys() == {"read", "search", "create"}
+    # Every replica was replaced and exited by itself (drained), none needed SIGKILL.
+    assert len(report["replicas"]) == report["spec"]["replicas"]
+    assert all(r["exit_code"] == 0 and not r["killed"] for r in report["replicas"])
+    assert report["passed"]
+
+
+def test_crash_never_duplicates_a_conditional_create(tmp_path: Path) -> None:
+    report = drill("crash", tmp_path, "--replicas", "2")
+    assert report["duplicates"] == 0
+    assert report["missing"] == 0
+    variants = report["variants"]
+    # Retrying connection failures can only help: never more failures than without retries.
+    assert variants["conn-failure"]["failed"] <= variants["none"]["failed"] + 2
+    assert report["passed"]
+
+
+def test_db_outage_loses_no_acknowledged_write(tmp_path: Path) -> None:
+    report = drill("db-outage", tmp_path, "--replicas", "2", "--outage-seconds", "30")
+    assert report["acknowledged"] > 0
+    assert report["lost"] == 0
+    assert report["unready_during_outage"]
+    assert report["live_during_outage"]
+    assert report["restarts"] == 0
+    assert report["ready_recovery_s"] is not None
+    assert report["passed"]
+
+
+def test_restore_brings_everything_back(tmp_path: Path) -> None:
+    report = drill("restore", tmp_path)
+    assert report["versions"] > report["resources"] > 0  # several versions per observation
+    assert report["versions_restored"] == report["versions"]
+    assert report["audit_restored"] == report["audit_records"] > 0
+    assert report["decrypted"] == report["versions"]
+    assert report["audit_chain_intact"]
+    assert report["passed"]
+
+
+def test_summary_table_says_fail_when_a_target_is_missed() -> None:
+    failing = {"drill": "restore", "passed": False, "api": True, "versions": 3,
+               "versions_restored": 2, "audit_records": 1, "audit_restored": 1, "decrypted": 2,
+               "audit_chain_intact": True}  # fmt: skip
+    assert "| restore | FAIL | 2/3 versions" in table([failing])
