@@ -1,25 +1,377 @@
-"""The FHIR API application mounted at ``/api/fhir`` (placeholder until the API lands)."""
+"""The FHIR R4 REST API mounted at ``/api/fhir``: routing, HTTP headers and error shape.
+
+Handlers parse HTTP, take one pooled connection, call :mod:`healthstack.fhir.ops` (which
+authorizes, works and audits on that connection) and turn the result into a response. Resource
+bodies go out as the decrypted bytes exactly as stored: no parse/serialize round trip on reads.
+"""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qsl
+
+import asyncpg
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from healthstack.fhir.outcome import FhirResponse
+from healthstack.errors import HealthstackError
+from healthstack.fhir import ops, search, vitals
+from healthstack.fhir.access import Caller, audit_failure, protect
+from healthstack.fhir.bundle import BundleRunner, parse_bundle, parse_if_match
+from healthstack.fhir.capability import capability_statement
+from healthstack.fhir.crypto import DecryptionError, Keyring
+from healthstack.fhir.dates import http_date, instant_text
+from healthstack.fhir.outcome import FHIR_JSON, FhirError, FhirResponse
+from healthstack.fhir.store import Version
+from healthstack.security import audit_api
 from healthstack.service.state import ServiceState
 
+log = logging.getLogger("healthstack.fhir")
+JSON_TYPES = ("application/fhir+json", "application/json")
+Handler = Callable[[Request], Awaitable[Response]]
 
-async def metadata(request: Request) -> Response:
-    return FhirResponse(
-        {"resourceType": "CapabilityStatement", "status": "draft", "fhirVersion": "4.0.1",
-         "kind": "instance", "format": ["json"], "rest": []}
-    )  # fmt: skip
+
+class Api:
+    def __init__(self, state: ServiceState) -> None:
+        self.state = state
+        self._engine: ops.Engine | None = None
+        self._metadata: dict[str, bytes] = {}
+        try:
+            self._engine = ops.Engine.create(Keyring.from_settings(state.settings))
+        except HealthstackError:
+            # The app still builds (probes work); every FHIR request says what is missing.
+            log.error("ENCRYPTION_KEY missing or malformed: the FHIR API answers 503")
+
+    @property
+    def engine(self) -> ops.Engine:
+        if self._engine is None:
+            raise FhirError(503, "exception", "the service has no PHI encryption key configured")
+        return self._engine
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def base(self, request: Request) -> str:
+        """Absolute base for links: the public host in production, the request's own otherwise."""
+        settings = self.state.settings
+        if settings.production:
+            return f"https://{settings.public_host}/api/fhir"
+        url = request.url
+        return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}"
+
+    def guarded(self, handler: Handler, interaction: str | None = None) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except FhirError as error:
+                if interaction is not None:
+                    error = await audit_failure(request, self.state, interaction, error)
+                return error.response()
+            except RecursionError:
+                # Pathologically nested JSON (orjson allows 1024 levels; our walkers recurse).
+                return FhirError(400, "structure", "the resource is nested too deeply").response()
+            except DecryptionError as error:
+                # Key ids only: never content. A missing old key is an operator error.
+                log.error("cannot decrypt a stored resource", extra={"error": str(error)})
+                return FhirError(
+                    500, "exception", "a stored resource could not be decrypted"
+                ).response()
+            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+                # The type only: messages and DETAIL lines can quote row values.
+                log.error("database error", extra={"error": type(error).__name__})
+                failure = database_error(error)
+                if interaction is not None:  # records written in a rolled-back transaction are gone
+                    failure = await audit_failure(request, self.state, interaction, failure)
+                return failure.response()
+
+        return endpoint
+
+    def caller(self, request: Request) -> Caller:
+        return Caller.of(request, self.state)
+
+    # -- reads --------------------------------------------------------------------------------------
+    async def read(self, request: Request) -> Response:
+        rtype, rid = _type(request), request.path_params["id"]
+        caller = self.caller(request)
+        async with self.state.require_pool().acquire() as conn:
+            version = await ops.read(self.engine, caller, conn, rtype, rid)
+        return resource_response(version, 200)
+
+    async def vread(self, request: Request) -> Response:
+        rtype, rid, vid = _type(request), request.path_params["id"], request.path_params["vid"]
+        if not vid.isdigit():
+            raise FhirError(404, "not-found", f"{rtype}/{rid}/_history/{vid} not found")
+        caller = self.caller(request)
+        async with self.state.require_pool().acquire() as conn:
+            version = await ops.vread(self.engine, caller, conn, rtype, rid, int(vid))
+        return resource_response(version, 200)
+
+    async def history(self, request: Request) -> Response:
+        rtype, rid = _type(request), request.path_params["id"]
+        params, caller = query_params(request), self.caller(request)
+        async with self.state.require_pool().acquire() as conn:
+            versions, before = await ops.history(self.engine, caller, conn, rtype, rid, params)
+        base = self.base(request)
+        links = [{"relation": "self", "url": f"{base}/{rtype}/{rid}/_history"}]
+        if before is not None:
+            count = len(versions)
+            links.append(
+                {
+                    "relation": "next",
+                    "url": f"{base}/{rtype}/{rid}/_history?_count={count}&_before={before}",
+                }
+            )
+        return FhirResponse(history_bundle(base, versions, links))
+
+    async def type_history(self, request: Request) -> Response:
+        rtype, params, caller = _type(request), query_params(request), self.caller(request)
+        async with self.state.require_pool().acquire() as conn:
+            versions, cursor = await ops.type_history(self.engine, caller, conn, rtype, params)
+        base = self.base(request)
+        links = [{"relation": "self", "url": f"{base}/{rtype}/_history"}]
+        if cursor is not None:
+            links.append({"relation": "next", "url": f"{base}/{rtype}/_history?_cursor={cursor}"})
+        return FhirResponse(history_bundle(base, versions, links))
+
+    async def search(self, request: Request) -> Response:
+        rtype, params, caller = _type(request), query_params(request), self.caller(request)
+        async with self.state.require_pool().acquire() as conn:
+            page = await ops.run_search(self.engine, caller, conn, rtype, params)
+        return FhirResponse(self.searchset(self.base(request), page))
+
+    def searchset(self, base: str, page: ops.Page) -> dict[str, Any]:
+        keyring, rtype = self.engine.keyring, page.query.resource_type
+        links = [
+            {
+                "relation": "self",
+                "url": f"{base}/{rtype}?_cursor={search.seal(keyring, page.query, page.start)}",
+            }
+        ]
+        if page.after is not None:
+            links.append(
+                {
+                    "relation": "next",
+                    "url": f"{base}/{rtype}?_cursor={search.seal(keyring, page.query, page.after)}",
+                }
+            )
+        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
+        if page.versions:
+            bundle["entry"] = [_entry(base, v, {"mode": "match"}) for v in page.versions]
+        return bundle
+
+    async def lastn(self, request: Request) -> Response:
+        params, caller = query_params(request), self.caller(request)
+        async with self.state.require_pool().acquire() as conn:
+            versions = await vitals.lastn(self.engine, caller, conn, params)
+        base = self.base(request)
+        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
+        if versions:
+            bundle["entry"] = [_entry(base, v, {"mode": "match"}) for v in versions]
+        return FhirResponse(bundle)
+
+    async def stats(self, request: Request) -> Response:
+        params, caller = query_params(request), self.caller(request)
+        capabilities = self.state.capabilities
+        bucket_fn = capabilities.time_bucket_function if capabilities else "date_bin"
+        async with self.state.require_pool().acquire() as conn:
+            body = await vitals.stats(self.engine, caller, conn, params, bucket_fn)
+        return FhirResponse(body)
+
+    async def metadata(self, request: Request) -> Response:
+        base = self.base(request)
+        body = self._metadata.get(base)
+        if body is None:
+            body = orjson.dumps(capability_statement(base))
+            if len(self._metadata) < 16:  # a few bases at most (hosts); never unbounded
+                self._metadata[base] = body
+        return Response(body, media_type=FHIR_JSON)
+
+    # -- writes -------------------------------------------------------------------------------------
+    async def create(self, request: Request) -> Response:
+        rtype, body, caller = _type(request), await json_body(request), self.caller(request)
+        condition = request.headers.get("if-none-exist")
+        async with self.state.require_pool().acquire() as conn, conn.transaction():
+            status, version = await ops.create(self.engine, caller, conn, rtype, body, condition)
+        return resource_response(version, status, prefer(request), self.base(request))
+
+    async def update(self, request: Request) -> Response:
+        rtype, rid = _type(request), request.path_params["id"]
+        body, caller = await json_body(request), self.caller(request)
+        if_match = parse_if_match(request.headers.get("if-match"))
+        async with self.state.require_pool().acquire() as conn, conn.transaction():
+            status, version = await ops.update(
+                self.engine, caller, conn, rtype, rid, body, if_match
+            )
+        return resource_response(version, status, prefer(request))
+
+    async def delete(self, request: Request) -> Response:
+        rtype, rid, caller = _type(request), request.path_params["id"], self.caller(request)
+        if_match = parse_if_match(request.headers.get("if-match"))
+        async with self.state.require_pool().acquire() as conn, conn.transaction():
+            version = await ops.delete(self.engine, caller, conn, rtype, rid, if_match)
+        headers = {"ETag": version.etag} if version else {}
+        return Response(status_code=204, headers=headers)
+
+    async def bundle(self, request: Request) -> Response:
+        kind, entries = parse_bundle(await json_body(request))
+        caller, base = self.caller(request), self.base(request)
+        minimal = prefer(request) == "minimal"
+
+        async def page_bundle(page: ops.Page) -> dict[str, Any]:
+            return self.searchset(base, page)
+
+        async with self.state.require_pool().acquire() as conn:
+            runner = BundleRunner(self.engine, caller, conn, base, minimal, page_bundle)
+            if kind == "transaction":
+                result = await runner.transaction(entries)
+            else:
+                result = await runner.batch(entries)
+        return FhirResponse(result)
+
+    def routes(self) -> list[Route]:
+        g = self.guarded
+        return [
+            Route("/metadata", g(self.metadata), methods=["GET"]),
+            Route("/", g(self.bundle, "batch"), methods=["POST"]),
+            Route("/Observation/$lastn", g(self.lastn, "operation"), methods=["GET"]),
+            Route("/Observation/$stats", g(self.stats, "operation"), methods=["GET"]),
+            # The audit trail as AuditEvent (healthstack.security owns it; auditor scopes only).
+            *audit_api.routes(self.state),
+            Route("/{rtype}", g(self.search, "search"), methods=["GET"]),
+            Route("/{rtype}/_history", g(self.type_history, "history-type"), methods=["GET"]),
+            Route("/{rtype}", g(self.create, "create"), methods=["POST"]),
+            Route("/{rtype}/{id}", g(self.read, "read"), methods=["GET"]),
+            Route("/{rtype}/{id}", g(self.update, "update"), methods=["PUT"]),
+            Route("/{rtype}/{id}", g(self.delete, "delete"), methods=["DELETE"]),
+            Route("/{rtype}/{id}/_history", g(self.history, "history"), methods=["GET"]),
+            Route("/{rtype}/{id}/_history/{vid}", g(self.vread, "vread"), methods=["GET"]),
+        ]
+
+
+UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    OSError,
+)
+CONFLICTS = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+
+def database_error(error: Exception) -> FhirError:
+    if isinstance(error, UNAVAILABLE):
+        return FhirError(503, "transient", "database unavailable; retry")
+    if isinstance(error, CONFLICTS):
+        return FhirError(409, "conflict", "concurrent change; retry")
+    return FhirError(500, "exception", "internal database error")
+
+
+# -- request/response helpers ---------------------------------------------------------------------------
+def _type(request: Request) -> str:
+    rtype: str = request.path_params.get("rtype", "Observation")
+    ops.check_type(rtype)
+    return rtype
+
+
+def query_params(request: Request) -> list[tuple[str, str]]:
+    raw = request.scope.get("query_string", b"").decode("latin-1")
+    return parse_qsl(raw, keep_blank_values=True)
+
+
+async def json_body(request: Request) -> Any:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in JSON_TYPES:
+        raise FhirError(415, "not-supported", "send application/fhir+json")
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise FhirError(400, "structure", "the body is not valid JSON") from None
+
+
+def prefer(request: Request) -> str:
+    for part in request.headers.get("prefer", "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "return":
+            return value.strip('"')
+    return "representation"
+
+
+def resource_response(
+    version: Version, status: int, preference: str = "representation", base: str | None = None
+) -> Response:
+    headers = {"ETag": version.etag, "Last-Modified": http_date(version.last_updated)}
+    if base is not None:
+        headers["Location"] = (
+            f"{base}/{version.resource_type}/{version.id}/_history/{version.version}"
+        )
+    body = b"" if preference == "minimal" else (version.body or b"")
+    return Response(
+        body, status_code=status, headers=headers, media_type=FHIR_JSON if body else None
+    )
+
+
+def _entry(
+    base: str, version: Version, search_mode: dict[str, str] | None = None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"fullUrl": f"{base}/{version.resource_type}/{version.id}"}
+    if version.body is not None:
+        entry["resource"] = orjson.Fragment(version.body)
+    if search_mode:
+        entry["search"] = search_mode
+    return entry
+
+
+def history_bundle(
+    base: str, versions: list[Version], links: list[dict[str, str]]
+) -> dict[str, Any]:
+    entries = []
+    for version in versions:
+        entry = _entry(base, version)
+        method = "DELETE" if version.deleted else ("POST" if version.version == 1 else "PUT")
+        url = f"{version.resource_type}/{version.id}" if method != "POST" else version.resource_type
+        entry["request"] = {"method": method, "url": url}
+        entry["response"] = {
+            "status": "204" if version.deleted else ("201" if method == "POST" else "200"),
+            "etag": version.etag,
+            "lastModified": instant_text(version.last_updated),
+        }
+        entries.append(entry)
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "link": links}
+    if entries:
+        bundle["entry"] = entries
+    return bundle
+
+
+class BaseAlias:
+    """``POST /api/fhir`` (no trailing slash: where FHIR clients send Bundles) without a 307.
+
+    Mounted next to the ``/api/fhir`` Mount by service/app.py; presents the request to the FHIR
+    app exactly as the Mount would present ``POST /api/fhir/``. A class, not a function, so
+    Starlette's Route passes the raw ASGI scope through.
+    """
+
+    def __init__(self, app: ASGIApp, prefix: str = "/api/fhir") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        root = scope.get("root_path", "")
+        child = {
+            **scope,
+            "path": scope["path"] + "/",
+            "root_path": root + self.prefix,
+            "app_root_path": scope.get("app_root_path", root),
+        }
+        await self.app(child, receive, send)
 
 
 def build_fhir_app(state: ServiceState) -> ASGIApp:
-    return Router(routes=[Route("/metadata", metadata)])
+    api = Api(state)
+    state.extras["fhir_api"] = api
+    return protect(Router(routes=api.routes()), state)
 
 
 async def startup(state: ServiceState) -> None:

@@ -10,7 +10,7 @@ from starlette.applications import Starlette
 from starlette.routing import Mount, Route
 
 from healthstack.config import Settings
-from healthstack.fhir.api import build_fhir_app
+from healthstack.fhir.api import BaseAlias, build_fhir_app
 from healthstack.service import health
 from healthstack.service.db import create_pool, pool_stats, probe_capabilities
 from healthstack.service.middleware import RequestMiddleware
@@ -41,12 +41,15 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
             await _stop_features(state)
             await state.pool.close()
 
+    fhir = build_fhir_app(state)
     app = Starlette(
         routes=[
             Route("/health", health.liveness),
             Route("/health/ready", health.ready),
             Route("/metrics", health.metrics),
-            Mount("/api/fhir", app=build_fhir_app(state)),
+            # FHIR clients POST Bundles to the base itself: no 307 to the trailing slash.
+            Route("/api/fhir", BaseAlias(fhir), methods=["POST"]),
+            Mount("/api/fhir", app=fhir),
         ],
         lifespan=lifespan,
     )

@@ -30,8 +30,9 @@ CREATE TABLE fhir_resource (
     effective_end timestamptz,
     gender text,
     key_id text NOT NULL,
-    body bytea NOT NULL,
-    PRIMARY KEY (resource_type, id)
+    body bytea,
+    PRIMARY KEY (resource_type, id),
+    CHECK (deleted OR body IS NOT NULL)
 );
 CREATE INDEX fhir_resource_updated ON fhir_resource (resource_type, last_updated, id);
 CREATE INDEX fhir_resource_obs_patient
@@ -48,8 +49,9 @@ CREATE TABLE fhir_resource_version (
     deleted boolean NOT NULL,
     last_updated timestamptz NOT NULL,
     key_id text NOT NULL,
-    body bytea NOT NULL,
-    PRIMARY KEY (resource_type, id, version)
+    body bytea,
+    PRIMARY KEY (resource_type, id, version),
+    CHECK (deleted OR body IS NOT NULL)
 );
 CREATE INDEX fhir_resource_version_updated ON fhir_resource_version (resource_type, last_updated);
 CREATE INDEX fhir_resource_version_key ON fhir_resource_version (key_id);
@@ -60,7 +62,8 @@ CREATE TABLE fhir_token (
     kind text NOT NULL,
     digest bytea NOT NULL
 );
-CREATE INDEX fhir_token_lookup ON fhir_token (resource_type, kind, digest);
+-- Digests are keyed per kind (the kind is inside the HMAC), so the digest alone selects.
+CREATE INDEX fhir_token_lookup ON fhir_token (digest) INCLUDE (resource_type, id);
 CREATE INDEX fhir_token_owner ON fhir_token (resource_type, id);
 
 CREATE TABLE fhir_vital (

@@ -1,0 +1,240 @@
+"""``batch`` and ``transaction`` Bundles POSTed to the service base.
+
+A transaction is one database transaction: ``urn:uuid:`` fullUrls are mapped to ids first
+(conditional creates resolve to the existing resource), references are rewritten, entries run in
+FHIR's order (DELETE, POST, PUT, GET) and any failure rolls everything back. A batch runs each
+entry in a transaction of its own and reports each outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import asyncpg
+import orjson
+
+from healthstack.fhir import ops
+from healthstack.fhir.access import Caller
+from healthstack.fhir.dates import instant_text
+from healthstack.fhir.outcome import FhirError, outcome_body
+from healthstack.fhir.store import Version, new_id
+
+METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+MAX_ENTRIES = 1000
+STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
+
+
+@dataclass
+class Entry:
+    index: int
+    method: str
+    rtype: str
+    rid: str | None
+    query: list[tuple[str, str]]
+    resource: Any
+    full_url: str | None
+    if_none_exist: str | None
+    if_match: int | None
+    assigned: str | None = None  # transaction POST: the id chosen up front
+    existing: Version | None = None  # transaction conditional create that matched
+
+
+def _bad(index: int, message: str) -> FhirError:
+    return FhirError(
+        400, "invalid", f"Bundle.entry[{index}]: {message}", expression=f"Bundle.entry[{index}]"
+    )
+
+
+def parse_if_match(raw: str | None, where: str = "If-Match") -> int | None:
+    if raw is None:
+        return None
+    text = raw.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise FhirError(400, "invalid", f'{where} must look like W/"3"')
+    return int(text)
+
+
+def parse_entry(index: int, raw: Any) -> Entry:
+    if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
+        raise _bad(index, "needs a request")
+    request = raw["request"]
+    method, url = request.get("method"), request.get("url")
+    if method not in METHOD_ORDER or not isinstance(url, str) or not url:
+        raise _bad(index, "request.method must be GET, POST, PUT or DELETE with a url")
+    path, _, query = url.partition("?")
+    parts = path.strip("/").split("/")
+    ops.check_type(parts[0])
+    rid = parts[1] if len(parts) > 1 else None
+    if (
+        len(parts) > 2
+        or (method in ("PUT", "DELETE") and rid is None)
+        or (method == "POST" and rid)
+    ):
+        raise _bad(index, "request.url does not fit the method (e.g. POST Patient, PUT Patient/id)")
+    if method in ("POST", "PUT") and not isinstance(raw.get("resource"), dict):
+        raise _bad(index, f"{method} needs a resource")
+    return Entry(
+        index,
+        method,
+        parts[0],
+        rid,
+        parse_qsl(query, keep_blank_values=True),
+        raw.get("resource"),
+        raw.get("fullUrl"),
+        request.get("ifNoneExist"),
+        parse_if_match(request.get("ifMatch"), "ifMatch"),
+    )
+
+
+def parse_bundle(body: Any) -> tuple[str, list[Entry]]:
+    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        raise FhirError(
+            400, "invalid", "POST to the base needs a Bundle", expression="resourceType"
+        )
+    kind = body.get("type")
+    if kind not in ("batch", "transaction"):
+        raise FhirError(
+            422,
+            "not-supported",
+            "Bundle.type must be batch or transaction",
+            expression="Bundle.type",
+        )
+    raw_entries = body.get("entry", [])
+    if not isinstance(raw_entries, list) or len(raw_entries) > MAX_ENTRIES:
+        raise FhirError(422, "too-costly", f"Bundle.entry must be a list of at most {MAX_ENTRIES}")
+    return kind, [parse_entry(i, e) for i, e in enumerate(raw_entries)]
+
+
+class BundleRunner:
+    def __init__(
+        self,
+        eng: ops.Engine,
+        caller: Caller,
+        conn: asyncpg.Connection,
+        base: str,
+        minimal: bool,
+        bundle_page: Callable[[ops.Page], Awaitable[dict[str, Any]]],
+    ) -> None:
+        self.eng, self.caller, self.conn, self.base = eng, caller, conn, base
+        self.minimal = minimal
+        self.bundle_page = bundle_page
+
+    async def transaction(self, entries: list[Entry]) -> dict[str, Any]:
+        results: dict[int, dict[str, Any]] = {}
+        async with self.conn.transaction():
+            mapping = await self._assign_ids(entries)
+            for entry in entries:
+                if isinstance(entry.resource, dict):
+                    ops.resolve_references(entry.resource, mapping)
+            for entry in sorted(entries, key=lambda e: METHOD_ORDER[e.method]):
+                results[entry.index] = await self._run_indexed(entry)
+            await self.caller.audit(
+                self.conn, "transaction", "Bundle", detail=f"{len(entries)} entries"
+            )
+        return _response_bundle("transaction-response", [results[i] for i in range(len(entries))])
+
+    async def _assign_ids(self, entries: list[Entry]) -> dict[str, str]:
+        mapping: dict[str, str] = {}
+        for entry in entries:
+            if entry.method != "POST":
+                continue
+            if entry.if_none_exist:
+                entry.existing = await ops.find_existing(
+                    self.eng, self.caller, self.conn, entry.rtype, entry.if_none_exist
+                )
+            target = entry.existing.id if entry.existing else new_id()
+            entry.assigned = target
+            if entry.full_url:
+                mapping[entry.full_url] = f"{entry.rtype}/{target}"
+        return mapping
+
+    async def _run_indexed(self, entry: Entry) -> dict[str, Any]:
+        try:
+            return await self.run(entry)
+        except FhirError as error:
+            error.issues = [
+                {**i, "diagnostics": f"Bundle.entry[{entry.index}]: {i['diagnostics']}"}
+                for i in error.issues
+            ]
+            raise
+
+    async def batch(self, entries: list[Entry]) -> dict[str, Any]:
+        results = []
+        for entry in entries:
+            try:
+                async with self.conn.transaction():
+                    results.append(await self.run(entry))
+            except FhirError as error:
+                results.append(_error_entry(error))
+        return _response_bundle("batch-response", results)
+
+    async def run(self, entry: Entry) -> dict[str, Any]:
+        eng, caller, conn = self.eng, self.caller, self.conn
+        if entry.method == "POST":
+            if entry.existing is not None:
+                await caller.audit(
+                    conn,
+                    "create",
+                    entry.rtype,
+                    resource_id=entry.existing.id,
+                    detail="conditional: matched existing",
+                )
+                return self.entry(entry.existing, 200)
+            status, version = await ops.create(
+                eng,
+                caller,
+                conn,
+                entry.rtype,
+                entry.resource,
+                # a transaction already matched it up front
+                None if entry.assigned else entry.if_none_exist,
+                entry.assigned,
+            )
+            return self.entry(version, status)
+        if entry.method == "PUT":
+            assert entry.rid is not None
+            status, version = await ops.update(
+                eng, caller, conn, entry.rtype, entry.rid, entry.resource, entry.if_match
+            )
+            return self.entry(version, status)
+        if entry.method == "DELETE":
+            assert entry.rid is not None
+            await ops.delete(eng, caller, conn, entry.rtype, entry.rid, entry.if_match)
+            return {"response": {"status": STATUS_TEXT[204]}}
+        return await self.get(entry)
+
+    async def get(self, entry: Entry) -> dict[str, Any]:
+        if entry.rid is None:
+            page = await ops.run_search(self.eng, self.caller, self.conn, entry.rtype, entry.query)
+            return {"resource": await self.bundle_page(page), "response": {"status": "200 OK"}}
+        version = await ops.read(self.eng, self.caller, self.conn, entry.rtype, entry.rid)
+        return self.entry(version, 200, include=True)
+
+    def entry(self, version: Version, status: int, include: bool = False) -> dict[str, Any]:
+        response = {
+            "status": STATUS_TEXT.get(status, str(status)),
+            "etag": version.etag,
+            "lastModified": instant_text(version.last_updated),
+            "location": f"{version.resource_type}/{version.id}/_history/{version.version}",
+        }
+        out: dict[str, Any] = {
+            "fullUrl": f"{self.base}/{version.resource_type}/{version.id}",
+            "response": response,
+        }
+        if (include or not self.minimal) and version.body is not None:
+            out["resource"] = orjson.Fragment(version.body)
+        return out
+
+
+def _error_entry(error: FhirError) -> dict[str, Any]:
+    return {"response": {"status": str(error.status), "outcome": outcome_body(error.issues)}}
+
+
+def _response_bundle(kind: str, entries: list[dict[str, Any]]) -> dict[str, Any]:
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": kind}
+    if entries:
+        bundle["entry"] = entries
+    return bundle

@@ -1,0 +1,52 @@
+"""FHIR date/dateTime values as half-open UTC intervals ``[start, end)`` (their implicit precision)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+UTC = dt.UTC
+
+
+def _add_months(day: dt.date, months: int) -> dt.date:
+    total = day.year * 12 + day.month - 1 + months
+    return dt.date(total // 12, total % 12 + 1, 1)
+
+
+def interval(text: str) -> tuple[dt.datetime, dt.datetime]:
+    """``2021`` -> the year, ``2021-03`` -> the month, a day, or an instant (end = start + 1 µs).
+
+    Raises ValueError for anything not a FHIR date/dateTime (callers turn it into a 400).
+    """
+    if len(text) == 4 and text.isdigit():
+        start = dt.date(int(text), 1, 1)
+        return _midnight(start), _midnight(dt.date(start.year + 1, 1, 1))
+    if len(text) == 7 and text[4] == "-":
+        start = dt.date(int(text[:4]), int(text[5:7]), 1)
+        return _midnight(start), _midnight(_add_months(start, 1))
+    if len(text) == 10:
+        day = dt.date.fromisoformat(text)
+        return _midnight(day), _midnight(day + dt.timedelta(days=1))
+    if "T" not in text:
+        raise ValueError("not a FHIR date")
+    moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        raise ValueError("a dateTime with a time needs a time zone")
+    moment = moment.astimezone(UTC)
+    # Seconds precision searches (the common case) cover the whole second.
+    width = dt.timedelta(seconds=1) if "." not in text else dt.timedelta(microseconds=1)
+    return moment, moment + width
+
+
+def _midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def instant_text(moment: dt.datetime) -> str:
+    """FHIR ``instant`` with millisecond precision, always UTC ``Z``."""
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
+
+
+def http_date(moment: dt.datetime) -> str:
+    return moment.astimezone(UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")

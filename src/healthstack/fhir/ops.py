@@ -1,0 +1,391 @@
+"""FHIR interactions on one connection, shared by the REST handlers and Bundle entries.
+
+Each function authorizes, does its work, and audits on the same connection. Callers own the
+transaction: writes run inside one (so the audit record commits or rolls back with the change).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl
+
+import asyncpg
+import orjson
+
+from healthstack.fhir import search
+from healthstack.fhir.access import Caller, redact
+from healthstack.fhir.crypto import Keyring
+from healthstack.fhir.outcome import FhirError
+from healthstack.fhir.store import Store, Version, new_id
+from healthstack.fhir.validate import validate
+
+TYPES = ("Patient", "Observation")
+
+
+@dataclass
+class Engine:
+    keyring: Keyring
+    store: Store
+    parser: search.Parser
+
+    @classmethod
+    def create(cls, keyring: Keyring) -> Engine:
+        return cls(keyring, Store(keyring), search.Parser(keyring))
+
+
+def check_type(rtype: str) -> None:
+    if rtype not in TYPES:
+        raise FhirError(404, "not-supported", f"resource type {rtype!r} is not supported here")
+
+
+def gone(v: Version) -> FhirError:
+    return FhirError(
+        410, "deleted", f"{v.resource_type}/{v.id} was deleted", headers={"ETag": v.etag}
+    )
+
+
+# -- reads ------------------------------------------------------------------------------------------
+async def read(
+    eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, rid: str
+) -> Version:
+    await caller.authorize(rtype, "read", resource_id=rid)
+    version = await eng.store.read(conn, rtype, rid, caller.patient)
+    await caller.audit(conn, "read", rtype, resource_id=rid, version=version.version)
+    if version.deleted:
+        raise gone(version)
+    return version
+
+
+async def vread(
+    eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, rid: str, vid: int
+) -> Version:
+    await caller.authorize(rtype, "vread", resource_id=rid, version=vid)
+    version = await eng.store.vread(conn, rtype, rid, vid, caller.patient)
+    await caller.audit(conn, "vread", rtype, resource_id=rid, version=vid)
+    if version.deleted:
+        raise gone(version)
+    return version
+
+
+async def history(
+    eng: Engine,
+    caller: Caller,
+    conn: asyncpg.Connection,
+    rtype: str,
+    rid: str,
+    params: list[tuple[str, str]],
+) -> tuple[list[Version], int | None]:
+    """Newest first; returns the versions and the version to continue before (next page)."""
+    await caller.authorize(rtype, "history", resource_id=rid)
+    count, since, before = _history_params(params)
+    rows = await eng.store.history(conn, rtype, rid, caller.patient, since, before, count + 1)
+    if not rows and before == 2**31 - 1:
+        await eng.store.read(conn, rtype, rid, caller.patient)  # 404 when absent or hidden
+    await caller.audit(conn, "history", rtype, resource_id=rid, query=redact(rtype, params))
+    more = len(rows) > count
+    return rows[:count], (rows[count - 1].version if more else None)
+
+
+def _history_params(params: list[tuple[str, str]]) -> tuple[int, dt.datetime, int]:
+    count, since, before = search.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC), 2**31 - 1
+    for name, value in params:
+        if name == "_count" and value.isdigit() and int(value) > 0:
+            count = min(int(value), search.MAX_COUNT)
+        elif name == "_since":
+            since = search.parse_prefixed("_since", value)[1][0]
+        elif name == "_before" and value.isdigit():
+            before = int(value)
+        else:
+            raise search.bad(name, "history supports _count, _since (and _before from next links)")
+    return count, since, before
+
+
+FAR_FUTURE = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+async def type_history(
+    eng: Engine,
+    caller: Caller,
+    conn: asyncpg.Connection,
+    rtype: str,
+    params: list[tuple[str, str]],
+) -> tuple[list[Version], str | None]:
+    """Every version of every resource of a type, newest first; next page as a sealed cursor."""
+    await caller.authorize(rtype, "history-type")
+    count, since, position = search.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC), None
+    for name, value in params:
+        if name == "_count" and value.isdigit() and int(value) > 0:
+            count = min(int(value), search.MAX_COUNT)
+        elif name == "_since":
+            since = search.parse_prefixed("_since", value)[1][0]
+        elif name == "_cursor" and len(params) == 1:
+            count, since, position = _open_history_cursor(eng, rtype, value)
+        else:
+            raise search.bad(name, "type history supports _count and _since")
+    before = position or (FAR_FUTURE, "", 0)
+    rows = await eng.store.type_history(conn, rtype, caller.patient, since, before, count + 1)
+    await caller.audit(conn, "history-type", rtype, query=redact(rtype, params))
+    if len(rows) <= count:
+        return rows, None
+    last = rows[count - 1]
+    state = [rtype, count, since.isoformat(), last.last_updated.isoformat(), last.id, last.version]
+    return rows[:count], _seal(eng, state)
+
+
+def _seal(eng: Engine, state: list[Any]) -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(eng.keyring.seal_cursor(orjson.dumps(state))).decode()
+
+
+def _open_history_cursor(
+    eng: Engine, rtype: str, token: str
+) -> tuple[int, dt.datetime, tuple[dt.datetime, str, int]]:
+    import base64
+
+    from healthstack.fhir.crypto import DecryptionError
+
+    try:
+        kind, count, since, moment, rid, version = orjson.loads(
+            eng.keyring.open_cursor(base64.urlsafe_b64decode(token))
+        )
+    except (ValueError, TypeError, DecryptionError):
+        raise search.bad("_cursor", "invalid; repeat the request") from None
+    if kind != rtype:
+        raise search.bad("_cursor", "for another resource type")
+    parse = dt.datetime.fromisoformat
+    return count, parse(since), (parse(moment), rid, version)
+
+
+@dataclass
+class Page:
+    versions: list[Version]
+    query: search.Query
+    start: list[Any] | None
+    after: list[Any] | None  # position after the last entry when there is a next page
+
+
+async def run_search(
+    eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, params: list[tuple[str, str]]
+) -> Page:
+    await caller.authorize(rtype, "search")
+    start = None
+    if any(name == "_cursor" for name, _ in params):
+        if len(params) != 1:
+            raise search.bad("_cursor", "cannot be combined with other parameters")
+        params, start = search.unseal(eng.keyring, rtype, params[0][1])
+    query = eng.parser.parse(rtype, params)
+    versions, after = await _scan(eng, conn, query, caller.patient, start)
+    await caller.audit(conn, "search", rtype, query=redact(rtype, params))
+    return Page(versions, query, start, after)
+
+
+async def _scan(
+    eng: Engine,
+    conn: asyncpg.Connection,
+    query: search.Query,
+    patient: str | None,
+    start: list[Any] | None,
+) -> tuple[list[Version], list[Any] | None]:
+    """Rows in keyset order; with post-filters (decrypt-then-decide) scan on until a page is full."""
+    found: list[tuple[Version, list[Any]]] = []
+    batch = query.count + 1 if not query.post_filters else max(4 * query.count, 100)
+    position = start
+    while True:
+        rows = await _fetch(conn, query, patient, position, batch)
+        for row in rows:
+            version = eng.store.open(query.resource_type, row["id"], row)
+            position = search.sort_key(query, row)
+            if _passes(query, version):
+                found.append((version, position))
+        if len(found) > query.count or len(rows) < batch:
+            break
+    if len(found) > query.count:
+        return [v for v, _ in found[: query.count]], found[query.count - 1][1]
+    return [v for v, _ in found], None
+
+
+async def _fetch(
+    conn: asyncpg.Connection,
+    query: search.Query,
+    patient: str | None,
+    position: list[Any] | None,
+    limit: int,
+) -> list[asyncpg.Record]:
+    fresh = dataclasses.replace(query, args=list(query.args), where=list(query.where))
+    sql = search.build_sql(fresh, patient, position, limit)
+    rows: list[asyncpg.Record] = await conn.fetch(sql, *fresh.args)
+    return rows
+
+
+def _passes(query: search.Query, version: Version) -> bool:
+    if not query.post_filters or version.body is None:
+        return True
+    resource = orjson.loads(version.body)
+    return all(check(resource) for check in query.post_filters)
+
+
+# -- writes (call inside a transaction) --------------------------------------------------------------
+def walk_references(node: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(node, dict):
+        if isinstance(node.get("reference"), str):
+            yield node
+        for value in node.values():
+            yield from walk_references(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk_references(value)
+
+
+def resolve_references(resource: dict[str, Any], mapping: dict[str, str]) -> None:
+    """Rewrite Bundle-local ``urn:uuid:`` references; any left unresolved is a 400."""
+    for ref in walk_references(resource):
+        target = ref["reference"]
+        if target in mapping:
+            ref["reference"] = mapping[target]
+        elif target.startswith("urn:"):
+            raise FhirError(
+                400,
+                "invalid",
+                "a urn:uuid reference does not resolve to an entry of this transaction Bundle",
+            )
+
+
+def _confine(caller: Caller, rtype: str, resource: dict[str, Any]) -> None:
+    if not caller.in_compartment(rtype, resource):
+        raise FhirError(403, "forbidden", f"the {rtype} is outside the token's patient compartment")
+
+
+async def find_existing(
+    eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, criteria: str
+) -> Version | None:
+    """Conditional-create match under advisory locks, so concurrent retries serialize here."""
+    params = parse_qsl(criteria.split("?", 1)[-1], keep_blank_values=True)
+    if not params:
+        raise FhirError(400, "invalid", "If-None-Exist needs search parameters")
+    canonical = orjson.dumps([rtype, sorted(params)]).decode()
+    for lock in eng.keyring.lock_ids(canonical):
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
+    query = eng.parser.parse(rtype, params)
+    query.count = 2
+    matches, _ = await _scan(eng, conn, query, caller.patient, None)
+    if len(matches) > 1:
+        raise FhirError(412, "duplicate", "If-None-Exist criteria match more than one resource")
+    return matches[0] if matches else None
+
+
+async def create(
+    eng: Engine,
+    caller: Caller,
+    conn: asyncpg.Connection,
+    rtype: str,
+    resource: Any,
+    if_none_exist: str | None = None,
+    rid: str | None = None,
+) -> tuple[int, Version]:
+    await caller.authorize(rtype, "create")
+    validate(resource, rtype)
+    resolve_references(resource, {})
+    if if_none_exist:
+        existing = await find_existing(eng, caller, conn, rtype, if_none_exist)
+        if existing is not None:
+            await caller.audit(
+                conn,
+                "create",
+                rtype,
+                resource_id=existing.id,
+                version=existing.version,
+                detail="conditional: matched existing",
+            )
+            return 200, existing
+    rid = rid or new_id()
+    _confine(caller, rtype, {**resource, "id": rid})
+    version = await eng.store.create(conn, rtype, resource, rid)
+    await caller.audit(conn, "create", rtype, resource_id=version.id, version=1)
+    return 201, version
+
+
+async def _locked_current(
+    eng: Engine,
+    caller: Caller,
+    conn: asyncpg.Connection,
+    rtype: str,
+    rid: str,
+    if_match: int | None,
+) -> asyncpg.Record:
+    current = await eng.store.current(conn, rtype, rid)
+    patient = caller.patient
+    if current is None or (patient is not None and current["patient_id"] != patient):
+        raise FhirError(404, "not-found", f"{rtype}/{rid} not found")
+    if if_match is not None and if_match != current["version"]:
+        raise FhirError(
+            412,
+            "conflict",
+            f'If-Match W/"{if_match}" is not the current version',
+            headers={"ETag": f'W/"{current["version"]}"'},
+        )
+    return current
+
+
+async def update(
+    eng: Engine,
+    caller: Caller,
+    conn: asyncpg.Connection,
+    rtype: str,
+    rid: str,
+    resource: Any,
+    if_match: int | None = None,
+) -> tuple[int, Version]:
+    await caller.authorize(rtype, "update", resource_id=rid)
+    validate(resource, rtype)
+    if resource.get("id") != rid:
+        raise FhirError(400, "invalid", "the resource id must match the URL id", expression="id")
+    resolve_references(resource, {})
+    _confine(caller, rtype, resource)
+    current = await _locked_current(eng, caller, conn, rtype, rid, if_match)
+    stored = eng.store.open(rtype, rid, current)
+    if _same_content(stored, resource):
+        # A retried PUT (the mesh retries) must not mint a new version for the same content.
+        await caller.audit(
+            conn, "update", rtype, resource_id=rid, version=stored.version, detail="no change"
+        )
+        return 200, stored
+    version = await eng.store.update(conn, rtype, rid, resource, current["version"] + 1)
+    await caller.audit(conn, "update", rtype, resource_id=rid, version=version.version)
+    return 200, version
+
+
+def _same_content(stored: Version, resource: dict[str, Any]) -> bool:
+    if stored.deleted or stored.body is None:
+        return False
+
+    def strip(r: dict[str, Any]) -> dict[str, Any]:
+        meta = {k: v for k, v in r.get("meta", {}).items() if k not in ("versionId", "lastUpdated")}
+        return {**r, "meta": meta}
+
+    return strip(orjson.loads(stored.body)) == strip(resource)
+
+
+async def delete(
+    eng: Engine,
+    caller: Caller,
+    conn: asyncpg.Connection,
+    rtype: str,
+    rid: str,
+    if_match: int | None = None,
+) -> Version | None:
+    """Soft delete: a tombstone version; deleting a deleted resource changes nothing."""
+    await caller.authorize(rtype, "delete", resource_id=rid)
+    current = await _locked_current(eng, caller, conn, rtype, rid, if_match)
+    if current["deleted"]:
+        await caller.audit(conn, "delete", rtype, resource_id=rid, detail="already deleted")
+        return None
+    version = await eng.store.delete(
+        conn, rtype, rid, current["version"] + 1, current["patient_id"]
+    )
+    await caller.audit(conn, "delete", rtype, resource_id=rid, version=version.version)
+    return version

@@ -1,0 +1,313 @@
+"""Search: strict parameter parsing, SQL over plaintext columns and blind-index digests, keyset pages.
+
+Repeated parameters are ANDed, comma-separated values ORed (FHIR). Anything unknown, any modifier
+and any malformed value is a 400 (the strict handling FHIR describes), never silently ignored.
+Some conditions cannot be decided in SQL over ciphertext (birthdate ranges): SQL narrows by a
+blind index of the birth year and :attr:`Query.post_filters` decide exactly after decryption.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from healthstack.fhir.crypto import Keyring, normalize
+from healthstack.fhir.dates import interval
+from healthstack.fhir.outcome import FhirError
+
+DEFAULT_COUNT = 20
+MAX_COUNT = 100
+MIN_BIRTH_YEAR = 1800
+PREFIXES = ("eq", "lt", "gt", "le", "ge")
+GENDERS = frozenset({"male", "female", "other", "unknown"})
+_ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+COMMON = ("_id", "_lastUpdated", "_count", "_sort")
+PARAMS: dict[str, tuple[str, ...]] = {
+    "Patient": (*COMMON, "identifier", "family", "given", "name", "birthdate", "gender"),
+    "Observation": (*COMMON, "patient", "subject", "code", "category", "date"),
+}
+SORTS = {"Patient": ("_id",), "Observation": ("_id", "date", "-date")}
+
+Interval = tuple[dt.datetime, dt.datetime]
+PostFilter = Callable[[dict[str, Any]], bool]
+
+
+def bad(param: str, message: str) -> FhirError:
+    # Names the parameter, never its value (values may be PHI).
+    return FhirError(400, "invalid", f"search parameter {param}: {message}")
+
+
+@dataclass
+class Query:
+    resource_type: str
+    params: list[tuple[str, str]]  # the validated request, kept for the page cursor
+    count: int = DEFAULT_COUNT
+    sort: str = "_id"
+    where: list[str] = field(default_factory=list)
+    args: list[Any] = field(default_factory=list)
+    post_filters: list[PostFilter] = field(default_factory=list)
+
+    def arg(self, value: Any) -> str:
+        self.args.append(value)
+        return f"${len(self.args)}"
+
+
+def parse_prefixed(param: str, raw: str) -> tuple[str, Interval]:
+    has_prefix = raw[:2].isalpha()
+    prefix, text = (raw[:2], raw[2:]) if has_prefix else ("eq", raw)
+    if prefix not in PREFIXES:
+        raise bad(param, f"prefix {prefix!r} is not supported (use eq, lt, gt, le, ge)")
+    try:
+        return prefix, interval(text)
+    except ValueError:
+        raise bad(
+            param, "expected a FHIR date or dateTime (with a time zone if it has a time)"
+        ) from None
+
+
+def range_condition(query: Query, prefix: str, value: Interval, start: str, end: str) -> str:
+    """FHIR date-range semantics: the resource's [start, end) against the value's [ps, pe)."""
+    ps, pe = value
+    if prefix == "eq":
+        return f"({start} >= {query.arg(ps)} AND {end} <= {query.arg(pe)})"
+    column, op, bound = {
+        "lt": (start, "<", ps),
+        "gt": (end, ">", pe),
+        "le": (start, "<", pe),
+        "ge": (end, ">", ps),
+    }[prefix]
+    return f"{column} {op} {query.arg(bound)}"
+
+
+def interval_matches(prefix: str, value: Interval, resource: Interval) -> bool:
+    (ps, pe), (rs, re_) = value, resource
+    return {
+        "eq": rs >= ps and re_ <= pe,
+        "lt": rs < ps,
+        "gt": re_ > pe,
+        "le": rs < pe,
+        "ge": re_ > ps,
+    }[prefix]
+
+
+class Parser:
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+
+    def parse(self, rtype: str, params: list[tuple[str, str]]) -> Query:
+        query = Query(rtype, params)
+        allowed = PARAMS[rtype]
+        for name, value in params:
+            if ":" in name:
+                raise bad(name, "modifiers are not supported")
+            if name not in allowed:
+                raise FhirError(
+                    400, "not-supported", f"unknown search parameter {name!r} for {rtype}"
+                )
+            if value == "":
+                raise bad(name, "empty value")
+            getattr(self, "p_" + name.lstrip("_"))(query, name, value)
+        return query
+
+    def _tokens(self, query: Query, kinds_values: list[tuple[str, str]], rtype: str) -> None:
+        digests = [d for kind, v in kinds_values for d in self.keyring.digests(kind, v)]
+        query.where.append(
+            f"r.id IN (SELECT t.id FROM fhir_token t WHERE t.digest = ANY({query.arg(digests)}) "
+            f"AND t.resource_type = '{rtype}')"
+        )
+
+    # -- common ---------------------------------------------------------------------------
+    def p_id(self, query: Query, name: str, value: str) -> None:
+        ids = value.split(",")
+        if not all(_ID.match(i) for i in ids):
+            raise bad(name, "not a FHIR id")
+        query.where.append(f"r.id = ANY({query.arg(ids)})")
+
+    def p_lastUpdated(self, query: Query, name: str, value: str) -> None:
+        prefix, span = parse_prefixed(name, value)
+        query.where.append(range_condition(query, prefix, span, "r.last_updated", "r.last_updated"))
+
+    def p_count(self, query: Query, name: str, value: str) -> None:
+        if not value.isdigit() or int(value) < 1:
+            raise bad(name, "must be a positive integer")
+        query.count = min(int(value), MAX_COUNT)
+
+    def p_sort(self, query: Query, name: str, value: str) -> None:
+        if value not in SORTS[query.resource_type]:
+            raise bad(name, f"supported: {', '.join(SORTS[query.resource_type])}")
+        query.sort = value
+
+    # -- Patient ----------------------------------------------------------------------------
+    def p_identifier(self, query: Query, name: str, value: str) -> None:
+        terms = []
+        for alt in value.split(","):
+            system, bar, ident = alt.rpartition("|")
+            if bar and not ident.strip():
+                raise bad(name, "system| without a value is not supported")
+            kind = "identifier.sv" if bar else "identifier.v"
+            terms.append((kind, f"{system}|{ident.strip()}" if bar else ident.strip()))
+        self._tokens(query, terms, "Patient")
+
+    def _name(self, query: Query, name: str, value: str, kind: str) -> None:
+        terms = [(kind, normalize(alt)) for alt in value.split(",")]
+        if not all(v for _, v in terms):
+            raise bad(name, "empty name")
+        self._tokens(query, terms, "Patient")
+
+    def p_family(self, query: Query, name: str, value: str) -> None:
+        self._name(query, name, value, "family")
+
+    def p_given(self, query: Query, name: str, value: str) -> None:
+        self._name(query, name, value, "given")
+
+    def p_name(self, query: Query, name: str, value: str) -> None:
+        self._name(query, name, value, "name")
+
+    def p_gender(self, query: Query, name: str, value: str) -> None:
+        values = value.split(",")
+        if not set(values) <= GENDERS:
+            raise bad(name, f"must be one of {', '.join(sorted(GENDERS))}")
+        query.where.append(f"r.gender = ANY({query.arg(values)})")
+
+    def p_birthdate(self, query: Query, name: str, value: str) -> None:
+        prefix, span = parse_prefixed(name, value)
+        if prefix == "eq" and span[1] - span[0] == dt.timedelta(days=1):
+            self._tokens(query, [("birthdate", value.removeprefix("eq"))], "Patient")
+            return
+        years = candidate_years(prefix, span)
+        self._tokens(query, [("birthyear", str(y)) for y in years], "Patient")
+        query.post_filters.append(lambda r: _birth_matches(r, prefix, span))
+
+    # -- Observation --------------------------------------------------------------------------
+    def p_patient(self, query: Query, name: str, value: str) -> None:
+        ids = [v.removeprefix("Patient/") for v in value.split(",")]
+        if not all(_ID.match(i) for i in ids):
+            raise bad(name, "expected a Patient id or Patient/id")
+        query.where.append(f"r.patient_id = ANY({query.arg(ids)})")
+
+    def p_subject(self, query: Query, name: str, value: str) -> None:
+        if not all(v.startswith("Patient/") for v in value.split(",")):
+            raise bad(name, "only Patient/id subjects are searchable")
+        self.p_patient(query, name, value)
+
+    def p_code(self, query: Query, name: str, value: str) -> None:
+        query.where.append(f"r.codes && {query.arg(token_values(name, value))}::text[]")
+
+    def p_category(self, query: Query, name: str, value: str) -> None:
+        query.where.append(f"r.categories && {query.arg(token_values(name, value))}::text[]")
+
+    def p_date(self, query: Query, name: str, value: str) -> None:
+        prefix, span = parse_prefixed(name, value)
+        end = "COALESCE(r.effective_end, 'infinity')"
+        query.where.append(
+            f"r.effective_start IS NOT NULL AND "
+            f"{range_condition(query, prefix, span, 'r.effective_start', end)}"
+        )
+
+
+def token_values(name: str, value: str) -> list[str]:
+    out = []
+    for alt in value.split(","):
+        system, bar, code = alt.rpartition("|")
+        if not code:
+            raise bad(name, "expected code, system|code or |code")
+        out.append(f"{system}|{code}" if bar else code)
+    return out
+
+
+def candidate_years(prefix: str, span: Interval) -> range:
+    """Birth years a match can have; each gets its blind-index digest (years are few)."""
+    first, last = MIN_BIRTH_YEAR, dt.datetime.now(dt.UTC).year + 1
+    low_year, high_year = span[0].year, (span[1] - dt.timedelta(microseconds=1)).year
+    bounds = {
+        "eq": (low_year, high_year),
+        "lt": (first, low_year),
+        "le": (first, high_year),
+        "gt": (low_year, last),
+        "ge": (low_year, last),
+    }[prefix]
+    return range(max(first, bounds[0]), min(last, bounds[1]) + 1)
+
+
+def _birth_matches(resource: dict[str, Any], prefix: str, span: Interval) -> bool:
+    birth = resource.get("birthDate")
+    return isinstance(birth, str) and interval_matches(prefix, span, interval(birth))
+
+
+# -- SQL and keyset paging -----------------------------------------------------------------------
+_ORDER = {
+    "_id": "r.id ASC",
+    "date": "r.effective_start ASC NULLS FIRST, r.id ASC",
+    "-date": "r.effective_start DESC NULLS LAST, r.id DESC",
+}
+
+
+def keyset(query: Query, after: list[Any] | None) -> str | None:
+    """The condition for rows after the last one served (sort key, id): stable under inserts."""
+    if after is None:
+        return None
+    moment, rid = after
+    if query.sort == "_id":
+        return f"r.id > {query.arg(rid)}"
+    when = dt.datetime.fromisoformat(moment) if moment else None
+    start = "r.effective_start"
+    if query.sort == "date":
+        if when is None:
+            return f"(({start} IS NULL AND r.id > {query.arg(rid)}) OR {start} IS NOT NULL)"
+        return f"({start}, r.id) > ({query.arg(when)}, {query.arg(rid)})"
+    if when is None:
+        return f"({start} IS NULL AND r.id < {query.arg(rid)})"
+    return f"(({start}, r.id) < ({query.arg(when)}, {query.arg(rid)}) OR {start} IS NULL)"
+
+
+def build_sql(query: Query, patient: str | None, after: list[Any] | None, limit: int) -> str:
+    where = [f"r.resource_type = {query.arg(query.resource_type)}", "NOT r.deleted", *query.where]
+    if patient is not None:
+        where.append(f"r.patient_id = {query.arg(patient)}")
+    position = keyset(query, after)
+    if position:
+        where.append(position)
+    return (
+        f"SELECT r.id, r.version, r.deleted, r.last_updated, r.key_id, r.body, "
+        f"r.effective_start FROM fhir_resource r WHERE {' AND '.join(where)} "
+        f"ORDER BY {_ORDER[query.sort]} LIMIT {query.arg(limit)}"
+    )
+
+
+def sort_key(query: Query, row: Any) -> list[Any]:
+    moment = row["effective_start"]
+    return [moment.isoformat() if (moment and query.sort != "_id") else None, row["id"]]
+
+
+# -- opaque cursors: the query and position travel encrypted, so URLs (and logs) carry no PHI --------
+CURSOR_TTL = dt.timedelta(hours=1)
+
+
+def seal(keyring: Keyring, query: Query, after: list[Any] | None) -> str:
+    import base64
+
+    expires = int((dt.datetime.now(dt.UTC) + CURSOR_TTL).timestamp())
+    payload = orjson.dumps({"t": query.resource_type, "q": query.params, "a": after, "e": expires})
+    return base64.urlsafe_b64encode(keyring.seal_cursor(payload)).decode().rstrip("=")
+
+
+def unseal(
+    keyring: Keyring, rtype: str, token: str
+) -> tuple[list[tuple[str, str]], list[Any] | None]:
+    import base64
+
+    from healthstack.fhir.crypto import DecryptionError
+
+    try:
+        blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        data = orjson.loads(keyring.open_cursor(blob))
+    except (ValueError, DecryptionError):
+        raise bad("_cursor", "invalid or from another server key; repeat the search") from None
+    if data["t"] != rtype or data["e"] < dt.datetime.now(dt.UTC).timestamp():
+        raise bad("_cursor", "expired or for another resource type; repeat the search")
+    return [(k, v) for k, v in data["q"]], data["a"]

@@ -1,0 +1,257 @@
+"""Versioned, encrypted resource storage: one SQL statement per write, one per read.
+
+A write is a single data-modifying CTE: the current row, its history row, its blind-index tokens
+and its vitals rows change together (and only when the version check in the first CTE passed).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import orjson
+
+from healthstack.fhir import index
+from healthstack.fhir.crypto import Keyring, aad
+from healthstack.fhir.dates import instant_text
+from healthstack.fhir.outcome import FhirError
+
+_COLUMNS = (
+    "patient_id, code, codes, categories, effective_start, effective_end, gender, key_id, body"
+)
+_SIDE_EFFECTS = """
+h AS (INSERT INTO fhir_resource_version
+        (resource_type, id, version, deleted, last_updated, key_id, body)
+      SELECT $1, $2, $3, $4, $5, $13, $14 FROM r),
+t AS (INSERT INTO fhir_token (resource_type, id, kind, digest)
+      SELECT $1, $2, k, d FROM r, unnest($15::text[], $16::bytea[]) AS u(k, d)),
+v AS (INSERT INTO fhir_vital (patient_id, code, effective, value, unit, observation_id)
+      SELECT $6, c, e, x, n, $2 FROM r,
+             unnest($17::text[], $18::timestamptz[], $19::float8[], $20::text[]) AS w(c, e, x, n))
+SELECT count(*) FROM r
+"""
+INSERT_SQL = f"""
+WITH r AS (INSERT INTO fhir_resource (resource_type, id, version, deleted, last_updated, {_COLUMNS})
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+           RETURNING id),
+{_SIDE_EFFECTS}"""
+UPDATE_SQL = f"""
+WITH r AS (UPDATE fhir_resource SET version = $3, deleted = $4, last_updated = $5,
+             patient_id = $6, code = $7, codes = $8, categories = $9, effective_start = $10,
+             effective_end = $11, gender = $12, key_id = $13, body = $14
+           WHERE resource_type = $1 AND id = $2 AND version = $3 - 1
+           RETURNING id),
+dt AS (DELETE FROM fhir_token WHERE resource_type = $1 AND id = $2 AND EXISTS (SELECT 1 FROM r)),
+dv AS (DELETE FROM fhir_vital WHERE observation_id = $2 AND $1 = 'Observation'
+       AND EXISTS (SELECT 1 FROM r)),
+{_SIDE_EFFECTS}"""
+READ_SQL = """
+SELECT version, deleted, last_updated, key_id, body FROM fhir_resource
+WHERE resource_type = $1 AND id = $2 AND ($3::text IS NULL OR patient_id = $3)
+"""
+VREAD_SQL = """
+SELECT v.version, v.deleted, v.last_updated, v.key_id, v.body
+FROM fhir_resource_version v JOIN fhir_resource r USING (resource_type, id)
+WHERE v.resource_type = $1 AND v.id = $2 AND v.version = $3
+  AND ($4::text IS NULL OR r.patient_id = $4)
+"""
+HISTORY_SQL = """
+SELECT v.version, v.deleted, v.last_updated, v.key_id, v.body, v.id
+FROM fhir_resource_version v JOIN fhir_resource r USING (resource_type, id)
+WHERE v.resource_type = $1 AND v.id = $2 AND ($3::text IS NULL OR r.patient_id = $3)
+  AND v.last_updated >= $4 AND v.version < $5
+ORDER BY v.version DESC LIMIT $6
+"""
+TYPE_HISTORY_SQL = """
+SELECT v.version, v.deleted, v.last_updated, v.key_id, v.body, v.id
+FROM fhir_resource_version v JOIN fhir_resource r USING (resource_type, id)
+WHERE v.resource_type = $1 AND ($2::text IS NULL OR r.patient_id = $2)
+  AND v.last_updated >= $3 AND (v.last_updated, v.id, v.version) < ($4, $5, $6)
+ORDER BY v.last_updated DESC, v.id DESC, v.version DESC LIMIT $7
+"""
+CURRENT_SQL = """
+SELECT version, deleted, patient_id, last_updated, key_id, body FROM fhir_resource
+WHERE resource_type = $1 AND id = $2 FOR UPDATE
+"""
+
+
+@dataclass
+class Version:
+    """One stored version; ``body`` is the decrypted resource JSON (None when deleted)."""
+
+    resource_type: str
+    id: str
+    version: int
+    deleted: bool
+    last_updated: dt.datetime
+    body: bytes | None
+
+    @property
+    def etag(self) -> str:
+        return f'W/"{self.version}"'
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class Store:
+    def __init__(self, keyring: Keyring) -> None:
+        self.keyring = keyring
+
+    def open(self, rtype: str, rid: str, row: asyncpg.Record) -> Version:
+        body = row["body"]
+        if body is not None:
+            body = self.keyring.decrypt(row["key_id"], body, aad(rtype, rid, row["version"]))
+        return Version(rtype, rid, row["version"], row["deleted"], row["last_updated"], body)
+
+    async def read(
+        self, conn: asyncpg.Connection, rtype: str, rid: str, patient: str | None
+    ) -> Version:
+        row = await conn.fetchrow(READ_SQL, rtype, rid, patient)
+        if row is None:
+            raise FhirError(404, "not-found", f"{rtype}/{rid} not found")
+        return self.open(rtype, rid, row)
+
+    async def vread(
+        self, conn: asyncpg.Connection, rtype: str, rid: str, version: int, patient: str | None
+    ) -> Version:
+        row = await conn.fetchrow(VREAD_SQL, rtype, rid, version, patient)
+        if row is None:
+            raise FhirError(404, "not-found", f"{rtype}/{rid}/_history/{version} not found")
+        return self.open(rtype, rid, row)
+
+    async def history(
+        self,
+        conn: asyncpg.Connection,
+        rtype: str,
+        rid: str,
+        patient: str | None,
+        since: dt.datetime,
+        before_version: int,
+        limit: int,
+    ) -> list[Version]:
+        rows = await conn.fetch(HISTORY_SQL, rtype, rid, patient, since, before_version, limit)
+        return [self.open(rtype, rid, row) for row in rows]
+
+    async def type_history(
+        self,
+        conn: asyncpg.Connection,
+        rtype: str,
+        patient: str | None,
+        since: dt.datetime,
+        before: tuple[dt.datetime, str, int],
+        limit: int,
+    ) -> list[Version]:
+        rows = await conn.fetch(TYPE_HISTORY_SQL, rtype, patient, since, *before, limit)
+        return [self.open(rtype, row["id"], row) for row in rows]
+
+    async def create(
+        self, conn: asyncpg.Connection, rtype: str, resource: dict[str, Any], rid: str | None = None
+    ) -> Version:
+        rid = rid or new_id()
+        return await self._write(conn, INSERT_SQL, rtype, rid, 1, resource)
+
+    async def update(
+        self, conn: asyncpg.Connection, rtype: str, rid: str, resource: dict[str, Any], version: int
+    ) -> Version:
+        """Write ``version``; the current row must be at ``version - 1`` (else 409)."""
+        return await self._write(conn, UPDATE_SQL, rtype, rid, version, resource)
+
+    async def delete(
+        self, conn: asyncpg.Connection, rtype: str, rid: str, version: int, patient_id: str | None
+    ) -> Version:
+        """A tombstone version: no body, no tokens, no vitals; the compartment is kept (410)."""
+        return await self._write(conn, UPDATE_SQL, rtype, rid, version, None, patient_id)
+
+    async def current(
+        self, conn: asyncpg.Connection, rtype: str, rid: str
+    ) -> asyncpg.Record | None:
+        """The current version row, locked for this transaction (update/delete without If-Match)."""
+        return await conn.fetchrow(CURRENT_SQL, rtype, rid)
+
+    async def _write(
+        self,
+        conn: asyncpg.Connection,
+        sql: str,
+        rtype: str,
+        rid: str,
+        version: int,
+        resource: dict[str, Any] | None,
+        patient_id: str | None = None,
+    ) -> Version:
+        now = dt.datetime.now(dt.UTC)
+        if resource is None:
+            args, plaintext = self._tombstone(rtype, rid, version, now, patient_id), None
+        else:
+            args, plaintext = self._arguments(rtype, rid, version, now, resource)
+        if await conn.fetchval(sql, *args) != 1:
+            raise FhirError(409, "conflict", f"{rtype}/{rid} changed concurrently; retry")
+        return Version(rtype, rid, version, resource is None, now, plaintext)
+
+    def _tombstone(
+        self, rtype: str, rid: str, version: int, now: dt.datetime, patient_id: str | None
+    ) -> list[Any]:
+        return [
+            rtype,
+            rid,
+            version,
+            True,
+            now,
+            patient_id,
+            *([None] * 6),
+            self.keyring.active.key_id,
+            None,
+            [],
+            [],
+            [],
+            [],
+            [],
+            [],
+        ]
+
+    def _arguments(
+        self, rtype: str, rid: str, version: int, now: dt.datetime, resource: dict[str, Any]
+    ) -> tuple[list[Any], bytes]:
+        meta = {
+            k: v
+            for k, v in resource.get("meta", {}).items()
+            if k not in ("versionId", "lastUpdated")
+        }
+        resource = {
+            **resource,
+            "id": rid,
+            "meta": {**meta, "versionId": str(version), "lastUpdated": instant_text(now)},
+        }
+        ext = index.extract(rtype, rid, resource)
+        plaintext = orjson.dumps(resource)
+        key_id, blob = self.keyring.encrypt(plaintext, aad(rtype, rid, version))
+        active = self.keyring.active
+        digests = [active.digest(kind, value) for kind, value in ext.terms]
+        vitals = ext.vitals
+        args = [
+            rtype,
+            rid,
+            version,
+            False,
+            now,
+            ext.patient_id,
+            ext.code,
+            ext.codes,
+            ext.categories,
+            ext.effective_start,
+            ext.effective_end,
+            ext.gender,
+            key_id,
+            blob,
+            [k for k, _ in ext.terms],
+            digests,
+            [v.code for v in vitals],
+            [v.effective for v in vitals],
+            [v.value for v in vitals],
+            [v.unit for v in vitals],
+        ]
+        return args, plaintext

@@ -1,0 +1,206 @@
+"""``Observation/$lastn`` and ``Observation/$stats``: the vitals time-series operations.
+
+``$lastn`` reads the resource table's (patient_id, code, effective_start DESC) index; ``$stats``
+aggregates ``fhir_vital`` (a TimescaleDB hypertable when available, else BRIN + btree), bucketed
+with ``time_bucket`` or PostgreSQL's ``date_bin``. Codes are the first coding's ``system|code``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from healthstack.fhir import search
+from healthstack.fhir.access import Caller, redact
+from healthstack.fhir.dates import instant_text
+from healthstack.fhir.ops import Engine
+from healthstack.fhir.store import Version
+
+LASTN_SQL = """
+SELECT id, version, deleted, last_updated, key_id, body FROM (
+  SELECT r.*, row_number() OVER (PARTITION BY r.code
+                                 ORDER BY r.effective_start DESC NULLS LAST, r.id DESC) AS n
+  FROM fhir_resource r
+  WHERE r.resource_type = 'Observation' AND NOT r.deleted AND r.patient_id = $1
+    AND ($2::text[] IS NULL OR r.codes && $2) AND ($3::text[] IS NULL OR r.categories && $3)
+) ranked WHERE n <= $4
+ORDER BY code, effective_start DESC NULLS LAST, id DESC
+"""
+STATS_COLUMNS = (
+    "count(*) AS n, min(value) AS lo, max(value) AS hi, avg(value) AS mean, min(unit) AS unit"
+)
+STATS_SQL = f"""
+SELECT code, NULL::timestamptz AS bucket, {STATS_COLUMNS} FROM fhir_vital
+WHERE patient_id = $1 AND code = ANY($2) AND effective >= $3 AND effective < $4
+GROUP BY code ORDER BY code
+"""
+BUCKETED_SQL = """
+SELECT code, {fn}($5::interval, effective{origin}) AS bucket, {cols} FROM fhir_vital
+WHERE patient_id = $1 AND code = ANY($2) AND effective >= $3 AND effective < $4
+GROUP BY code, bucket ORDER BY code, bucket
+"""
+MAX_LASTN = 100
+STATISTICS = ("count", "minimum", "maximum", "average")
+_BUCKET = re.compile(r"^([1-9][0-9]{0,3})(min|h|d)$")
+_UNITS = {"min": "minutes", "h": "hours", "d": "days"}
+STATS_SYSTEM = "http://hl7.org/fhir/observation-statistics"
+
+
+def _one(params: list[tuple[str, str]], name: str) -> str | None:
+    values = [v for k, v in params if k == name]
+    if len(values) > 1:
+        raise search.bad(name, "give it once")
+    return values[0] if values else None
+
+
+def _patient(params: list[tuple[str, str]], caller: Caller) -> str:
+    raw = _one(params, "patient") or _one(params, "subject")
+    if not raw:
+        raise search.bad("patient", "is required")
+    return raw.removeprefix("Patient/")
+
+
+def _check_names(params: list[tuple[str, str]], allowed: tuple[str, ...]) -> None:
+    for name, _ in params:
+        if name not in allowed:
+            raise search.bad(name, f"not supported here (use {', '.join(allowed)})")
+
+
+async def lastn(
+    eng: Engine, caller: Caller, conn: asyncpg.Connection, params: list[tuple[str, str]]
+) -> list[Version]:
+    await caller.authorize("Observation", "operation", detail="$lastn")
+    _check_names(params, ("patient", "subject", "code", "category", "max"))
+    patient = _patient(params, caller)
+    raw_max = _one(params, "max") or "1"
+    if not raw_max.isdigit() or not 1 <= int(raw_max) <= MAX_LASTN:
+        raise search.bad("max", f"must be an integer from 1 to {MAX_LASTN}")
+    code, category = _one(params, "code"), _one(params, "category")
+    codes = search.token_values("code", code) if code else None
+    categories = search.token_values("category", category) if category else None
+    rows = []
+    if caller.patient in (None, patient):  # outside the compartment: nothing, not an error
+        rows = await conn.fetch(LASTN_SQL, patient, codes, categories, int(raw_max))
+    await caller.audit(
+        conn, "operation", "Observation", detail="$lastn", query=redact("Observation", params)
+    )
+    return [eng.store.open("Observation", row["id"], row) for row in rows]
+
+
+@dataclass
+class StatsRequest:
+    patient: str
+    codes: list[str]
+    start: dt.datetime
+    end: dt.datetime
+    bucket: str | None = None
+    statistics: tuple[str, ...] = STATISTICS
+    rows: list[Any] = field(default_factory=list)
+
+
+def parse_stats(params: list[tuple[str, str]], caller: Caller) -> StatsRequest:
+    _check_names(params, ("patient", "subject", "code", "start", "end", "interval", "statistic"))
+    codes = [c for k, v in params if k == "code" for c in search.token_values("code", v)]
+    if not codes or not all("|" in c and not c.startswith("|") for c in codes):
+        raise search.bad("code", "one or more system|code values are required")
+    start, end = _one(params, "start"), _one(params, "end")
+    if not start or not end:
+        raise search.bad("start", "start and end (FHIR dateTime) are required")
+    request = StatsRequest(
+        _patient(params, caller),
+        codes,
+        search.parse_prefixed("start", start)[1][0],
+        search.parse_prefixed("end", end)[1][0],
+    )
+    request.bucket = _bucket(_one(params, "interval"))
+    wanted = _one(params, "statistic")
+    if wanted:
+        request.statistics = tuple(wanted.split(","))
+        if not set(request.statistics) <= set(STATISTICS):
+            raise search.bad("statistic", f"supported: {', '.join(STATISTICS)}")
+    return request
+
+
+def _bucket(raw: str | None) -> str | None:
+    if raw is None:
+        return None
+    match = _BUCKET.match(raw)
+    if not match:
+        raise search.bad("interval", "expected e.g. 15min, 1h or 1d")
+    return f"{match.group(1)} {_UNITS[match.group(2)]}"
+
+
+async def stats(
+    eng: Engine,
+    caller: Caller,
+    conn: asyncpg.Connection,
+    params: list[tuple[str, str]],
+    bucket_fn: str,
+) -> dict[str, Any]:
+    await caller.authorize("Observation", "operation", detail="$stats")
+    request = parse_stats(params, caller)
+    if caller.patient in (None, request.patient):
+        args: list[Any] = [request.patient, request.codes, request.start, request.end]
+        sql = STATS_SQL
+        if request.bucket:
+            # date_bin needs an origin; time_bucket has its own default (Monday 2000-01-03).
+            origin = ", TIMESTAMPTZ '2000-01-01'" if bucket_fn == "date_bin" else ""
+            sql = BUCKETED_SQL.format(fn=bucket_fn, origin=origin, cols=STATS_COLUMNS)
+            args.append(_interval(request.bucket))
+        request.rows = await conn.fetch(sql, *args)
+    await caller.audit(
+        conn, "operation", "Observation", detail="$stats", query=redact("Observation", params)
+    )
+    return stats_parameters(request)
+
+
+def _code_concept(code: str) -> dict[str, Any]:
+    system, _, value = code.partition("|")
+    return {"coding": [{"system": system, "code": value}]}
+
+
+def _component(statistic: str, row: Any) -> dict[str, Any]:
+    concept = {"coding": [{"system": STATS_SYSTEM, "code": statistic}]}
+    if statistic == "count":
+        return {"code": concept, "valueInteger": row["n"]}
+    value = {"minimum": row["lo"], "maximum": row["hi"], "average": row["mean"]}[statistic]
+    quantity: dict[str, Any] = {"value": round(float(value), 6)}
+    if row["unit"]:
+        quantity["unit"] = row["unit"]
+    return {"code": concept, "valueQuantity": quantity}
+
+
+def _statistic(request: StatsRequest, row: Any) -> dict[str, Any]:
+    start = row["bucket"] or request.start
+    end = min(start + _interval(request.bucket), request.end) if row["bucket"] else request.end
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": _code_concept(row["code"]),
+        "subject": {"reference": f"Patient/{request.patient}"},
+        "effectivePeriod": {
+            "start": instant_text(max(start, request.start)),
+            "end": instant_text(end),
+        },
+        "component": [_component(s, row) for s in request.statistics],
+    }
+
+
+def _interval(bucket: str | None) -> dt.timedelta:
+    if bucket is None:
+        return dt.timedelta(0)
+    amount, unit = bucket.split()
+    return dt.timedelta(**{unit: int(amount)})
+
+
+def stats_parameters(request: StatsRequest) -> dict[str, Any]:
+    body: dict[str, Any] = {"resourceType": "Parameters"}
+    if request.rows:  # FHIR JSON forbids empty arrays
+        body["parameter"] = [
+            {"name": "statistic", "resource": _statistic(request, row)} for row in request.rows
+        ]
+    return body

@@ -1,0 +1,88 @@
+"""A FHIR client we did not write (fhirpy) against the live service; outputs checked by fhir.resources."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from fhir.resources.R4B.bundle import Bundle
+from fhir.resources.R4B.capabilitystatement import CapabilityStatement
+from fhir.resources.R4B.observation import Observation
+from fhir.resources.R4B.operationoutcome import OperationOutcome
+from fhir.resources.R4B.patient import Patient
+from fhirpy import SyncFHIRClient
+from fhirpy.base.exceptions import OperationOutcome as ClientOutcome
+from tests.conftest import Service
+from tests.fhir.conftest import token
+
+
+@pytest.fixture(scope="module")
+def client(live_service: Service) -> Iterator[SyncFHIRClient]:
+    return SyncFHIRClient(
+        f"{live_service.base_url}/api/fhir",
+        authorization=f"Bearer {token()}",
+        extra_headers={"Content-Type": "application/fhir+json"},
+    )
+
+
+def test_round_trip_with_fhirpy(client: SyncFHIRClient) -> None:
+    patient = client.resource(
+        "Patient",
+        name=[{"family": "Vandermolen", "given": ["Ilse"]}],
+        gender="female",
+        birthDate="1977-08-09",
+        identifier=[{"system": "urn:fhirpy", "value": "FP-1"}],
+    )
+    patient.save()
+    assert patient["id"]
+    assert patient["meta"]["versionId"] == "1"
+    obs = client.resource(
+        "Observation",
+        status="final",
+        code={"coding": [{"system": "http://loinc.org", "code": "8310-5"}]},
+        subject=patient.to_reference(),
+        effectiveDateTime="2024-05-01T12:00:00Z",
+        valueQuantity={"value": 37.2, "unit": "Cel"},
+    )
+    obs.save()
+    found = client.resources("Patient").search(family="vandermolen").fetch_all()
+    assert [p["id"] for p in found] == [patient["id"]]
+    patient["gender"] = "other"
+    patient.save()
+    assert patient["meta"]["versionId"] == "2"
+    fetched = client.reference("Patient", patient["id"]).to_resource()
+    assert fetched["gender"] == "other"
+    observations = client.resources("Observation").search(patient=patient["id"]).fetch_all()
+    assert [o["valueQuantity"]["value"] for o in observations] == [37.2]
+    Patient.model_validate(fetched.serialize())
+    Observation.model_validate(observations[0].serialize())
+
+
+def test_fhirpy_sees_errors_as_operation_outcomes(client: SyncFHIRClient) -> None:
+    with pytest.raises(ClientOutcome):
+        client.resource("Observation", status="bogus", code={"text": "x"}).save()
+
+
+def _get(service: Service, path: str) -> Any:
+    response = httpx.get(
+        f"{service.base_url}/api/fhir{path}", headers={"Authorization": f"Bearer {token()}"}
+    )
+    return response.json()
+
+
+def test_outputs_validate_as_fhir(live_service: Service, client: SyncFHIRClient) -> None:
+    CapabilityStatement.model_validate(_get(live_service, "/metadata"))
+    searchset = _get(live_service, "/Patient?family=vandermolen")
+    Bundle.model_validate(searchset)
+    pid = searchset["entry"][0]["resource"]["id"]
+    Bundle.model_validate(_get(live_service, f"/Patient/{pid}/_history"))
+    Bundle.model_validate(_get(live_service, f"/Observation/$lastn?patient={pid}"))
+    OperationOutcome.model_validate(_get(live_service, "/Patient?nope=1"))
+    stats = _get(
+        live_service,
+        f"/Observation/$stats?patient={pid}&code=http://loinc.org|8310-5&start=2024&end=2025",
+    )
+    for parameter in stats["parameter"]:
+        Observation.model_validate(parameter["resource"])
