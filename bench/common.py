@@ -60,19 +60,28 @@ def wrk(
     threads: int = 1,
     script: Path | None = None,
     headers: Sequence[str] = (),
+    script_args: Sequence[str] = (),
+    timeout_s: int = 30,
 ) -> WrkResult:
+    # wrk's default 2 s timeout turns slow requests (100-entry Bundles) into "errors" without
+    # latencies; a long timeout keeps them in the percentiles.
     command = [
         "wrk",
         f"-t{threads}",
         f"-c{connections}",
         f"-d{max(1, round(seconds))}s",
+        f"--timeout={timeout_s}s",
         "--latency",
     ]
     for header in headers:
         command += ["-H", header]
     if script:
         command += ["-s", str(script)]
-    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    # Arguments after "--" reach the Lua script's init(args), e.g. a file of request paths.
+    tail = ["--", *script_args] if script_args else []
+    output = subprocess.run(
+        [*command, url, *tail], capture_output=True, text=True, check=True
+    ).stdout
     return parse_wrk(output)
 
 
@@ -112,25 +121,41 @@ def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: float =
             if httpx.get(f"{base_url}/health/ready", timeout=1).status_code == 200:
                 return time.monotonic() - started
         except httpx.TransportError:
-            time.sleep(0.02)
+            pass
+        time.sleep(0.02)  # also after a 503 (starting): do not hammer a process that is booting
     raise RuntimeError("server not ready")
 
 
+@dataclass
+class Running:
+    base_url: str
+    process: subprocess.Popen[bytes]
+    ready_seconds: float  # from spawning the process to the first 200 from /health/ready
+
+
 @contextmanager
-def server(command: Sequence[str], env: dict[str, str], port: int) -> Iterator[str]:
+def launch(command: Sequence[str], env: dict[str, str], port: int) -> Iterator[Running]:
+    """A server process, ready; its pid is what memory figures are read from."""
+    started = time.monotonic()
     process = subprocess.Popen(
         command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(base_url, process)
-        yield base_url
+        yield Running(base_url, process, time.monotonic() - started)
     finally:
         process.terminate()
         try:
             process.wait(timeout=20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+@contextmanager
+def server(command: Sequence[str], env: dict[str, str], port: int) -> Iterator[str]:
+    with launch(command, env, port) as running:
+        yield running.base_url
 
 
 def healthstack_command(port: int) -> list[str]:
@@ -155,4 +180,13 @@ def save(name: str, payload: object) -> Path:
     return path
 
 
-__all__ = ["free_port", "healthstack_command", "postgres", "save", "server", "service_env", "wrk"]
+__all__ = [
+    "free_port",
+    "healthstack_command",
+    "launch",
+    "postgres",
+    "save",
+    "server",
+    "service_env",
+    "wrk",
+]

@@ -25,9 +25,12 @@ def _decrypt(blob: bytes, key: bytes = KEY) -> bytes:
 
 @pytest.mark.parametrize("size", [0, 1, CHUNK, CHUNK + 1, 2 * CHUNK + 5])
 def test_round_trip(size: int) -> None:
-    data = os.urandom(size)
+    # A recognisable plaintext: a random one could share a byte or two with the ciphertext by chance.
+    marker = b"plaintext-marker:"
+    data = (marker * (size // len(marker) + 1))[:size]
     blob = _encrypt(data)
-    assert data[:64] not in blob or size == 0
+    if size >= len(marker):
+        assert marker not in blob
     assert _decrypt(blob) == data
 
 

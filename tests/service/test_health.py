@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,10 +50,22 @@ def test_request_id_is_echoed_or_generated(live_service: Service) -> None:
     assert len(bogus.headers["x-request-id"]) == 32
 
 
+def _wait_for_log(service: Service, text: str) -> str:
+    # Access log lines are written just after the response is sent: give them a moment.
+    deadline = time.monotonic() + 5
+    while text not in (logs := service.logs()):
+        assert time.monotonic() < deadline, f"{text!r} never logged"
+        time.sleep(0.05)
+    return logs
+
+
 def test_access_log_is_json_without_raw_paths_and_probes_are_quiet(live_service: Service) -> None:
-    httpx.get(f"{live_service.base_url}/api/fhir/Patient/some-id-42")
     httpx.get(f"{live_service.base_url}/health/ready")
-    logs = live_service.logs()
+    httpx.get(
+        f"{live_service.base_url}/api/fhir/Patient/some-id-42",
+        headers={"x-request-id": "log-probe"},
+    )
+    logs = _wait_for_log(live_service, '"request_id":"log-probe"')
     assert "some-id-42" not in logs
     access = [line for line in logs.splitlines() if '"logger":"healthstack.access"' in line]
     assert access, "requests must be logged"
@@ -65,7 +78,7 @@ def test_traceparent_is_continued(live_service: Service) -> None:
         f"{live_service.base_url}/api/fhir/metadata",
         headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"},
     )
-    assert f'"trace_id":"{trace_id}"' in live_service.logs()
+    _wait_for_log(live_service, f'"trace_id":"{trace_id}"')
 
 
 def test_oversized_body_gets_413_operation_outcome(live_service: Service) -> None:

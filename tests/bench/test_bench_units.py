@@ -1,0 +1,82 @@
+"""The bench's own arithmetic: wrk parsing, raw-baseline percentiles, COPY ids, profile summary."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pytest
+from bench.common import parse_wrk
+from bench.profile import summarize
+from bench.rawdb import Copy, fresh_rows
+from bench.rawdb import summarize as raw_summary
+from bench.workload import TIME_MARK, audit_template
+
+WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:1/health
+  1 threads and 32 connections
+  Latency Distribution
+     50%  812.00us
+     75%    1.20ms
+     90%    2.00ms
+     99%    1.50s
+  2000 requests in 1.00s, 300.00KB read
+  Socket errors: connect 0, read 1, write 0, timeout 2
+  Non-2xx or 3xx responses: 4
+Requests/sec:   1999.50
+"""
+
+
+def test_parse_wrk_units_and_errors() -> None:
+    result = parse_wrk(WRK_OUTPUT)
+    assert result.requests_per_s == 1999.5
+    assert result.p50_ms == pytest.approx(0.812)
+    assert result.p99_ms == pytest.approx(1500.0)
+    assert (result.requests, result.errors) == (2000, 7)
+
+
+def test_raw_summary_percentiles() -> None:
+    latencies = [i / 1000 for i in range(1, 101)]  # 1..100 ms
+    summary = raw_summary(latencies, seconds=2.0, errors=1)
+    assert summary["requests_per_s"] == 50.0
+    assert summary["p50_ms"] == pytest.approx(50.5)
+    assert 99.0 <= summary["p99_ms"] <= 100.0
+    with pytest.raises(RuntimeError, match="only 1 iterations"):
+        raw_summary([0.1], seconds=1.0, errors=0)
+
+
+def test_fresh_rows_share_one_new_id_across_tables() -> None:
+    copy = Copy(
+        tables=[
+            ("a", ("t", "id"), [("x", "old1"), ("x", "old2")]),
+            ("b", ("id", "v"), [("old1", 1), ("old2", 2)]),
+        ],
+        id_column={"a": 1, "b": 0},
+    )
+    first, second = fresh_rows(copy), fresh_rows(copy)
+    ids_a = [row[1] for row in first[0][2]]
+    assert ids_a == [row[0] for row in first[1][2]]
+    assert len(set(ids_a)) == 2
+    assert "old1" not in ids_a
+    assert ids_a != [row[1] for row in second[0][2]]
+    assert [row[1] for row in first[1][2]] == [1, 2]
+
+
+def test_audit_template_leaves_only_the_time_to_fill() -> None:
+    marker, text = audit_template("read", "Patient", resource_id="p1", version=1)
+    assert text.count(TIME_MARK) == 1
+    assert '"interaction":"read"' in text.replace(" ", "")
+    filled = text.replace(TIME_MARK, dt.datetime.now(dt.UTC).isoformat())
+    assert TIME_MARK not in filled
+    assert marker == "audit"
+
+
+def test_profile_summary_inclusive_and_self(tmp_path: Path) -> None:
+    collapsed = tmp_path / "raw.txt"
+    collapsed.write_text(
+        "main (/x/src/healthstack/a.py:1);read (/x/src/healthstack/b.py:2) 3\n"
+        "main (/x/src/healthstack/a.py:1) 1\n"
+    )
+    text = summarize(collapsed)
+    assert "4 samples" in text
+    assert "100.0%  main (healthstack/a.py)" in text
+    assert " 75.0%  read (healthstack/b.py)" in text
