@@ -45,3 +45,10 @@ def test_db_status_and_migrate_commands(pg: EmbeddedPostgres) -> None:
     status = _db_command("status", db.owner_url)
     assert status.returncode == 0
     assert f"head: {migrate.head_revision()}" in status.stdout
+
+
+def test_head_revision_agrees_with_alembic() -> None:
+    from alembic.script import ScriptDirectory
+
+    script = ScriptDirectory.from_config(migrate.alembic_config("postgresql://x/y"))
+    assert migrate.head_revision() == script.get_current_head()

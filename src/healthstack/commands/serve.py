@@ -10,7 +10,7 @@ from pathlib import Path
 
 from healthstack.config import Settings
 from healthstack.errors import HealthstackError
-from healthstack.service import logs, migrate, tracing
+from healthstack.service import logs, tracing
 
 log = logging.getLogger("healthstack.serve")
 DEV_SECRETS = "dev-secrets.env"
@@ -82,6 +82,8 @@ def _serve(
     from healthstack.service.server import run as run_server
 
     if migrate_first and not settings.production:
+        from healthstack.service import migrate  # Alembic only when migrating (start-up time)
+
         migrate.upgrade(owner_url or settings.migration_database_url or url)
     return run_server(build_app(settings, url), host, settings.port)
 
