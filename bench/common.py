@@ -6,7 +6,6 @@ import json
 import os
 import re
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator, Sequence
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import httpx
 
+from healthstack.ops.processes import serve_command
 from healthstack.service import migrate
 from healthstack.service.embedded_pg import APP_ROLE, SUPERUSER, EmbeddedPostgres, free_port
 
@@ -159,17 +159,7 @@ def server(command: Sequence[str], env: dict[str, str], port: int) -> Iterator[s
 
 
 def healthstack_command(port: int) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "healthstack.cli",
-        "serve",
-        "--no-migrate",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
+    return serve_command(port)
 
 
 def save(name: str, payload: object) -> Path:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import secrets
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from healthstack.ops.processes import serve_command
 from healthstack.service import migrate
 from healthstack.service.embedded_pg import APP_ROLE, SUPERUSER, EmbeddedPostgres, free_port
 
@@ -101,17 +101,7 @@ def start_service(db: Database, log_path: Path, **env: str) -> Service:
     port = free_port()
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "healthstack.cli",
-                "serve",
-                "--no-migrate",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            serve_command(port),
             env=service_env(db, **env),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -60,7 +60,8 @@ def test_validate_collects_issues_and_failures(runtime: PluginRuntime, wat: Wat)
     assert result.rejected
     assert [i["code"] for i in result.issues] == ["business-rule"]
     assert [f.code for f in result.failures] == ["trap"]
-    assert sorted(r.outcome for r in result.invocations) == ["success", "success", "trap"]
+    assert sorted(r.outcome for r in result.invocations) == ["rejected", "success", "trap"]
+    assert result.issues[0]["diagnostics"] == "plugin 'reject@1.0.0': heart rate is implausible"
     outcome = result.operation_outcome()
     assert len(outcome["issue"]) == 2
 

@@ -118,6 +118,50 @@ def test_cli_lifecycle(
     assert "no plugin named 'news2'" in capsys.readouterr().err
 
 
+def _audit_rows(url: str) -> list[asyncpg.Record]:
+    async def fetch() -> list[asyncpg.Record]:
+        conn = await asyncpg.connect(url)
+        try:
+            rows: list[asyncpg.Record] = await conn.fetch(
+                "SELECT interaction, outcome, subject, resource_id, content::jsonb->>'detail' AS d"
+                " FROM audit_log WHERE resource_type = 'Plugin' ORDER BY recorded_at, seq"
+            )
+            return rows
+        finally:
+            await conn.close()
+
+    return asyncio.run(fetch())
+
+
+def test_cli_changes_are_audited_as_the_unix_user(
+    database: Any, wat: Callable[..., Plugin], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    plugin = wat("good")
+    wasm = tmp_path / "good.wasm"
+    wasm.write_bytes(plugin.wasm)
+    monkeypatch.setenv("USER", "ward-admin")
+    monkeypatch.setenv("LOGNAME", "ward-admin")
+    add = ["add", str(wasm), "--name", "good", "--version", "2", "--trigger", "validate",
+           "--resource-type", "Patient"]  # fmt: skip
+    for argv in (add, ["disable", "good"], ["enable", "good"], ["list"], ["remove", "good"]):
+        assert cli(monkeypatch, database.url, *argv) == 0
+    assert cli(monkeypatch, database.url, "remove", "good") == 2  # failed: nothing to audit
+    rows = _audit_rows(database.url)
+    assert [r["interaction"] for r in rows] == ["create", "update", "update", "delete"]
+    assert {(r["outcome"], r["subject"], r["resource_id"]) for r in rows} == {
+        ("success", "cli:ward-admin", "good")
+    }
+    assert rows[0]["d"] == (
+        f"plugin=good version=2 sha256={plugin.sha256} triggers=validate resource_types=Patient"
+        " grants=- enabled=True"
+    )
+    assert [r["d"] for r in rows[1:]] == [
+        "plugin=good disable",
+        "plugin=good enable",
+        "plugin=good remove",
+    ]
+
+
 @pytest.mark.parametrize(
     ("guest", "extra", "message"),
     [

@@ -2,14 +2,20 @@
 
 Uses ``DATABASE_URL`` (the application role, which the 0004 migration grants the plugin table to).
 ``add`` compiles the module and checks its ABI exports and imports against the granted
-capabilities before storing it, so a plugin that cannot run is never registered.
+capabilities before storing it, so a plugin that cannot run is never registered. Every change
+(add, enable, disable, remove) writes an audit record (subject ``cli:<unix user>``) in the same
+transaction, so a change without its record cannot commit.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import getpass
+import io
 import json
+import os
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
@@ -20,8 +26,14 @@ from healthstack.errors import HealthstackError
 from healthstack.plugins.capabilities import CAPABILITIES
 from healthstack.plugins.errors import PluginError
 from healthstack.plugins.model import TRIGGERS, Plugin
-from healthstack.plugins.registry import PluginRegistry, validate_manifest
+from healthstack.plugins.registry import PluginRegistry, audit_detail, validate_manifest
 from healthstack.plugins.runtime import check_plugin
+from healthstack.security import audit
+from healthstack.security.audit_event import AuditEvent
+from healthstack.service.state import ServiceState
+
+# Action -> audit interaction; `list` reads metadata only (no PHI) and is not audited.
+AUDITED = {"add": "create", "enable": "update", "disable": "update", "remove": "delete"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -111,15 +123,50 @@ ACTIONS: dict[str, Callable[[PluginRegistry, argparse.Namespace], Awaitable[None
 }
 
 
+def _unix_user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name, no passwd entry (containers): the uid names it
+        return f"uid{os.getuid()}"
+
+
+def _audit_event(args: argparse.Namespace) -> AuditEvent | None:
+    interaction = AUDITED.get(args.action)
+    if interaction is None:
+        return None
+    if args.action == "add":
+        name, detail = args.checked_plugin.name, audit_detail(args.checked_plugin)
+    else:
+        name, detail = args.name, f"plugin={args.name} {args.action}"
+    return AuditEvent(
+        interaction, "success", f"cli:{_unix_user()}", client_id="healthstack-cli",
+        resource_type="Plugin", resource_id=name[:64], detail=detail,
+    )  # fmt: skip
+
+
+async def _act(conn: asyncpg.Connection, url: str, args: argparse.Namespace) -> None:
+    """The registry change and its audit record commit together, or neither does."""
+    event, said = _audit_event(args), io.StringIO()
+    async with conn.transaction():
+        with contextlib.redirect_stdout(said):  # report success only once committed
+            await ACTIONS[args.action](PluginRegistry(conn), args)
+        if event is not None:
+            await audit.record(conn, ServiceState(Settings.from_env(), url), event)
+    print(said.getvalue(), end="")
+
+
 async def _run(args: argparse.Namespace) -> None:
     if args.action == "add":
         args.checked_plugin = _read_plugin(args)  # a bad file fails before touching the database
+    url = _database_url()
     try:
-        conn = await asyncpg.connect(_database_url(), timeout=5)
+        conn = await asyncpg.connect(url, timeout=5)
     except (OSError, asyncpg.PostgresError) as exc:
         raise HealthstackError(f"cannot connect to DATABASE_URL: {type(exc).__name__}") from exc
     try:
-        await ACTIONS[args.action](PluginRegistry(conn), args)
+        await _act(conn, url, args)
+    except audit.AuditWriteError as exc:
+        raise HealthstackError(f"nothing changed: {exc.issues[0]['diagnostics']}") from exc
     except ValueError as exc:
         raise HealthstackError(str(exc)) from exc
     except PluginError as exc:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from starlette.requests import Request
@@ -21,7 +21,12 @@ from healthstack.security.middleware import AuthMiddleware, principal_of
 from healthstack.security.principal import Principal
 from healthstack.service.state import ServiceState
 
+if TYPE_CHECKING:
+    from healthstack.fhir.plugin_hooks import PluginHooks
+    from healthstack.fhir.store import Store, Version
+
 DENIAL_AUDITED = "fhir_denial_audited"
+PLUGIN_HOOKS = "plugin_hooks"  # state.extras key, set by healthstack.fhir.plugins_api.start
 
 
 def protect(app: ASGIApp, state: ServiceState) -> ASGIApp:
@@ -59,12 +64,34 @@ class Caller:
         return authz.in_compartment(self.principal, resource_type, resource)
 
     async def audit(
-        self, conn: asyncpg.Connection, interaction: str, resource_type: str, **fields: Any
+        self,
+        conn: asyncpg.Connection,
+        interaction: str,
+        resource_type: str,
+        *,
+        outcome: str = "success",
+        **fields: Any,
     ) -> None:
         event = audit.event_for(
-            self.principal, interaction, "success", resource_type=resource_type, **fields
+            self.principal, interaction, outcome, resource_type=resource_type, **fields
         )
         await audit.record(conn, self.state, event)
+
+    # WASM plugin hooks (docs/plugins.md). Without an enabled plugin for the (trigger, type) each
+    # costs a dict lookup and a set lookup: the write path is otherwise untouched.
+    async def before_store(
+        self, conn: asyncpg.Connection, resource_type: str, resource: dict[str, Any], rid: str
+    ) -> None:
+        """Validate plugins: raise FhirError (422) if one rejects; call right before storing."""
+        hooks: PluginHooks | None = self.state.extras.get(PLUGIN_HOOKS)
+        if hooks is not None and hooks.wanted("validate", resource_type):
+            await hooks.validate(self, conn, resource_type, {**resource, "id": rid})
+
+    async def after_store(self, conn: asyncpg.Connection, store: Store, version: Version) -> None:
+        """Derive plugins: store derived Observations in the same transaction as ``version``."""
+        hooks: PluginHooks | None = self.state.extras.get(PLUGIN_HOOKS)
+        if hooks is not None and hooks.wanted("derive", version.resource_type):
+            await hooks.derive(self, conn, store, version)
 
     async def record_detached(self, interaction: str, outcome: str, **fields: Any) -> None:
         """For denials and failed interactions, whose own transaction (if any) rolled back."""
@@ -80,7 +107,11 @@ def redact(resource_type: str | None, params: Sequence[tuple[str, str]]) -> dict
 
 
 async def audit_failure(
-    request: Request, state: ServiceState, interaction: str, error: FhirError
+    request: Request,
+    state: ServiceState,
+    interaction: str,
+    error: FhirError,
+    resource_type: str | None = None,
 ) -> FhirError:
     """A failed interaction (404, 409, 412, 422...) is audited too, on its own connection.
 
@@ -90,7 +121,9 @@ async def audit_failure(
     principal = scope_state.get("principal")
     if error.status in (401, 500) or scope_state.get(DENIAL_AUDITED) or principal is None:
         return error
-    rtype = request.path_params.get("rtype", "Bundle" if interaction == "batch" else "Observation")
+    rtype = resource_type or request.path_params.get(
+        "rtype", "Bundle" if interaction == "batch" else "Observation"
+    )
     fields: dict[str, Any] = {"resource_type": rtype, "detail": f"HTTP {error.status}"}
     if "id" in request.path_params:
         fields["resource_id"] = request.path_params["id"][:64]

@@ -20,7 +20,7 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from healthstack.errors import HealthstackError
-from healthstack.fhir import ops, search, vitals
+from healthstack.fhir import ops, plugins_api, search, vitals
 from healthstack.fhir.access import Caller, audit_failure, protect
 from healthstack.fhir.bundle import BundleRunner, parse_bundle, parse_if_match
 from healthstack.fhir.capability import capability_statement
@@ -62,13 +62,17 @@ class Api:
         url = request.url
         return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}"
 
-    def guarded(self, handler: Handler, interaction: str | None = None) -> Handler:
+    def guarded(
+        self, handler: Handler, interaction: str | None = None, resource_type: str | None = None
+    ) -> Handler:
         async def endpoint(request: Request) -> Response:
             try:
                 return await handler(request)
             except FhirError as error:
                 if interaction is not None:
-                    error = await audit_failure(request, self.state, interaction, error)
+                    error = await audit_failure(
+                        request, self.state, interaction, error, resource_type
+                    )
                 return error.response()
             except RecursionError:
                 # Pathologically nested JSON (orjson allows 1024 levels; our walkers recurse).
@@ -84,7 +88,9 @@ class Api:
                 log.error("database error", extra={"error": type(error).__name__})
                 failure = database_error(error)
                 if interaction is not None:  # records written in a rolled-back transaction are gone
-                    failure = await audit_failure(request, self.state, interaction, failure)
+                    failure = await audit_failure(
+                        request, self.state, interaction, failure, resource_type
+                    )
                 return failure.response()
 
         return endpoint
@@ -235,6 +241,8 @@ class Api:
         g = self.guarded
         return [
             Route("/metadata", g(self.metadata), methods=["GET"]),
+            # WASM plugins: $evaluate and the $plugins admin API (before the generic routes).
+            *plugins_api.PluginsApi(self).routes(),
             Route("/", g(self.bundle, "batch"), methods=["POST"]),
             Route("/Observation/$lastn", g(self.lastn, "operation"), methods=["GET"]),
             Route("/Observation/$stats", g(self.stats, "operation"), methods=["GET"]),
@@ -375,8 +383,8 @@ def build_fhir_app(state: ServiceState) -> ASGIApp:
 
 
 async def startup(state: ServiceState) -> None:
-    return None
+    await plugins_api.start(state)
 
 
 async def shutdown(state: ServiceState) -> None:
-    return None
+    await plugins_api.stop(state)

@@ -77,6 +77,14 @@ def _resource(rtype: str) -> dict[str, Any]:
                 "definition": "http://hl7.org/fhir/OperationDefinition/Observation-stats",
             },
         ]
+    if rtype == "Patient":
+        # WASM plugins (docs/plugins.md): POST Patient/{id}/$evaluate?plugin=NAME.
+        entry["operation"] = [
+            {
+                "name": "evaluate",
+                "definition": "urn:healthstack:OperationDefinition/Patient-evaluate",
+            }
+        ]
     return entry
 
 

@@ -304,8 +304,10 @@ async def create(
             return 200, existing
     rid = rid or new_id()
     _confine(caller, rtype, {**resource, "id": rid})
+    await caller.before_store(conn, rtype, resource, rid)  # validate plugins
     version = await eng.store.create(conn, rtype, resource, rid)
     await caller.audit(conn, "create", rtype, resource_id=version.id, version=1)
+    await caller.after_store(conn, eng.store, version)  # derive plugins
     return 201, version
 
 
@@ -354,8 +356,10 @@ async def update(
             conn, "update", rtype, resource_id=rid, version=stored.version, detail="no change"
         )
         return 200, stored
+    await caller.before_store(conn, rtype, resource, rid)  # validate plugins
     version = await eng.store.update(conn, rtype, rid, resource, current["version"] + 1)
     await caller.audit(conn, "update", rtype, resource_id=rid, version=version.version)
+    await caller.after_store(conn, eng.store, version)  # derive plugins
     return 200, version
 
 

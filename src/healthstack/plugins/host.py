@@ -11,7 +11,7 @@ import asyncio
 import copy
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from healthstack.plugins.errors import PluginError
@@ -53,10 +53,19 @@ class InvocationRecord:
     trigger: str
     resource_type: str
     duration_ms: float
-    outcome: str  # "success" or a PluginError code
+    outcome: (
+        str  # "success", "rejected" (a validator returned an error issue) or a PluginError code
+    )
 
     def to_audit(self) -> dict[str, Any]:
         return dict(self.__dict__)
+
+    def audit_detail(self) -> str:
+        """The AuditEvent ``detail`` of this call: identity, trigger, cost and outcome, no PHI."""
+        return (
+            f"plugin={self.plugin} version={self.version} sha256={self.sha256} "
+            f"trigger={self.trigger} duration_ms={self.duration_ms:.1f} outcome={self.outcome}"
+        )
 
 
 @dataclass
@@ -104,13 +113,16 @@ class PluginHost:
         result = HookResult(trigger, resource_type)
         calls = [self._one(p, trigger, resource_type, resources, params or {}) for p in plugins]
         for plugin, record, outcome in await asyncio.gather(*calls):
-            result.invocations.append(record)
             if isinstance(outcome, PluginError):
                 result.failures.append(outcome)
             elif trigger == "validate":
-                result.issues.extend(outcome)
+                issues = [_labelled(plugin, i) for i in outcome]
+                if any(i.get("severity") in ("error", "fatal") for i in issues):
+                    record = replace(record, outcome="rejected")
+                result.issues.extend(issues)
             else:
                 result.resources.extend(_stamp(plugin, r, resources) for r in outcome)
+            result.invocations.append(record)
         return result
 
     async def run_operation(
@@ -161,6 +173,13 @@ class PluginHost:
             plugin.name, plugin.version, plugin.sha256, trigger, resource_type, duration, code
         )
         return plugin, record, outcome
+
+
+def _labelled(plugin: Plugin, issue: dict[str, Any]) -> dict[str, Any]:
+    """Name the plugin in an issue's diagnostics, so a rejected client knows which rule spoke."""
+    text = issue.get("diagnostics")
+    prefix = f"plugin {plugin.label!r}"
+    return {**issue, "diagnostics": f"{prefix}: {text}" if text else prefix}
 
 
 def _stamp(

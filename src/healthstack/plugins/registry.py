@@ -115,6 +115,15 @@ class PluginRegistry:
         plugins = await self._with_code(rows)
         return plugins[0] if plugins else None
 
+    async def all_plugins(self) -> list[Plugin]:
+        """Every registered plugin with its code, enabled or not (the API's in-memory snapshot)."""
+        rows = await self.db.fetch(f"SELECT {_COLUMNS} FROM plugin ORDER BY name")
+        plugins = await self._with_code(rows)
+        # Forget the code of replaced or removed versions: the cache never outgrows the table.
+        current = {p.sha256 for p in plugins}
+        self._wasm = {h: w for h, w in self._wasm.items() if h in current}
+        return plugins
+
     async def plugins_for(self, trigger: str, resource_type: str) -> list[Plugin]:
         rows = await self.db.fetch(
             f"SELECT {_COLUMNS} FROM plugin WHERE enabled AND $1 = ANY(triggers)"
@@ -132,6 +141,16 @@ class PluginRegistry:
             ):
                 self._wasm[row["sha256"]] = bytes(row["wasm"])
         return [_plugin(row, self._wasm[row["sha256"]]) for row in rows]
+
+
+def audit_detail(plugin: Plugin) -> str:
+    """What a registration's audit record says: identity, manifest and grants (no PHI)."""
+    return (
+        f"plugin={plugin.name} version={plugin.version} sha256={plugin.sha256} "
+        f"triggers={','.join(sorted(plugin.triggers))} "
+        f"resource_types={','.join(sorted(plugin.resource_types))} "
+        f"grants={','.join(sorted(plugin.grants)) or '-'} enabled={plugin.enabled}"
+    )
 
 
 def _found(status: str, name: str) -> None:

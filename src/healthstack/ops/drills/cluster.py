@@ -13,7 +13,6 @@ import secrets
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ import httpx
 from healthstack.errors import HealthstackError
 from healthstack.ops.drills.haproxy import HAProxy, Slot
 from healthstack.ops.drills.spec import RolloutSpec
+from healthstack.ops.processes import serve_command
 from healthstack.service import migrate
 from healthstack.service.embedded_pg import APP_ROLE, SUPERUSER, EmbeddedPostgres, free_port
 
@@ -114,17 +114,7 @@ class Cluster:
         log_path = self.workdir / f"{slot.name}.log"
         with log_path.open("ab") as log:
             process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "healthstack.cli",
-                    "serve",
-                    "--no-migrate",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(slot.port),
-                ],
+                serve_command(slot.port),
                 env=self.service_env(),
                 stdout=log,
                 stderr=subprocess.STDOUT,
