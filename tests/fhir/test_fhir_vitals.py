@@ -136,3 +136,22 @@ def test_bucket_sql_for_both_backends() -> None:
     tsdb = BUCKETED_SQL.format(fn="time_bucket", origin="", cols=STATS_COLUMNS)
     assert "date_bin($5::interval, effective, TIMESTAMPTZ '2000-01-01')" in plain
     assert "time_bucket($5::interval, effective)" in tsdb
+
+
+def test_stats_accepts_the_spec_parameter_forms(fhir: httpx.Client, series: str) -> None:
+    period = "&start=2024-01-01T00:00:00Z&end=2024-01-02T00:00:00Z&statistic=count"
+    ours = fhir.get(f"/Observation/$stats?patient={series}&code={LOINC}|{HR}{period}").json()
+    spec = fhir.get(
+        f"/Observation/$stats?subject=Patient/{series}&code={HR}&system={LOINC}{period}"
+    )
+    assert spec.status_code == 200, spec.text
+    assert spec.json()["parameter"] == ours["parameter"]
+    # `duration`: hours back from now; the series is from 2024, so nothing is counted.
+    recent = fhir.get(f"/Observation/$stats?patient={series}&code={LOINC}|{HR}&duration=24")
+    assert recent.status_code == 200, recent.text
+    counts = [
+        p["resource"]["component"][0]["valueInteger"] for p in recent.json().get("parameter", [])
+    ]
+    assert sum(counts) == 0
+    bad = fhir.get(f"/Observation/$stats?patient={series}&code={LOINC}|{HR}&duration=-3")
+    assert bad.status_code == 400

@@ -103,19 +103,12 @@ class StatsRequest:
 
 
 def parse_stats(params: list[tuple[str, str]], caller: Caller) -> StatsRequest:
-    _check_names(params, ("patient", "subject", "code", "start", "end", "interval", "statistic"))
-    codes = [c for k, v in params if k == "code" for c in search.token_values("code", v)]
-    if not codes or not all("|" in c and not c.startswith("|") for c in codes):
-        raise search.bad("code", "one or more system|code values are required")
-    start, end = _one(params, "start"), _one(params, "end")
-    if not start or not end:
-        raise search.bad("start", "start and end (FHIR dateTime) are required")
-    request = StatsRequest(
-        _patient(params, caller),
-        codes,
-        search.parse_prefixed("start", start)[1][0],
-        search.parse_prefixed("end", end)[1][0],
-    )
+    names = ("patient", "subject", "code", "system", "start", "end", "duration", "interval",
+             "statistic")  # fmt: skip
+    _check_names(params, names)
+    codes = _stats_codes(params)
+    start, end = _stats_period(params)
+    request = StatsRequest(_patient(params, caller), codes, start, end)
     request.bucket = _bucket(_one(params, "interval"))
     wanted = _one(params, "statistic")
     if wanted:
@@ -123,6 +116,33 @@ def parse_stats(params: list[tuple[str, str]], caller: Caller) -> StatsRequest:
         if not set(request.statistics) <= set(STATISTICS):
             raise search.bad("statistic", f"supported: {', '.join(STATISTICS)}")
     return request
+
+
+def _stats_codes(params: list[tuple[str, str]]) -> list[str]:
+    # The spec's form is code=X&system=S; ours also takes code=S|X as search does.
+    system = _one(params, "system")
+    raw = [c for k, v in params if k == "code" for c in search.token_values("code", v)]
+    codes = [c if "|" in c or not system else f"{system}|{c}" for c in raw]
+    if not codes or not all("|" in c and not c.startswith("|") for c in codes):
+        raise search.bad("code", "one or more codes with a system (system|code) are required")
+    return codes
+
+
+def _stats_period(params: list[tuple[str, str]]) -> tuple[dt.datetime, dt.datetime]:
+    start, end, duration = _one(params, "start"), _one(params, "end"), _one(params, "duration")
+    if duration and not (start or end):
+        # The spec's `duration`: that many hours back from now.
+        try:
+            hours = float(duration)
+        except ValueError:
+            raise search.bad("duration", "expected a number of hours") from None
+        if not 0 < hours <= 24 * 366 * 10:
+            raise search.bad("duration", "expected a positive number of hours")
+        now = dt.datetime.now(dt.UTC)
+        return now - dt.timedelta(hours=hours), now
+    if not start or not end:
+        raise search.bad("start", "start and end (FHIR dateTime), or duration, are required")
+    return (search.parse_prefixed("start", start)[1][0], search.parse_prefixed("end", end)[1][0])
 
 
 def _bucket(raw: str | None) -> str | None:
