@@ -15,6 +15,9 @@ GOOD = {
     "DATABASE_URL": "postgresql://app:pw@db:5432/healthcare",
     "SECRET_KEY_BASE": "k" * 64,
     "ENCRYPTION_KEY": "ab" * 32,
+    "OIDC_ISSUER": "https://login.example.com/realms/healthcare",
+    "OIDC_AUDIENCE": "healthstack",
+    "OIDC_JWKS_URL": "https://login.example.com/realms/healthcare/certs",
 }
 
 
@@ -87,7 +90,13 @@ def test_unreadable_secret_file_names_the_variable(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [("PORT", "http"), ("POOL_SIZE", "0"), ("ECTO_IPV6", "maybe"), ("LOG_LEVEL", "loud")],
+    [
+        ("PORT", "http"),
+        ("PORT", "99999"),
+        ("POOL_SIZE", "0"),
+        ("ECTO_IPV6", "maybe"),
+        ("LOG_LEVEL", "loud"),
+    ],
 )
 def test_malformed_config_names_the_variable(name: str, value: str) -> None:
     with pytest.raises(HealthstackError, match=name):
@@ -101,3 +110,18 @@ def test_secrets_are_not_in_repr() -> None:
 def test_backup_key_must_differ_from_encryption_key() -> None:
     with pytest.raises(HealthstackError, match="BACKUP_KEY"):
         Settings.from_env({**GOOD, "BACKUP_KEY": GOOD["ENCRYPTION_KEY"]})
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    env = {"HEALTHSTACK_ENV": "production", "ENCRYPTION_KEY": "32_BYTE_HEX_KEY_FOR_PHI_ENCRYPTION"}
+    with pytest.raises(HealthstackError) as excinfo:
+        Settings.from_env(env)
+    for name in ("DATABASE_URL", "SECRET_KEY_BASE", "ENCRYPTION_KEY", "OIDC_ISSUER"):
+        assert name in excinfo.value.message
+    assert "32_BYTE_HEX_KEY_FOR_PHI_ENCRYPTION" not in excinfo.value.message
+
+
+def test_production_needs_an_identity_provider() -> None:
+    env = {k: v for k, v in GOOD.items() if not k.startswith("OIDC_")}
+    with pytest.raises(HealthstackError, match="OIDC_ISSUER"):
+        Settings.from_env(env)

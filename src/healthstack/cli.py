@@ -55,6 +55,32 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
     return parser
 
 
+def database_error_message(exc: BaseException) -> str | None:
+    """A one-line message for database connection failures, which are user errors, not bugs.
+
+    Driver messages can quote the URL, so only the error's type is shown for URL problems.
+    """
+    module = type(exc).__module__.split(".")[0]
+    if isinstance(exc, ConnectionRefusedError | TimeoutError) or (
+        isinstance(exc, OSError) and exc.errno is not None
+    ):
+        return f"cannot reach the database ({type(exc).__name__}: {exc.strerror or exc})"
+    if module in ("asyncpg", "psycopg") or _raised_inside(exc, ("asyncpg", "psycopg")):
+        return f"database error ({type(exc).__name__}); check DATABASE_URL and the server"
+    return None
+
+
+def _raised_inside(exc: BaseException, packages: tuple[str, ...]) -> bool:
+    """True when the innermost frame of the traceback is in one of the packages (e.g. DSN parsing)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    module = str(tb.tb_frame.f_globals.get("__name__", ""))
+    return module.split(".")[0] in packages
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(argv)
@@ -66,6 +92,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:
+        message = database_error_message(exc)
+        if message is None:
+            raise
+        print(f"healthstack {args.command}: error: {message}", file=sys.stderr)
+        return 2
     except BrokenPipeError:
         # Output piped into `head` and the like: stop quietly, as other CLI tools do.
         sys.stderr.close()

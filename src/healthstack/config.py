@@ -56,7 +56,9 @@ def _secret(env: Mapping[str, str], name: str) -> str | None:
     return value.strip() if value else None
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> int:
+def _int(
+    env: Mapping[str, str], name: str, default: int, minimum: int = 0, maximum: int | None = None
+) -> int:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -66,6 +68,8 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int = 0) -> i
         raise HealthstackError(f"{name} must be an integer, got {raw!r}") from exc
     if value < minimum:
         raise HealthstackError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise HealthstackError(f"{name} must be <= {maximum}, got {value}")
     return value
 
 
@@ -97,6 +101,14 @@ def _bool(env: Mapping[str, str], *names: str) -> bool:
 
 def is_hex_key(value: str) -> bool:
     return bool(_HEX_KEY.match(value))
+
+
+def _format_problem(name: str, value: str) -> str | None:
+    if name == "SECRET_KEY_BASE" and len(value) < 64:
+        return "SECRET_KEY_BASE must be at least 64 characters"
+    if name in ("ENCRYPTION_KEY", "BACKUP_KEY") and not is_hex_key(value):
+        return f"{name} must be 64 hexadecimal characters (32 bytes)"
+    return None
 
 
 @dataclass(frozen=True)
@@ -143,7 +155,7 @@ class Settings:
         settings = cls(
             env=mode,
             public_host=env.get("PHX_HOST") or env.get("PUBLIC_HOST") or "localhost",
-            port=_int(env, "PORT", 4000, minimum=0),
+            port=_int(env, "PORT", 4000, minimum=0, maximum=65535),
             pool_size=_int(env, "POOL_SIZE", 10, minimum=1),
             log_level=log_level,
             db_ipv6=_bool(env, "ECTO_IPV6", "DB_IPV6"),
@@ -168,7 +180,17 @@ class Settings:
         return settings
 
     def validate_secrets(self, *, require_all: bool) -> None:
-        """Refuse bad secrets; in production also missing ones. Messages never include values."""
+        """Refuse bad secrets; in production also missing ones. Messages never include values.
+
+        Every problem is reported at once, so one failed start tells an operator all to fix.
+        """
+        problems = self.secret_problems(require_all=require_all)
+        if len(problems) == 1:
+            raise HealthstackError(problems[0])
+        if problems:
+            raise HealthstackError("invalid configuration:\n  - " + "\n  - ".join(problems))
+
+    def secret_problems(self, *, require_all: bool) -> list[str]:
         required = {
             "DATABASE_URL": self.database_url,
             "SECRET_KEY_BASE": self.secret_key_base,
@@ -179,32 +201,33 @@ class Settings:
             "BACKUP_KEY": self.backup_key,
             "OPENAI_API_KEY": self.openai_api_key,
         }
+        problems: list[str] = []
         for name, value in (required | optional).items():
             if value is None:
                 if require_all and name in required:
-                    raise HealthstackError(
-                        f"{name} is required in production (set it or {name}_FILE)"
-                    )
-                continue
-            if value in PLACEHOLDERS or value.startswith("sk-..."):
-                raise HealthstackError(f"{name} is a placeholder value; generate a real secret")
-        self._validate_formats()
-        if require_all and self.oidc_issuer and not (self.oidc_audience and self.oidc_jwks_url):
-            raise HealthstackError("OIDC_ISSUER needs OIDC_AUDIENCE and OIDC_JWKS_URL as well")
-
-    def _validate_formats(self) -> None:
-        if self.secret_key_base is not None and len(self.secret_key_base) < 64:
-            raise HealthstackError("SECRET_KEY_BASE must be at least 64 characters")
-        for name, key in (("ENCRYPTION_KEY", self.encryption_key), ("BACKUP_KEY", self.backup_key)):
-            if key is not None and not is_hex_key(key):
-                raise HealthstackError(f"{name} must be 64 hexadecimal characters (32 bytes)")
-        for index, key in enumerate(self.encryption_old_keys):
-            if not is_hex_key(key):
-                raise HealthstackError(
-                    f"ENCRYPTION_OLD_KEYS entry {index + 1} must be 64 hexadecimal characters"
-                )
+                    problems.append(f"{name} is required in production (set it or {name}_FILE)")
+            elif value in PLACEHOLDERS or value.startswith("sk-..."):
+                problems.append(f"{name} is a placeholder value; generate a real secret")
+            elif problem := _format_problem(name, value):
+                problems.append(problem)
+        problems += [
+            f"ENCRYPTION_OLD_KEYS entry {index + 1} must be 64 hexadecimal characters"
+            for index, key in enumerate(self.encryption_old_keys)
+            if not is_hex_key(key)
+        ]
         if self.backup_key is not None and self.backup_key == self.encryption_key:
-            raise HealthstackError("BACKUP_KEY must differ from ENCRYPTION_KEY")
+            problems.append("BACKUP_KEY must differ from ENCRYPTION_KEY")
+        return problems + self._identity_problems(require_all)
+
+    def _identity_problems(self, require_all: bool) -> list[str]:
+        if not require_all:
+            return []
+        if not self.oidc_issuer:
+            # Development HS256 tokens are refused in production: nobody could sign in.
+            return ["OIDC_ISSUER is required in production (with OIDC_AUDIENCE and OIDC_JWKS_URL)"]
+        if not (self.oidc_audience and self.oidc_jwks_url):
+            return ["OIDC_ISSUER needs OIDC_AUDIENCE and OIDC_JWKS_URL as well"]
+        return []
 
     def with_overrides(self, **changes: object) -> Settings:
         from dataclasses import replace

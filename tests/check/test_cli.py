@@ -171,3 +171,31 @@ def test_kustomize_renders_with_the_venv_kubectl(tmp_path: Path) -> None:
     )
     assert proc.returncode == 1, proc.stderr
     assert json.loads(proc.stdout)["findings"][0]["check"] == "HS-WL-004"
+
+
+@pytest.mark.parametrize(
+    ("config", "names"),
+    [
+        ("severity: 5", "severity"),
+        ("exclude: 5", "exclude"),
+        ("exclude: {objects: [{id: 5}]}", "exclude.objects.0"),
+        ("severty: {}", "severty"),
+        ("- a", "top level"),
+    ],
+)
+def test_malformed_config_is_an_error_naming_the_key(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, config: str, names: str
+) -> None:
+    (tmp_path / "config.yaml").write_text(config)
+    code, _, err = run(
+        capsys, str(REPO / "deploy" / "base"), "--config", str(tmp_path / "config.yaml")
+    )
+    assert code == 2
+    assert names in err
+    assert "Traceback" not in err
+
+
+def test_empty_input_is_an_error(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, _, err = run(capsys, str(tmp_path))
+    assert code == 2
+    assert "no Kubernetes objects" in err

@@ -49,6 +49,8 @@ def test_create_then_restore_into_an_empty_database(
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["tables"]["audit_log"] == 1
     assert b"drill" not in (out / "dump.pgc.enc").read_bytes()  # encrypted, not just compressed
+    modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
+    assert modes == {"manifest.json": 0o600, "dump.pgc.enc": 0o600}
     target = _empty_database(pg, f"{database.name}_r")
     restored = _cli("restore", str(out), "--database-url", target)
     assert restored.returncode == 0, restored.stderr

@@ -55,7 +55,9 @@ def test_init_writes_strong_values_mode_0600(env: str, checkout: Path, kubeconfi
     for value in values.values():
         assert value not in result.stdout + result.stderr or not value
     # The service's own production validation accepts exactly these values.
-    Settings.from_env({"HEALTHSTACK_ENV": "production", **values})
+    identity = {"OIDC_ISSUER": "https://idp.example", "OIDC_AUDIENCE": "healthstack",
+                "OIDC_JWKS_URL": "https://idp.example/certs"}  # fmt: skip
+    Settings.from_env({"HEALTHSTACK_ENV": "production", **identity, **values})
     host = urlsplit(values["DATABASE_URL"]).hostname
     assert host == {"prod": "postgres-rw", "staging": "postgres-service"}[env]
 

@@ -161,13 +161,18 @@ def test_evaluate_returns_the_score(admin: httpx.Client, scored: tuple[str, list
     assert response.json()["parameter"][0]["resource"]["valueInteger"] == 10
 
 
-def test_evaluate_reports_missing_vitals_and_unknown_plugins(admin: httpx.Client) -> None:
+def test_evaluate_reports_missing_vitals_and_unknown_plugins(
+    admin: httpx.Client, module_database: Database
+) -> None:
     pid = new_patient(admin)
     response = admin.post(f"/Patient/{pid}/$evaluate?plugin=news2")
     assert response.status_code == 422
     issues = response.json()["issue"]
     assert all(i["diagnostics"].startswith("plugin 'news2'") for i in issues)
     assert admin.post(f"/Patient/{pid}/$evaluate?plugin=nope").status_code == 404
+    # Refused before any PHI is read: never audited as a successful PHI operation.
+    rows = audit_rows(module_database, "resource_id = $1 AND interaction = 'operation'", pid)
+    assert not [r for r in rows if r["outcome"] == "success" and "nope" in (r["detail"] or "")]
 
 
 def test_patient_token_cannot_evaluate_another_patient(

@@ -167,7 +167,7 @@ def test_cli_changes_are_audited_as_the_unix_user(
     [
         ("clock", [], "import-denied: needs capability clock"),
         ("noinvoke", [], "missing-export"),
-        ("good", ["--resource-type", "not a type"], "resource types must be FHIR"),
+        ("good", ["--resource-type", "Encounter"], "invalid choice: 'Encounter'"),
     ],
 )
 def test_cli_refuses_plugins_that_cannot_run(
@@ -179,7 +179,11 @@ def test_cli_refuses_plugins_that_cannot_run(
     wasm.write_bytes(wat(guest).wasm)
     argv = ["add", str(wasm), "--name", guest, "--version", "1", "--trigger", "validate",
             "--resource-type", "Patient", *extra]  # fmt: skip
-    assert cli(monkeypatch, "postgresql://nobody@127.0.0.1:1/none", *argv) == 2
+    try:
+        code = cli(monkeypatch, "postgresql://nobody@127.0.0.1:1/none", *argv)
+    except SystemExit as exit_:  # argparse refuses some values before the command runs
+        code = exit_.code
+    assert code == 2
     assert message in capsys.readouterr().err
 
 

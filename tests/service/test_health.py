@@ -8,8 +8,9 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tests.conftest import Database, Service, create_database, start_service
+from tests.conftest import TEST_SECRET_KEY_BASE, Database, Service, create_database, start_service
 
+from healthstack.security.tokens import mint_dev_token
 from healthstack.service.embedded_pg import EmbeddedPostgres
 
 
@@ -116,6 +117,11 @@ def test_database_outage_makes_unready_not_dead_and_recovers(
         unready = _ready(service)
         assert unready.status_code == 503
         assert unready.json()["reason"].startswith("database")
+        # The API says "unavailable, retry" (503), never a 500, while the database is away.
+        token = mint_dev_token(TEST_SECRET_KEY_BASE, "clinician", "user/Patient.rs")
+        api = httpx.get(f"{service.base_url}/api/fhir/Patient/p1",
+                        headers={"Authorization": f"Bearer {token}"}, timeout=10)  # fmt: skip
+        assert api.status_code == 503, api.text
         own_pg.start()
         assert _ready(service).status_code == 200, "readiness must recover without a restart"
         assert service.process.poll() is None

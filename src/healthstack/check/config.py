@@ -17,10 +17,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import yaml
 
 from healthstack.check.model import Finding, Severity
 from healthstack.errors import HealthstackError
+
+# The file's shape, checked before use so a typo is an error naming the key, not a traceback.
+CONFIG_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "severity": {"type": "object", "additionalProperties": {"type": "string"}},
+        "exclude": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "checks": {"type": "array", "items": {"type": "string"}},
+                "objects": {
+                    "type": "array",
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["object", "reason"],
+                        "properties": {
+                            "check": {"type": "string"},
+                            "object": {"type": "string", "minLength": 1},
+                            "reason": {"type": "string", "minLength": 1},
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
 
 
 @dataclass(frozen=True)
@@ -45,8 +75,12 @@ def load_config(path: str | None, known_ids: set[str]) -> Config:
         raise HealthstackError(f"{path}: cannot read config: {exc.strerror}") from None
     except yaml.YAMLError as exc:
         raise HealthstackError(f"{path}: malformed YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise HealthstackError(f"{path}: config must be a mapping")
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft7Validator(CONFIG_SCHEMA).iter_errors(data)
+    )
+    if error is not None:
+        where = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise HealthstackError(f"{path}: {where}: {error.message}")
     return Config(
         _severities(data.get("severity") or {}, known_ids, path),
         frozenset(_ids(data, known_ids, path)),

@@ -73,6 +73,13 @@ def _check(args: argparse.Namespace) -> int:
         raise HealthstackError(f"--crds {crds}: not a folder")
     config = load_config(args.config, set(by_id()))
     objects = load_paths(args.paths) + (load_kustomize(args.kustomize) if args.kustomize else [])
+    if not objects:
+        # An empty input passing silently would hide a wrong path or an empty render.
+        raise HealthstackError("no Kubernetes objects found in the given input")
+    custom = sum(1 for o in objects if "." in o.api_version.split("/")[0])
+    if crds is None and custom:
+        print(f"note: {custom} custom resource(s) not schema-validated: pass --crds DIR",
+              file=sys.stderr)  # fmt: skip
     ctx = make_context(objects, crds, load_intent(args.intent) if args.intent else None)
     findings = run_checks(ctx, config)
     if args.matrix:

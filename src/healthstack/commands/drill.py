@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -18,6 +19,19 @@ from healthstack.ops.drills.spec import RolloutSpec, load_spec
 
 DRILLS = ("rollout", "crash", "db-outage", "restore", "all")
 FULL_ROLLOUT_REQUESTS = 10_000
+
+
+def _positive(kind: type[int] | type[float]) -> Any:
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+        return value
+
+    return parse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -32,12 +46,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--manifests", type=Path, help="an already rendered multi-document YAML")
     parser.add_argument("--deployment", help="Deployment name when the manifests hold several")
     parser.add_argument(
-        "--time-scale", type=float, default=1.0, help="multiply every duration (e.g. 0.05 in tests)"
+        "--time-scale",
+        type=_positive(float),
+        default=1.0,
+        help="multiply every duration (e.g. 0.05 in tests)",
     )
     parser.add_argument(
-        "--replicas", type=int, help="override the manifests' replica count (faster short runs)"
+        "--replicas",
+        type=_positive(int),
+        help="override the manifests' replica count (faster short runs)",
     )
-    parser.add_argument("--workers", type=int, default=8, help="concurrent load workers")
+    parser.add_argument("--workers", type=_positive(int), default=8, help="concurrent load workers")
     parser.add_argument(
         "--min-requests",
         type=int,
@@ -46,7 +65,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--outage-seconds",
-        type=float,
+        type=_positive(float),
         default=10.0,
         help="db-outage: how long the database stays down (before --time-scale)",
     )
@@ -144,6 +163,10 @@ def table(reports: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run(args: argparse.Namespace) -> int:
     spec = load_spec(
         kustomize=None if args.manifests else args.kustomize,
@@ -152,8 +175,11 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.time_scale != 1.0:
         spec = spec.scaled(args.time_scale)
-    if args.replicas:
+    if args.replicas is not None:
         spec = replace(spec, replicas=args.replicas)
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so every process and temporary
+    # database the drill started is stopped by its context managers.
+    signal.signal(signal.SIGTERM, _interrupt)
     names = list(RUNNERS) if args.drill == "all" else [args.drill]
     reports = []
     for name in names:

@@ -36,6 +36,9 @@ from healthstack.service.state import ServiceState
 AUDITED = {"add": "create", "enable": "update", "disable": "update", "remove": "delete"}
 
 
+HOOKED_TYPES = ("Patient", "Observation")
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     add = sub.add_parser("add", help="register a .wasm plugin (checked before it is stored)")
@@ -44,8 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add.add_argument("--version", required=True, dest="plugin_version", metavar="VERSION")
     add.add_argument("--trigger", action="append", required=True, choices=TRIGGERS)
     add.add_argument(
-        "--resource-type", action="append", required=True, dest="resource_types", metavar="TYPE"
-    )
+        "--resource-type", action="append", required=True, dest="resource_types",
+        choices=HOOKED_TYPES,  # the API runs hooks for these types only
+    )  # fmt: skip
     add.add_argument("--grant", action="append", default=[], choices=sorted(CAPABILITIES))
     add.add_argument("--disabled", action="store_true", help="register without enabling")
     add.add_argument("--replace", action="store_true", help="replace a plugin of the same name")

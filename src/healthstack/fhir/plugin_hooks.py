@@ -147,6 +147,12 @@ class PluginHooks:
         """Read the patient and their latest vitals as the caller, run one plugin on them."""
         await caller.authorize("Patient", "read", resource_id=patient_id)
         await caller.authorize("Observation", "search")
+        await self.source.ensure_loaded()
+        try:  # an unknown or disabled plugin is refused before any PHI is read
+            await self.host.operation_plugin(name, "Patient")
+        except PluginError as exc:
+            issues = [exc.to_issue()]
+            raise FhirError(exc.http_status, "not-found", exc.message, issues=issues) from None
         patient = await store.read(conn, "Patient", patient_id, caller.patient)  # 404 if hidden
         if patient.deleted or patient.body is None:
             raise FhirError(410, "deleted", f"Patient/{patient_id} was deleted")
@@ -155,7 +161,6 @@ class PluginHooks:
             conn, "operation", "Patient", resource_id=patient_id,
             detail=f"$evaluate plugin={name[:64]}: Patient and {len(vitals)} latest vitals",
         )  # fmt: skip
-        await self.source.ensure_loaded()
         inputs = [orjson.loads(patient.body), *vitals]
         try:
             result = await self.host.run_operation(name, "Patient", inputs, params)

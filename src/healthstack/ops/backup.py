@@ -110,7 +110,7 @@ def _dump(url: str, snapshot: str, key: bytes, target: Path) -> str:
     process = subprocess.Popen(
         command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=pg_env(url)
     )
-    with target.open("wb") as sink:
+    with _private(target, "wb") as sink:
         plaintext_sha = encrypt_stream(key, cast(IO[bytes], process.stdout), sink)
     stderr = cast(IO[bytes], process.stderr).read().decode(errors="replace")
     if process.wait() != 0:
@@ -123,7 +123,7 @@ def _dump(url: str, snapshot: str, key: bytes, target: Path) -> str:
 
 def create(url: str, out: Path, key: bytes) -> dict[str, Any]:
     """Write ``out/dump.pgc.enc`` and ``out/manifest.json``; returns the manifest."""
-    out.mkdir(parents=True, exist_ok=True)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
     if (out / MANIFEST).exists():
         raise HealthstackError(f"{out / MANIFEST} exists; choose an empty --out directory")
     with psycopg.connect(url) as conn:
@@ -138,8 +138,16 @@ def create(url: str, out: Path, key: bytes) -> dict[str, Any]:
             # The snapshot lives only while this transaction does: dump inside it.
             plaintext_sha = _dump(url, snapshot, key, out / DUMP)
     manifest = _manifest(out, counts, revision, plaintext_sha, key)
-    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    with _private(out / MANIFEST, "w") as handle:
+        handle.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
+
+
+def _private(path: Path, mode: str) -> IO[Any]:
+    """Backups are readable by their owner only (0600), whatever the umask."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(descriptor, 0o600)
+    return os.fdopen(descriptor, mode)
 
 
 def _revision(conn: psycopg.Connection[Any]) -> str | None:

@@ -125,14 +125,8 @@ class PluginHost:
             result.invocations.append(record)
         return result
 
-    async def run_operation(
-        self,
-        name: str,
-        resource_type: str,
-        resources: list[dict[str, Any]],
-        params: dict[str, Any] | None = None,
-    ) -> HookResult:
-        """``$evaluate?plugin=NAME``: raises ``not-found``/``disabled`` before running anything."""
+    async def operation_plugin(self, name: str, resource_type: str) -> Plugin:
+        """The enabled operation plugin ``name`` for ``resource_type``, or ``PluginError``."""
         plugin = await self.source.get(name)
         if (
             plugin is None
@@ -142,6 +136,17 @@ class PluginHost:
             raise PluginError("not-found", f"no operation plugin {name!r} for {resource_type}")
         if not plugin.enabled:
             raise PluginError("disabled", f"plugin {name!r} is disabled")
+        return plugin
+
+    async def run_operation(
+        self,
+        name: str,
+        resource_type: str,
+        resources: list[dict[str, Any]],
+        params: dict[str, Any] | None = None,
+    ) -> HookResult:
+        """``$evaluate?plugin=NAME``: raises ``not-found``/``disabled`` before running anything."""
+        plugin = await self.operation_plugin(name, resource_type)
         result = HookResult("operation", resource_type)
         _, record, outcome = await self._one(
             plugin, "operation", resource_type, resources, params or {}

@@ -32,6 +32,8 @@ PUBLIC_PATHS = frozenset({"/metadata", "/.well-known/smart-configuration"})
 BREAK_GLASS_HEADER = b"x-break-glass-reason"
 MAX_REASON = 500
 CHALLENGE = b'Bearer realm="healthstack", error="invalid_token"'
+# RFC 6750 section 3.1: no error code when the request carried no credentials at all.
+CHALLENGE_NO_TOKEN = b'Bearer realm="healthstack"'
 
 
 def route_path(scope: Scope) -> str:
@@ -160,7 +162,9 @@ class AuthMiddleware:
                         scope, principal, path, message["status"]))  # fmt: skip
                 except audit.AuditWriteError as error:
                     failed = True
-                    await _send_outcome(send, 500, "exception", str(error), [])
+                    # 503 when the database is down (transient), 500 otherwise: the error knows.
+                    code = error.issues[0]["code"]
+                    await _send_outcome(send, error.status, code, str(error), [])
                     return
             await send(message)
 
@@ -185,8 +189,9 @@ class AuthMiddleware:
         # An audit failure is counted in audit_failures; the request is refused either way.
         with contextlib.suppress(audit.AuditWriteError):
             await audit.record_detached(self.state, event)
+        challenge = CHALLENGE_NO_TOKEN if failure.reason == "missing" else CHALLENGE
         await _send_outcome(send, 401, "login", failure.message,
-                            [(b"www-authenticate", CHALLENGE)])  # fmt: skip
+                            [(b"www-authenticate", challenge)])  # fmt: skip
 
     def _break_glass(self, scope: Scope, principal: Principal, path: str) -> Principal:
         reason = _header(scope, BREAK_GLASS_HEADER)
