@@ -3,8 +3,9 @@
 The SQL comes from the service's own modules (store, search, vitals, audit), built once here, so
 the baseline cannot drift from what a request executes. Per request the API runs (checked with
 ``log_statement=all``): the query, then ``audit_append`` on the same connection (autocommit for
-reads); an ingest Bundle runs, in one transaction, one insert statement per entry and one
-``audit_append`` per entry plus one for the Bundle.
+reads); an ingest Bundle runs, in one transaction, one insert statement for all its entries
+(``store.INSERT_MANY_SQL``), one ``audit_append_many`` for their records and one ``audit_append``
+for the Bundle.
 """
 
 from __future__ import annotations

@@ -149,6 +149,30 @@ def test_news2_is_derived_with_provenance_and_audited(
     assert created["detail"] == f"derived by plugin=news2@1.0.0 sha256={sha}"
 
 
+def test_transaction_bundle_runs_derive_plugins_entry_by_entry(
+    admin: httpx.Client, module_database: Database
+) -> None:
+    """With a derive plugin enabled, Bundle creates keep the per-entry path (no batching): each
+    entry's derive call sees the vitals stored before it in the same transaction."""
+    pid = new_patient(admin)
+    entries = [
+        {"resource": vital(pid, code, value, minute),
+         "request": {"method": "POST", "url": "Observation"}}
+        for minute, (code, value) in enumerate(VITALS.items())
+    ]  # fmt: skip
+    response = admin.post("", json={"resourceType": "Bundle", "type": "transaction",
+                                    "entry": entries})  # fmt: skip
+    assert response.status_code == 200, response.text
+    ids = [e["resource"]["id"] for e in response.json()["entry"]]
+    (score,) = news2_scores(admin, pid)  # only the fifth entry completed the set
+    assert score["valueInteger"] == 7
+    assert sorted(r["reference"] for r in score["derivedFrom"]) == sorted(
+        f"Observation/{i}" for i in ids
+    )
+    calls = audit_rows(module_database, "resource_id = ANY($1) AND interaction = 'operation'", ids)
+    assert len(calls) == 5  # one derive call per entry
+
+
 def test_evaluate_returns_the_score(admin: httpx.Client, scored: tuple[str, list[str]]) -> None:
     pid, _ = scored
     response = admin.post(f"/Patient/{pid}/$evaluate", params={"plugin": "news2"})

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import asyncpg
-from tests.conftest import TEST_SECRET_KEY_BASE
+from tests.conftest import TEST_ENCRYPTION_KEY, TEST_SECRET_KEY_BASE
 
 from healthstack.config import Settings
 from healthstack.security import tokens
@@ -23,7 +23,9 @@ def mint(subject: str, scopes: str, *, patient: str | None = None, ttl: int = 60
 
 
 def make_state(database_url: str, **settings: Any) -> ServiceState:
-    base = Settings(env="test", secret_key_base=TEST_SECRET_KEY_BASE)
+    base = Settings(
+        env="test", secret_key_base=TEST_SECRET_KEY_BASE, encryption_key=TEST_ENCRYPTION_KEY
+    )
     return ServiceState(settings=base.with_overrides(**settings), database_url=database_url)
 
 

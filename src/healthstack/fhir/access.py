@@ -77,6 +77,26 @@ class Caller:
         )
         await audit.record(conn, self.state, event)
 
+    async def audit_creates(
+        self, conn: asyncpg.Connection, created: Sequence[tuple[str, str]]
+    ) -> None:
+        """One ``create`` record per (type, id), in order, in one round trip (the Bundle fast
+        path): the records :meth:`audit` would write for each, chained one after another."""
+        events = [
+            audit.event_for(
+                self.principal, "create", "success", resource_type=rtype, resource_id=rid, version=1
+            )
+            for rtype, rid in created
+        ]
+        await audit.record_many(conn, self.state, events)
+
+    def plugins_wanted(self, resource_type: str) -> bool:
+        """Whether a validate or derive plugin may run for writes of this type (hot path)."""
+        hooks: PluginHooks | None = self.state.extras.get(PLUGIN_HOOKS)
+        return hooks is not None and (
+            hooks.wanted("validate", resource_type) or hooks.wanted("derive", resource_type)
+        )
+
     # WASM plugin hooks (docs/plugins.md). Without an enabled plugin for the (trigger, type) each
     # costs a dict lookup and a set lookup: the write path is otherwise untouched.
     async def before_store(

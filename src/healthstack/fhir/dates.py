@@ -43,10 +43,9 @@ def _midnight(day: dt.date) -> dt.datetime:
 
 
 def instant_text(moment: dt.datetime) -> str:
-    """FHIR ``instant`` with millisecond precision, always UTC ``Z``."""
-    return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
+    """FHIR ``instant`` with millisecond precision (truncated), always UTC ``Z``."""
+    # isoformat, not strftime: twice per stored resource, and strftime showed in the ingest profile.
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").removesuffix("+00:00") + "Z"
 
 
 def http_date(moment: dt.datetime) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,15 @@ dt AS (DELETE FROM fhir_token WHERE resource_type = $1 AND id = $2 AND EXISTS (S
 dv AS (DELETE FROM fhir_vital WHERE observation_id = $2 AND $1 = 'Observation'
        AND EXISTS (SELECT 1 FROM r)),
 {_SIDE_EFFECTS}"""
+# Many new resources in one statement: each parameter is an array of one table's row type, so a
+# row's nested arrays (codes, categories) need no flattening. Tuples are in table column order.
+INSERT_MANY_SQL = """
+WITH r AS (INSERT INTO fhir_resource SELECT * FROM unnest($1::fhir_resource[])),
+h AS (INSERT INTO fhir_resource_version SELECT * FROM unnest($2::fhir_resource_version[])),
+t AS (INSERT INTO fhir_token SELECT * FROM unnest($3::fhir_token[])),
+v AS (INSERT INTO fhir_vital SELECT * FROM unnest($4::fhir_vital[]))
+SELECT 1
+"""
 READ_SQL = """
 SELECT version, deleted, last_updated, key_id, body FROM fhir_resource
 WHERE resource_type = $1 AND id = $2 AND ($3::text IS NULL OR patient_id = $3)
@@ -155,6 +165,22 @@ class Store:
         rid = rid or new_id()
         return await self._write(conn, INSERT_SQL, rtype, rid, 1, resource)
 
+    async def create_many(
+        self, conn: asyncpg.Connection, items: Sequence[tuple[str, str, dict[str, Any]]]
+    ) -> list[Version]:
+        """Insert new resources ``(type, id, resource)``: the rows :meth:`create` writes for each
+        (same arguments), in one statement (:data:`INSERT_MANY_SQL`, one round trip)."""
+        tables: tuple[list[tuple[Any, ...]], ...] = ([], [], [], [])
+        versions = []
+        for rtype, rid, resource in items:
+            now = dt.datetime.now(dt.UTC)
+            args, plaintext = self._arguments(rtype, rid, 1, now, resource)
+            _split_rows(args, tables)
+            versions.append(Version(rtype, rid, 1, False, now, plaintext))
+        # An INSERT either writes its rows or raises (unique violation): no count to check.
+        await conn.execute(INSERT_MANY_SQL, *tables)
+        return versions
+
     async def update(
         self, conn: asyncpg.Connection, rtype: str, rid: str, resource: dict[str, Any], version: int
     ) -> Version:
@@ -255,3 +281,18 @@ class Store:
             [v.unit for v in vitals],
         ]
         return args, plaintext
+
+
+def _split_rows(args: list[Any], tables: tuple[list[tuple[Any, ...]], ...]) -> None:
+    """INSERT_SQL's 20 arguments as rows of the four tables (what its CTEs insert)."""
+    resources, versions, tokens, vitals = tables
+    rtype, rid, version, deleted, now, patient_id = args[:6]
+    resources.append(tuple(args[:14]))
+    versions.append((rtype, rid, version, deleted, now, args[12], args[13]))
+    tokens.extend(
+        (rtype, rid, kind, digest) for kind, digest in zip(args[14], args[15], strict=True)
+    )
+    vitals.extend(
+        (patient_id, code, effective, value, unit, rid)
+        for code, effective, value, unit in zip(*args[16:20], strict=True)
+    )

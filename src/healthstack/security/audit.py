@@ -9,16 +9,19 @@ a transaction, committed) before the handler answers. If the append fails, the r
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import dataclasses
 import datetime as dt
 import logging
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import asyncpg
 
+from healthstack.errors import HealthstackError
+from healthstack.fhir.crypto import DecryptionError, Keyring
 from healthstack.fhir.outcome import FhirError
 from healthstack.security.audit_event import AuditEvent
 from healthstack.security.chain import canonical
@@ -47,6 +50,8 @@ written_var: contextvars.ContextVar[Written | None] = contextvars.ContextVar(
     "audit_written", default=None
 )
 APPEND_SQL = "SELECT audit_append($1, $2)"
+# N records, chained in order on one chain, in one round trip (migration 0005).
+APPEND_MANY_SQL = "SELECT audit_append_many($1, $2::text[])"
 REDACTED = "[redacted]"
 # Search parameters whose values are codes, switches or opaque ids, never PHI. Everything else
 # (names, identifiers, birthdate, gender, address, dates of observations, free text) keeps its name
@@ -117,21 +122,98 @@ def content_of(event: AuditEvent, when: dt.datetime | None = None) -> str:
     return canonical(fields)
 
 
+# A break-glass reason is free text that may name a patient: it is stored only as AES-GCM
+# ciphertext under the PHI keyring (so a pg_dump holds no plaintext), and shown to auditors.
+REASON_PREFIX = "enc:v1:"
+REASON_AAD = b"healthstack/audit/break-glass-reason/v1"
+
+
+def _keyring(state: ServiceState) -> Keyring:
+    ring = state.extras.get("audit_keyring")
+    if ring is None:
+        try:
+            ring = state.extras["audit_keyring"] = Keyring.from_settings(state.settings)
+        except HealthstackError as exc:
+            raise AuditWriteError from exc
+    return cast(Keyring, ring)
+
+
+def _sealed(state: ServiceState, event: AuditEvent) -> AuditEvent:
+    reason = event.break_glass_reason
+    if not reason or reason.startswith(REASON_PREFIX):
+        return event
+    try:
+        keyring = _keyring(state)
+    except AuditWriteError:
+        state.metrics.audit_failures.inc()
+        raise
+    key_id, blob = keyring.encrypt(reason.encode(), REASON_AAD)
+    sealed = f"{REASON_PREFIX}{key_id}:{base64.urlsafe_b64encode(blob).decode()}"
+    return dataclasses.replace(event, break_glass_reason=sealed)
+
+
+def reason_keyring(state: ServiceState) -> Keyring | None:
+    """The keyring that opens sealed reasons, or None when the service has no PHI key."""
+    try:
+        return _keyring(state)
+    except AuditWriteError:
+        return None
+
+
+def open_reason(keyring: Keyring, stored: str) -> str:
+    """The reason as written, for auditors; records from before sealing pass through."""
+    if not stored.startswith(REASON_PREFIX):
+        return stored
+    key_id, _, encoded = stored[len(REASON_PREFIX) :].partition(":")
+    try:
+        return keyring.decrypt(key_id, base64.urlsafe_b64decode(encoded), REASON_AAD).decode()
+    except (DecryptionError, ValueError):
+        return f"[encrypted under key {key_id}, which is not configured]"
+
+
 async def record(conn: asyncpg.Connection, state: ServiceState, event: AuditEvent) -> None:
     """Append one audit record on ``conn`` (inside its transaction, if any); fail loudly."""
-    event = _with_context(event)
+    event = _sealed(state, _with_context(event))
     try:
         await conn.execute(APPEND_SQL, _chain_hint(conn), content_of(event))
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        state.metrics.audit_failures.inc()
-        log.error("audit write failed", extra={"error": type(exc).__name__,
-                                                "interaction": event.interaction})  # fmt: skip
-        raise AuditWriteError from exc
+        _failed(state, exc, event.interaction)
+    _written(state, [event])
+
+
+async def record_many(
+    conn: asyncpg.Connection, state: ServiceState, events: Sequence[AuditEvent]
+) -> None:
+    """Append ``events`` in order, chained one after another, in one round trip on ``conn``.
+
+    The same records (content, chain links) as one :func:`record` per event; call it inside the
+    transaction whose changes the events describe, so they commit or roll back together.
+    """
+    if not events:
+        return
+    stamped = [_sealed(state, _with_context(event)) for event in events]
+    contents = [content_of(event) for event in stamped]
+    try:
+        await conn.execute(APPEND_MANY_SQL, _chain_hint(conn), contents)
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+        _failed(state, exc, stamped[0].interaction)
+    _written(state, stamped)
+
+
+def _failed(state: ServiceState, exc: BaseException, interaction: str) -> NoReturn:
+    state.metrics.audit_failures.inc()
+    log.error("audit write failed", extra={"error": type(exc).__name__,
+                                            "interaction": interaction})  # fmt: skip
+    raise AuditWriteError from exc
+
+
+def _written(state: ServiceState, events: Sequence[AuditEvent]) -> None:
     box = written_var.get()
     if box is not None:
-        box.count += 1
-    if event.break_glass_reason and event.outcome == "success":
-        state.metrics.break_glass.labels(event.resource_type or "none").inc()
+        box.count += len(events)
+    for event in events:
+        if event.break_glass_reason and event.outcome == "success":
+            state.metrics.break_glass.labels(event.resource_type or "none").inc()
 
 
 async def record_detached(state: ServiceState, event: AuditEvent) -> None:

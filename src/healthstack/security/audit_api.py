@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from healthstack.fhir.crypto import Keyring
 from healthstack.fhir.dates import instant_text, interval
 from healthstack.fhir.outcome import FhirError, FhirResponse
 from healthstack.security import audit, authz
@@ -114,8 +115,12 @@ def _cursor_clause(value: str, arg: Callable[[Any], str]) -> str:
             f"{arg(key[1])}::smallint, {arg(key[2])}::bigint)")  # fmt: skip
 
 
-def to_fhir(chain_id: int, seq: int, content: str) -> dict[str, Any]:
+def to_fhir(
+    chain_id: int, seq: int, content: str, keyring: Keyring | None = None
+) -> dict[str, Any]:
     doc = orjson.loads(content)
+    if keyring is not None and doc.get("break_glass_reason"):
+        doc["break_glass_reason"] = audit.open_reason(keyring, doc["break_glass_reason"])
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": f"{chain_id}-{seq}",
@@ -218,7 +223,12 @@ async def _search(state: ServiceState, request: Request) -> Response:
             principal_of(request), "search", "success", resource_type=authz.AUDIT_TYPE,
             query={k: [v] for k, v in query.items()}))  # fmt: skip
     return FhirResponse(
-        _bundle(request, rows[:count], rows[count - 1] if len(rows) > count else None)
+        _bundle(
+            request,
+            rows[:count],
+            rows[count - 1] if len(rows) > count else None,
+            audit.reason_keyring(state),
+        )
     )
 
 
@@ -228,7 +238,10 @@ def _base(request: Request) -> str:
 
 
 def _bundle(
-    request: Request, rows: list[asyncpg.Record], last: asyncpg.Record | None
+    request: Request,
+    rows: list[asyncpg.Record],
+    last: asyncpg.Record | None,
+    keyring: Keyring | None,
 ) -> dict[str, Any]:
     links = [{"relation": "self", "url": str(request.url)}]
     if last is not None:
@@ -238,7 +251,7 @@ def _bundle(
         links.append({"relation": "next", "url": str(request.url.replace(query=query))})
     return {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": [
         {"fullUrl": f"{_base(request)}/AuditEvent/{r['chain_id']}-{r['seq']}", "resource": to_fhir(
-            r["chain_id"], r["seq"], r["content"]), "search": {"mode": "match"}} for r in rows]}  # fmt: skip
+            r["chain_id"], r["seq"], r["content"], keyring), "search": {"mode": "match"}} for r in rows]}  # fmt: skip
 
 
 async def _read(state: ServiceState, request: Request) -> Response:
@@ -256,4 +269,5 @@ async def _read(state: ServiceState, request: Request) -> Response:
         await audit.record(conn, state, audit.event_for(
             principal_of(request), "read", "success", resource_type=authz.AUDIT_TYPE,
             resource_id=rid))  # fmt: skip
-    return FhirResponse(to_fhir(row["chain_id"], row["seq"], row["content"]))
+    keyring = audit.reason_keyring(state)
+    return FhirResponse(to_fhir(row["chain_id"], row["seq"], row["content"], keyring))
