@@ -141,6 +141,15 @@ class RequestMiddleware:
             self._record(scope, status, started)
 
     async def _traced(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if not tracing.exporting:
+            # No exporter: spans would be discarded, so only carry the caller's trace id
+            # (a span per request cost ~4% of a read in the profile).
+            trace_id_var.set(None)
+            for name, value in scope["headers"]:
+                if name == b"traceparent":
+                    trace_id_var.set(tracing.incoming_trace_id(value.decode("latin-1")))
+            await self.app(scope, receive, send)
+            return
         carrier = {
             k.decode("latin-1"): v.decode("latin-1")
             for k, v in scope["headers"]

@@ -76,6 +76,9 @@ def run(app: Starlette, host: str, port: int) -> int:
         access_log=False,
         log_config=None,
         server_header=False,
+        # X-Forwarded-For is interpreted where it matters (the audit source IP, TRUSTED_PROXY_HOPS);
+        # uvicorn's own proxy-headers layer would only add a hop per request.
+        proxy_headers=False,
         # In-flight requests get what is left of the grace period after the drain.
         timeout_graceful_shutdown=max(5, int(state.settings.drain_seconds)),
         timeout_keep_alive=5,
