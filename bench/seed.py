@@ -13,6 +13,8 @@ from typing import Any
 
 import httpx
 
+from healthstack.ops.samples import vital_sign
+
 LOINC = "http://loinc.org"
 HEART_RATE, SYSTOLIC = "8867-4", "8480-6"
 MRN_SYSTEM = "urn:healthstack:bench:mrn"
@@ -47,30 +49,8 @@ def mrn(i: int) -> str:
 def observation(patient_id: str, i: int) -> dict[str, Any]:
     """Heart rate and systolic pressure alternately, one an hour from START (two a day of each)."""
     code, unit = (HEART_RATE, "/min") if i % 2 == 0 else (SYSTOLIC, "mm[Hg]")
-    when = START + dt.timedelta(hours=i)
-    return {
-        "resourceType": "Observation",
-        "status": "final",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": "vital-signs",
-                    }
-                ]
-            }
-        ],
-        "code": {"coding": [{"system": LOINC, "code": code}]},
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "effectiveDateTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "valueQuantity": {
-            "value": 60 + (i * 7) % 60,
-            "unit": unit,
-            "system": "http://unitsofmeasure.org",
-            "code": unit,
-        },
-    }
+    when = (START + dt.timedelta(hours=i)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return vital_sign(patient_id, code, when, 60 + (i * 7) % 60, unit)
 
 
 def transaction(resources: list[dict[str, Any]]) -> dict[str, Any]:

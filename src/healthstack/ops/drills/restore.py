@@ -19,6 +19,7 @@ from healthstack.ops import backup
 from healthstack.ops.drills.cluster import Cluster, cluster
 from healthstack.ops.drills.fhir import FHIR_JSON, FhirClient
 from healthstack.ops.drills.spec import RolloutSpec
+from healthstack.ops.samples import vital_sign
 from healthstack.security.verify import verify
 from healthstack.service.embedded_pg import SUPERUSER
 
@@ -60,29 +61,7 @@ class RestoreReport:
 
 
 def observation(patient_id: str, value: float) -> dict[str, Any]:
-    return {
-        "resourceType": "Observation",
-        "status": "final",
-        "category": [
-            {
-                "coding": [
-                    {
-                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                        "code": "vital-signs",
-                    }
-                ]
-            }
-        ],
-        "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
-        "subject": {"reference": f"Patient/{patient_id}"},
-        "effectiveDateTime": "2025-01-01T08:00:00Z",
-        "valueQuantity": {
-            "value": value,
-            "unit": "/min",
-            "system": "http://unitsofmeasure.org",
-            "code": "/min",
-        },
-    }
+    return vital_sign(patient_id, "8867-4", "2025-01-01T08:00:00Z", value)
 
 
 def generate(client: FhirClient, patients: int, observations: int, versions: int) -> None:
