@@ -4,14 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .tools
 STAMP := $(VENV)/.installed
+# `make run` needs only the runtime dependencies: a newcomer's first start stays short.
+RUNTIME_STAMP := $(VENV)/.runtime-installed
 # Debian packages the tests and drills use for real (load balancer, load generator, wasm toolchain).
 APT_PACKAGES := haproxy wrk clang-14 lld-14 wasi-libc
 
 .PHONY: run test lint drill bench sysdeps tools clean docs
 
-$(STAMP): pyproject.toml
+$(RUNTIME_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	touch $(RUNTIME_STAMP)
+
+$(STAMP): $(RUNTIME_STAMP)
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -33,7 +38,7 @@ sysdeps:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-run: $(STAMP)
+run: $(RUNTIME_STAMP)
 	$(BIN)/healthstack serve
 
 test: $(STAMP) tools sysdeps
