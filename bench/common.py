@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -87,15 +88,17 @@ def wrk(
 
 @contextmanager
 def postgres() -> Iterator[EmbeddedPostgres]:
-    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="hs-bench-")) / "pg")
-    server.init()
-    server.start()
-    server.ensure_database()
-    migrate.upgrade(server.url(SUPERUSER))
+    workdir = Path(tempfile.mkdtemp(prefix="hs-bench-"))
+    server = EmbeddedPostgres(workdir / "pg")
     try:
+        server.init()
+        server.start()
+        server.ensure_database()
+        migrate.upgrade(server.url(SUPERUSER))
         yield server
     finally:
         server.destroy()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def service_env(pg: EmbeddedPostgres, **extra: str) -> dict[str, str]:

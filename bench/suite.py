@@ -180,11 +180,10 @@ def measure(report: Report, running: Running, env: dict[str, str], workdir: Path
 
 def run(options: Options) -> Report:
     report = Report(options)
-    workdir = Path(tempfile.mkdtemp(prefix="hs-bench-work-"))
-    with postgres() as pg:
+    with tempfile.TemporaryDirectory(prefix="hs-bench-work-") as scratch, postgres() as pg:
         env = service_env(pg, POOL_SIZE=str(options.pool_size))
         report.ready_seconds = startup_times(env, options.starts)
         port = free_port()
         with launch(healthstack_command(port), env, port) as running:
-            measure(report, running, env, workdir)
+            measure(report, running, env, Path(scratch))
     return report
