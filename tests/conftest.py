@@ -107,7 +107,11 @@ def start_service(db: Database, log_path: Path, **env: str) -> Service:
             stderr=subprocess.STDOUT,
         )
     service = Service(process, f"http://127.0.0.1:{port}", log_path)
-    wait_ready(service)
+    try:
+        wait_ready(service)
+    except BaseException:
+        service.stop()  # never leave a half-started service behind a failed test
+        raise
     return service
 
 

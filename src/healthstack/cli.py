@@ -92,16 +92,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # Output piped into `head` and the like: stop quietly, as other CLI tools do.
+        sys.stderr.close()
+        return 141
     except Exception as exc:
         message = database_error_message(exc)
         if message is None:
             raise
         print(f"healthstack {args.command}: error: {message}", file=sys.stderr)
         return 2
-    except BrokenPipeError:
-        # Output piped into `head` and the like: stop quietly, as other CLI tools do.
-        sys.stderr.close()
-        return 141
 
 
 if __name__ == "__main__":

@@ -125,8 +125,14 @@ def test_unauthenticated_is_401_and_metadata_is_truthful(fhir: httpx.Client) -> 
         "birthdate",
         "gender",
     }
+    # Every advertised parameter is accepted with a well-formed value and checked strictly.
+    valid = {"identifier": "urn:mrn|x", "family": "x", "given": "x", "name": "x",
+             "birthdate": "1980-01-02", "gender": "female"}  # fmt: skip
+    malformed = {"birthdate": "x", "gender": "x"}
     for name in names - {"_id", "_lastUpdated"}:
-        assert fhir.get(f"/Patient?{name}=x").status_code in (200, 400)  # known, value-checked
+        assert fhir.get(f"/Patient?{name}={valid[name]}").status_code == 200, name
+    for name, value in malformed.items():
+        assert fhir.get(f"/Patient?{name}={value}").status_code == 400, name
 
 
 def test_prefer_minimal_and_location(fhir: httpx.Client) -> None:

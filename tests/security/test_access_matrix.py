@@ -194,11 +194,13 @@ def test_update_and_delete_need_their_letters(world: World) -> None:
     assert world.client.delete(f"/Observation/{rid}", headers=reader).status_code == 403
     other_patient = world.as_("patient/Observation.cruds", world.p2)
     put = world.client.put(f"/Observation/{rid}", json=body, headers=other_patient)
-    assert put.status_code in (403, 404)
-    assert world.client.delete(f"/Observation/{rid}", headers=other_patient).status_code in (
-        403,
-        404,
-    )
+    # Writing content about another patient is refused whether or not the id exists (403)...
+    assert put.status_code == 403, put.text
+    # ...and another patient's existing record, rewritten as one's own, looks missing (404).
+    own_body = {**_observation_body(world.p2), "id": rid}
+    hijack = world.client.put(f"/Observation/{rid}", json=own_body, headers=other_patient)
+    assert hijack.status_code == 404, hijack.text
+    assert world.client.delete(f"/Observation/{rid}", headers=other_patient).status_code == 404
     updater = world.as_("user/Observation.u")
     assert world.client.put(f"/Observation/{rid}", json=body, headers=updater).status_code == 200
 

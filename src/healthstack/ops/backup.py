@@ -21,6 +21,7 @@ import hmac
 import json
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -107,18 +108,33 @@ def _dump(url: str, snapshot: str, key: bytes, target: Path) -> str:
         "--no-owner",
         "--compress=6",
     ]
-    process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=pg_env(url)
-    )
-    with _private(target, "wb") as sink:
-        plaintext_sha = encrypt_stream(key, cast(IO[bytes], process.stdout), sink)
-    stderr = cast(IO[bytes], process.stderr).read().decode(errors="replace")
-    if process.wait() != 0:
-        target.unlink(missing_ok=True)
-        raise HealthstackError(
-            f"pg_dump failed (exit {process.returncode}): {stderr.strip()[-800:]}"
-        )
+    # stderr to a file, not a pipe: a pipe nobody reads until the end can fill and deadlock.
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=pg_env(url))
+        try:
+            with _private(target, "wb") as sink:
+                plaintext_sha = encrypt_stream(key, cast(IO[bytes], process.stdout), sink)
+        except BaseException:
+            _abandon(process)
+            target.unlink(missing_ok=True)
+            raise
+        if process.wait() != 0:
+            target.unlink(missing_ok=True)
+            raise HealthstackError(f"pg_dump failed (exit {process.returncode}): {_tail(errors)}")
     return plaintext_sha
+
+
+def _abandon(process: subprocess.Popen[bytes]) -> None:
+    process.kill()
+    process.wait()
+
+
+def _tail(errors: IO[bytes]) -> str:
+    """The tool's own error lines, without DETAIL/CONTEXT, which quote row values (PHI)."""
+    errors.seek(0)
+    lines = errors.read().decode(errors="replace").splitlines()
+    kept = [line for line in lines if not line.lstrip().startswith(("DETAIL:", "CONTEXT:"))]
+    return "\n".join(line[:300] for line in kept[-5:]) or "no message"
 
 
 def create(url: str, out: Path, key: bytes) -> dict[str, Any]:
@@ -230,30 +246,34 @@ def _pg_restore(url: str, directory: Path, key: bytes, manifest: dict[str, Any])
         "--dbname",
         str(conninfo_to_dict(url).get("dbname") or ""),
     ]
-    process = subprocess.Popen(
-        command, stdin=subprocess.PIPE, stderr=subprocess.PIPE, env=pg_env(url)
-    )
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=errors, env=pg_env(url))
+        try:
+            _feed(process, directory, key, manifest)
+        except BrokenPipeError:
+            _abandon(process)  # pg_restore quit early (e.g. refused login): say why
+            raise HealthstackError(f"pg_restore stopped reading: {_tail(errors)}") from None
+        except BaseException:
+            _abandon(process)  # never let a partial stream commit
+            raise
+        if process.wait() != 0:
+            raise HealthstackError(
+                f"pg_restore failed (exit {process.returncode}): {_tail(errors)}"
+            )
+
+
+def _feed(
+    process: subprocess.Popen[bytes], directory: Path, key: bytes, manifest: dict[str, Any]
+) -> None:
     stdin = cast(IO[bytes], process.stdin)
     digest = hashlib.sha256()
-    try:
-        with (directory / DUMP).open("rb") as source:
-            for chunk in decrypt_chunks(key, source, str(directory / DUMP)):
-                digest.update(chunk)
-                stdin.write(chunk)
-        if digest.hexdigest() != manifest["files"][DUMP]["plaintext_sha256"]:
-            raise HealthstackError(
-                f"{directory / DUMP}: decrypted content differs from the manifest"
-            )
-    except (HealthstackError, BrokenPipeError):
-        process.kill()  # never let a partial stream commit
-        process.wait()
-        raise
+    with (directory / DUMP).open("rb") as source:
+        for chunk in decrypt_chunks(key, source, str(directory / DUMP)):
+            digest.update(chunk)
+            stdin.write(chunk)
+    if digest.hexdigest() != manifest["files"][DUMP]["plaintext_sha256"]:
+        raise HealthstackError(f"{directory / DUMP}: decrypted content differs from the manifest")
     stdin.close()
-    stderr = cast(IO[bytes], process.stderr).read().decode(errors="replace")
-    if process.wait() != 0:
-        raise HealthstackError(
-            f"pg_restore failed (exit {process.returncode}): {stderr.strip()[-800:]}"
-        )
 
 
 def restore(directory: Path, url: str, key: bytes) -> dict[str, Any]:

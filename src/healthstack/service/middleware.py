@@ -46,7 +46,7 @@ def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             text: str = value.decode("latin-1")
-            if _REQUEST_ID.match(text):
+            if _REQUEST_ID.fullmatch(text):
                 return text
     return uuid.uuid4().hex
 
@@ -157,8 +157,13 @@ class RequestMiddleware:
         }
         context = tracing.propagator.extract(carrier) if carrier else None
         # The span name is refined to the route template once routing has run (never a raw path).
+        # No exception text in spans: messages can quote PHI (values, dates); the type is enough.
         with tracing.tracer.start_as_current_span(
-            scope["method"], context=context, kind=trace.SpanKind.SERVER
+            scope["method"],
+            context=context,
+            kind=trace.SpanKind.SERVER,
+            record_exception=False,
+            set_status_on_exception=True,
         ) as span:
             span_context = span.get_span_context()
             if span_context.is_valid:

@@ -67,4 +67,8 @@ def upgrade(url: str, revision: str = "head") -> None:
     try:
         command.upgrade(alembic_config(url), revision)
     except Exception as exc:  # surfaced as one clear message; details stay in the chain
-        raise HealthstackError(f"migration failed: {type(exc).__name__}: {exc}") from exc
+        # Driver messages can quote row values (DETAIL, parameters): type and SQLSTATE only.
+        sqlstate = getattr(getattr(exc, "orig", None), "sqlstate", None) or "n/a"
+        raise HealthstackError(
+            f"migration failed: {type(exc).__name__} (SQLSTATE {sqlstate})"
+        ) from exc
