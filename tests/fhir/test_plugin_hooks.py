@@ -276,7 +276,7 @@ def test_runaway_is_stopped_and_the_next_request_succeeds(
     (issue,) = response.json()["issue"]
     assert issue["details"]["coding"][0]["code"] in ("out-of-fuel", "timeout")
     assert issue["diagnostics"].startswith("plugin 'loop@1.0.0'")
-    assert elapsed < 1.0 + 1.0  # the 1 s deadline (fuel usually stops it first), plus HTTP
+    assert elapsed < 3.0  # the 1 s deadline (fuel usually stops it first), plus HTTP on a busy host
     assert admin.post(f"/Patient/{pid}/$evaluate?plugin=news2").status_code == 200
 
 
