@@ -142,11 +142,13 @@ class Cluster:
         return replicas
 
     def close(self) -> None:
-        for replica in self.replicas:
-            replica.kill()
-        if self.haproxy:
-            self.haproxy.stop()
-        self.pg.destroy()
+        # Every step runs even if an earlier one fails: nothing is left running after a drill.
+        with contextlib.ExitStack() as stack:
+            stack.callback(self.pg.destroy)
+            if self.haproxy:
+                stack.callback(self.haproxy.stop)
+            for replica in self.replicas:
+                stack.callback(replica.kill)
 
 
 def make_slots(count: int) -> list[Slot]:
@@ -155,17 +157,25 @@ def make_slots(count: int) -> list[Slot]:
 
 def start_database(root: Path) -> EmbeddedPostgres:
     pg = EmbeddedPostgres(root)
-    pg.init()
-    pg.start()
-    pg.ensure_database()
-    migrate.upgrade(pg.url(SUPERUSER))
+    try:
+        pg.init()
+        pg.start()
+        pg.ensure_database()
+        migrate.upgrade(pg.url(SUPERUSER))
+    except BaseException:
+        pg.destroy()
+        raise
     return pg
 
 
 @contextlib.contextmanager
 def cluster(spec: RolloutSpec, keep: bool = False) -> Iterator[Cluster]:
     workdir = Path(tempfile.mkdtemp(prefix="hs-drill-"))
-    state = Cluster(workdir, spec, start_database(workdir / "pg"))
+    try:
+        state = Cluster(workdir, spec, start_database(workdir / "pg"))
+    except BaseException:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise
     try:
         yield state
     finally:

@@ -118,10 +118,10 @@ class HAProxy:
         )
         if check.returncode != 0:
             raise HealthstackError(f"{self.config_path}: invalid: {check.stderr.strip()}")
-        log = (self.workdir / "haproxy.log").open("wb")
-        self.process = subprocess.Popen(
-            [binary, "-db", "-f", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT
-        )
+        with (self.workdir / "haproxy.log").open("wb") as log:  # the child keeps its own handle
+            self.process = subprocess.Popen(
+                [binary, "-db", "-f", str(self.config_path)], stdout=log, stderr=subprocess.STDOUT
+            )
         self._wait_socket()
 
     def _wait_socket(self) -> None:
