@@ -87,6 +87,12 @@ class Verdict:
     ingress: str  # same for the destination side
     blamed: tuple[K8sObject, ...] = ()  # policies whose rule allowed it, or that denied it
 
+    @property
+    def fix_target(self) -> K8sObject | None:
+        """On a denial: the policy that should admit the flow (a pod's own policy before the
+        namespace default-deny); None when no policy is involved."""
+        return self.blamed[0] if self.blamed else None
+
 
 def _ports_of(containers: Iterable[dict[str, Any]]) -> tuple[Port, ...]:
     ports = []
@@ -141,10 +147,13 @@ class Network:
                 if self._rule_admits(policy, rule, peer, dst, port, direction):
                     return True, f"{policy.ref} {direction.lower()} rule #{index + 1}", (policy,)
         names = ", ".join(p.ref for p in selecting)
+        # The policy to fix is one written for this pod, not the namespace's default-deny:
+        # policies with rules (or a non-empty podSelector) come first in ``blamed``.
+        ranked = sorted(selecting, key=lambda p: _is_deny_all(p, direction))
         return (
             False,
             f"{direction} of {subject.key} limited by {names}; no rule admits it",
-            tuple(selecting),
+            tuple(ranked),
         )
 
     def _rule_admits(
@@ -191,11 +200,16 @@ def _applies(policy: K8sObject, ep: Endpoint, direction: str) -> bool:
 
 
 def policy_types(policy: K8sObject) -> list[str]:
-    """``policyTypes`` with the API defaults: Ingress always, Egress when rules exist."""
+    """``policyTypes`` with the API defaults: Ingress always, Egress only when ``egress`` holds
+    at least one rule (``egress: []`` without policyTypes leaves egress open)."""
     declared = policy.spec.get("policyTypes")
     if declared:
         return [str(t) for t in declared]
-    return ["Ingress", *(["Egress"] if "egress" in policy.spec else [])]
+    return ["Ingress", *(["Egress"] if policy.spec.get("egress") else [])]
+
+
+def _is_deny_all(policy: K8sObject, direction: str) -> bool:
+    return not policy.spec.get("podSelector") and not _rules(policy, direction)
 
 
 def _rules(policy: K8sObject, direction: str) -> list[dict[str, Any]]:
