@@ -1,7 +1,7 @@
 """Regenerate tests/check/fixtures/<CHECK-ID>/{pass,fail}/*.yaml (run by hand, output committed).
 
 Each pair starts from one small, correct stack and changes the one thing the check is about, so
-a fixture shows exactly what passes and what fails: `.venv/bin/python tests/check/make_fixtures.py`.
+a fixture shows exactly what passes and what fails: `.venv/bin/python -m tests.check.make_fixtures`.
 """
 
 from __future__ import annotations
@@ -551,6 +551,8 @@ def _clean(doc: Any) -> Any:
 
 def clean_stack() -> list[Doc]:
     """A small stack every check accepts (the CLI tests start from it)."""
+    from tests.check import fixtures_issue17
+
     return [
         namespace(),
         deployment(),
@@ -563,7 +565,8 @@ def clean_stack() -> list[Doc]:
         virtualservice(),
         *istio_security(),
         velero(),
-        servicemonitor("http"),
+        fixtures_issue17.tls_monitor(),
+        *fixtures_issue17.clean_stack_additions(),
     ]
 
 
@@ -580,9 +583,11 @@ def write_cli_stacks() -> None:
 
 
 def main() -> None:
+    from tests.check import fixtures_issue17
+
     write_cli_stacks()
     shutil.rmtree(ROOT, ignore_errors=True)
-    for check_id, make in _pairs().items():
+    for check_id, make in {**_pairs(), **fixtures_issue17.pairs()}.items():
         for verdict, docs in zip(("pass", "fail"), make(), strict=True):
             folder = ROOT / check_id / verdict
             folder.mkdir(parents=True)

@@ -21,6 +21,12 @@ from healthstack.check.policies import (
     dh_committed_secret,
     dh_config_secrets,
     dh_database_isolation,
+    ms_authz_coverage,
+    ms_destination_tls,
+    ms_gateway_selector,
+    ms_injection,
+    ms_outbound_policy,
+    ms_scrape_tls,
     np_intent,
     sc_schema,
     sup_reason,
@@ -79,6 +85,13 @@ CHECKS: tuple[Check, ...] = (
     dh_backup_schedule.CHECK,
     dh_database_isolation.CHECK,
     sup_reason.CHECK,
+    # issue 17: mesh semantics, inferred intent, backup, exposure
+    ms_destination_tls.CHECK,
+    ms_outbound_policy.CHECK,
+    ms_injection.CHECK,
+    ms_gateway_selector.CHECK,
+    ms_scrape_tls.CHECK,
+    ms_authz_coverage.CHECK,
 )
 
 

@@ -110,7 +110,10 @@ def list_markdown(checks: Sequence[Check]) -> str:
         '`healthstack.io/suppress.<ID>: "<reason>"` (an empty reason is itself a finding).',
         "",
     ]
-    for family, group in groupby(checks, key=lambda c: c.family):
+    # One section per family, in order of first appearance, wherever the registry lists it.
+    families = list(dict.fromkeys(c.family for c in checks))
+    for family in families:
+        group = [c for c in checks if c.family == family]
         lines += [
             f"## {family}",
             "",
