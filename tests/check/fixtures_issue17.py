@@ -102,8 +102,103 @@ def _mesh_pairs() -> dict[str, Callable[[], Pair]]:
     }
 
 
+def prometheus_rule(budget: str) -> Doc:
+    alert = {
+        "alert": "AvailabilityBurnRate1h",
+        "expr": f"errors:ratio_rate1h > (14.4 * {budget})\nand\nerrors:ratio_rate5m > (14.4 * {budget})",
+        "labels": {"severity": "page", "slo": "availability-99.95"},
+    }
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": mf.meta("slo"),
+        "spec": {"groups": [{"name": "slo", "rules": [alert]}]},
+    }
+
+
+def database(**spec: Any) -> Doc:
+    doc = mf.postgres()
+    doc["spec"]["volumeClaimTemplates"] = [
+        {
+            "metadata": {"name": "data"},
+            "spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "1Gi"}},
+            },
+        }
+    ]
+    doc["spec"].update(spec)
+    return doc
+
+
+def headless() -> Doc:
+    svc = mf.service()
+    svc["metadata"] = mf.meta("postgres")
+    svc["spec"] = {
+        "clusterIP": "None",
+        "selector": {"app": "postgres"},
+        "ports": [{"name": "tcp-postgres", "port": 5432, "targetPort": "postgresql"}],
+    }
+    return svc
+
+
+def psa_namespace(level: str) -> Doc:
+    ns = mf.namespace()  # restricted already; the fail fixture lowers it
+    ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = level
+    return ns
+
+
+def _workload_pairs() -> dict[str, Callable[[], Pair]]:
+    cap = f"{mf.C0}.securityContext.capabilities"
+    return {
+        "HS-PS-001": lambda: mf.workload_pair(cap, {"drop": ["ALL"], "add": ["NET_ADMIN"]}),
+        "HS-PS-002": lambda: (
+            [psa_namespace("restricted"), mf.deployment()],
+            [psa_namespace("baseline"), mf.deployment()],
+        ),
+        "HS-EX-001": lambda: (
+            [mf.namespace(), mf.deployment(), mf.service()],
+            [mf.namespace(), mf.deployment(), mf.set_path(mf.service(), "spec.type", "NodePort")],
+        ),
+        "HS-RI-001": lambda: (
+            [database(), headless()],
+            [database(serviceName="postgresql"), headless()],
+        ),
+        "HS-RI-002": lambda: mf.workload_pair(
+            f"{mf.POD}.topologySpreadConstraints.0.labelSelector.matchLabels.app", "webapp"
+        ),
+        "HS-HA-001": lambda: (
+            [mf.deployment(), mf.service()],
+            [mf.set_path(mf.deployment(), f"{mf.C0}.lifecycle", None), mf.service()],
+        ),
+        "HS-SLO-001": lambda: ([prometheus_rule("0.0005")], [prometheus_rule("0.005")]),
+    }
+
+
+def _backup_pairs() -> dict[str, Callable[[], Pair]]:
+    return {
+        "HS-BK-001": lambda: ([mf.velero()], [mf.velero(ttl="24h")]),
+        "HS-BK-002": lambda: (
+            [mf.namespace(), database(), mf.velero(snapshotVolumes=True)],
+            [mf.namespace(), database(), mf.velero(snapshotVolumes=False)],
+        ),
+        "HS-BK-003": lambda: (
+            [mf.namespace(), database()],
+            [
+                mf.namespace(),
+                database(
+                    persistentVolumeClaimRetentionPolicy={
+                        "whenDeleted": "Delete",
+                        "whenScaled": "Retain",
+                    }
+                ),
+            ],
+        ),
+    }
+
+
 def pairs() -> dict[str, Callable[[], Pair]]:
-    return {**_mesh_pairs()}
+    return {**_mesh_pairs(), **_workload_pairs(), **_backup_pairs()}
 
 
 def clean_stack_additions() -> list[Doc]:

@@ -25,7 +25,7 @@ def meta(name: str, **extra: Any) -> Doc:
 
 
 def namespace() -> Doc:
-    labels = {"istio-injection": "enabled"}
+    labels = {"istio-injection": "enabled", "pod-security.kubernetes.io/enforce": "restricted"}
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": labels}}
 
 
@@ -47,6 +47,7 @@ def container() -> Doc:
         "startupProbe": probe,
         "livenessProbe": probe,
         "readinessProbe": {"httpGet": {"path": "/health/ready", "port": "http"}},
+        "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
         "volumeMounts": [{"name": "secrets", "mountPath": "/run/secrets/app", "readOnly": True}],
         "env": [
             {"name": "LOG_LEVEL", "value": "info"},

@@ -125,3 +125,49 @@ def test_external_annotation_on_the_pod_template_in_either_form() -> None:
         assert run_checks(make_context(parse_stream(stream, "t")), checks=[check]) == [], value
     missing = run_checks(make_context(parse_stream(_with_secret_ref("TOKEN"), "t")), checks=[check])
     assert "not declared external" in missing[0].message
+
+
+DATABASE = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: db, namespace: app}
+spec:
+  replicas: 1
+  serviceName: db
+  selector: {matchLabels: {app: db}}
+  template:
+    metadata:
+      labels: {app: db}
+      annotations: {pre.hook.backup.velero.io/command: '["/bin/sh", "-c", "pg_dump"]'}
+    spec:
+      containers: [{name: db, image: x, ports: [{name: postgresql, containerPort: 5432}]}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: db, namespace: app}
+spec: {minAvailable: 1, selector: {matchLabels: {app: db}}}
+"""
+
+
+def test_single_instance_database_may_block_eviction() -> None:
+    messages = findings(DATABASE, "HS-AV-001")
+    assert not any("db" in m.split(":")[0] and "allows no disruption" in m for m in messages)
+    assert not any("StatefulSet/app/db" in m for m in messages), messages
+    without_pdb = DATABASE.split("---")[0]
+    assert any(
+        m.startswith("StatefulSet/app/db: no PodDisruptionBudget")
+        for m in findings(without_pdb, "HS-AV-001")
+    )
+
+
+def test_velero_hook_as_pod_annotation_counts() -> None:
+    schedule = """
+    ---
+    apiVersion: velero.io/v1
+    kind: Schedule
+    metadata: {name: daily, namespace: velero}
+    spec: {schedule: "0 2 * * *", template: {includedNamespaces: [app], ttl: 720h}}
+    """
+    assert findings(DATABASE + textwrap.dedent(schedule), "HS-DH-003") == []
+    unhooked = DATABASE.replace("pre.hook.backup.velero.io/command", "x")
+    assert findings(unhooked + textwrap.dedent(schedule), "HS-DH-003")

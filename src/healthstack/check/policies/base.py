@@ -68,6 +68,14 @@ def long_running(ctx: Context) -> Iterator[Workload]:
             yield w
 
 
+DATABASE_PORTS = frozenset({5432, 3306, 6379, 27017})
+
+
+def is_database(w: Workload) -> bool:
+    """An operator-made database pod, or a pod template declaring a well-known database port."""
+    return w.synthetic or bool(container_port_numbers(w.containers) & DATABASE_PORTS)
+
+
 def own_containers(w: Workload) -> list[dict[str, Any]]:
     """Containers from the manifest (not the sidecar Istio injects)."""
     return [c for c in w.all_containers if not c.get("_injected")]

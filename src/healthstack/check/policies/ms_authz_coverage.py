@@ -11,7 +11,13 @@ from collections.abc import Iterator
 
 from healthstack.check.inventory import Workload
 from healthstack.check.model import K8sObject, Severity
-from healthstack.check.policies.base import Check, Context, Violation, container_port_names
+from healthstack.check.policies.base import (
+    DATABASE_PORTS,
+    Check,
+    Context,
+    Violation,
+    container_port_names,
+)
 from healthstack.check.policies.istio import (
     INGRESS_PRINCIPAL,
     ROOT_NAMESPACE,
@@ -23,8 +29,6 @@ from healthstack.check.policies.istio import (
 )
 from healthstack.check.policies.mesh import Route, destinations, http_routes, resolve_service
 from healthstack.check.reachability import Port
-
-DATABASE_PORTS = (5432, 3306, 6379, 27017)
 
 
 def _allow_nothing(ctx: Context, ns: str) -> bool:
