@@ -197,8 +197,24 @@ def _backup_pairs() -> dict[str, Callable[[], Pair]]:
     }
 
 
+def internet_egress(excepted: list[str]) -> Doc:
+    rule = {
+        "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": excepted}}],
+        "ports": [{"protocol": "TCP", "port": 443}],
+    }
+    return mf.set_path(mf.policies()[1], "spec.egress.2", rule)
+
+
+PRIVATE = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
+
+
 def pairs() -> dict[str, Callable[[], Pair]]:
-    return {**_mesh_pairs(), **_workload_pairs(), **_backup_pairs()}
+    return {
+        **_mesh_pairs(),
+        **_workload_pairs(),
+        **_backup_pairs(),
+        "HS-NP-002": lambda: ([internet_egress(PRIVATE)], [internet_egress(["10.0.0.0/8"])]),
+    }
 
 
 def clean_stack_additions() -> list[Doc]:

@@ -131,6 +131,11 @@ class Network:
         in_ok, in_why, in_blame = self._side(dst, src, port, "Ingress")
         return Verdict(eg_ok and in_ok, eg_why, in_why, eg_blame + in_blame)
 
+    def ingress_verdict(self, src: Endpoint, dst: Endpoint, port: Port) -> Verdict:
+        """The destination's ingress alone, whatever the source's egress says."""
+        ok, why, blame = self._side(dst, src, port, "Ingress")
+        return Verdict(ok, "not judged (ingress only)", why, blame)
+
     def _side(
         self, subject: Endpoint, peer: Endpoint, port: Port, direction: str
     ) -> tuple[bool, str, tuple[K8sObject, ...]]:
@@ -173,7 +178,7 @@ class Network:
 
     def _peer_matches(self, policy: K8sObject, peer_rule: dict[str, Any], ep: Endpoint) -> bool:
         if "ipBlock" in peer_rule:
-            return ep.ip is not None and _in_block(peer_rule["ipBlock"], ep.ip)
+            return ep.ip is not None and in_block(peer_rule["ipBlock"], ep.ip)
         if ep.namespace is None:
             return False  # pod/namespace selectors only ever match pods in the cluster
         ns_sel = peer_rule.get("namespaceSelector")
@@ -217,7 +222,7 @@ def _rules(policy: K8sObject, direction: str) -> list[dict[str, Any]]:
     return [r if isinstance(r, dict) else {} for r in rules]
 
 
-def _in_block(block: dict[str, Any], ip: str) -> bool:
+def in_block(block: dict[str, Any], ip: str) -> bool:
     addr = ipaddress.ip_address(ip)
     try:
         if addr not in ipaddress.ip_network(str(block.get("cidr")), strict=False):

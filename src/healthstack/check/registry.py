@@ -33,6 +33,7 @@ from healthstack.check.policies import (
     ms_outbound_policy,
     ms_scrape_tls,
     np_intent,
+    np_private_ranges,
     ps_admission_level,
     ps_privileges,
     ri_spread_selector,
@@ -112,6 +113,7 @@ CHECKS: tuple[Check, ...] = (
     bk_retention.CHECK,
     bk_volumes.CHECK,
     bk_pvc_retention.CHECK,
+    np_private_ranges.CHECK,
 )
 
 

@@ -40,8 +40,12 @@ def text(findings: Sequence[Finding]) -> str:
     return "\n".join(lines)
 
 
-def as_json(findings: Sequence[Finding]) -> str:
-    return json.dumps({"findings": [f.to_json() for f in findings]}, indent=2)
+def as_json(findings: Sequence[Finding], intent: str | None = None) -> str:
+    """``intent`` says what reachability was checked against: a file, or ``inferred``."""
+    body: dict[str, Any] = {"findings": [f.to_json() for f in findings]}
+    if intent is not None:
+        body["intent"] = intent
+    return json.dumps(body, indent=2)
 
 
 def _rule(check: Check) -> dict[str, Any]:
@@ -81,7 +85,7 @@ def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
     }
 
 
-def sarif(findings: Sequence[Finding], checks: Sequence[Check]) -> str:
+def sarif(findings: Sequence[Finding], checks: Sequence[Check], intent: str | None = None) -> str:
     index = {c.id: i for i, c in enumerate(checks)}
     run = {
         "tool": {
@@ -94,6 +98,8 @@ def sarif(findings: Sequence[Finding], checks: Sequence[Check]) -> str:
         "results": [_result(f, index) for f in findings],
         "columnKind": "utf16CodeUnits",
     }
+    if intent is not None:
+        run["properties"] = {"intent": intent}
     return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2)
 
 
