@@ -55,15 +55,35 @@ def _rule(check: Check) -> dict[str, Any]:
         "shortDescription": {"text": check.title},
         "help": {"text": check.remediation},
         "defaultConfiguration": {"level": _SARIF_LEVEL[check.severity]},
-        "properties": {"tags": [check.family, *check.references]},
+        "properties": {
+            "tags": [check.family, *check.references],
+            "security-severity": _SECURITY_SEVERITY[check.severity],
+        },
     }
 
 
-def _uri(file: str) -> str:
+# GitHub code scanning ranks alerts by this CVSS-like score (rules' "security-severity").
+_SECURITY_SEVERITY = {
+    Severity.LOW: "3.0",
+    Severity.MEDIUM: "5.5",
+    Severity.HIGH: "8.0",
+    Severity.CRITICAL: "9.5",
+}
+SRCROOT = "%SRCROOT%"
+
+
+def _artifact(file: str) -> dict[str, str]:
+    """Paths inside the working directory (the repository root in CI) are relative to the
+    ``%SRCROOT%`` base; others stay absolute file URIs; ``<stdin>`` stays as given."""
     path = Path(file)
     if path.is_absolute():
-        return path.as_uri()
-    return path.as_posix()
+        try:
+            path = path.resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            return {"uri": path.as_uri()}
+    if file.startswith("<"):
+        return {"uri": file}
+    return {"uri": path.as_posix(), "uriBaseId": SRCROOT}
 
 
 def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
@@ -75,13 +95,16 @@ def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
         "locations": [
             {
                 "physicalLocation": {
-                    "artifactLocation": {"uri": _uri(f.file)},
+                    "artifactLocation": _artifact(f.file),
                     "region": {"startLine": max(f.line, 1)},
                 },
                 "logicalLocations": [{"fullyQualifiedName": f.object_ref, "kind": "object"}],
             }
         ],
-        "properties": {"severity": f.severity.name.lower()},
+        "properties": {
+            "severity": f.severity.name.lower(),
+            "security-severity": _SECURITY_SEVERITY[f.severity],
+        },
     }
 
 
@@ -96,6 +119,7 @@ def sarif(findings: Sequence[Finding], checks: Sequence[Check], intent: str | No
             }
         },
         "results": [_result(f, index) for f in findings],
+        "originalUriBaseIds": {SRCROOT: {"uri": Path.cwd().resolve().as_uri() + "/"}},
         "columnKind": "utf16CodeUnits",
     }
     if intent is not None:
