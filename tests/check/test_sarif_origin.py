@@ -44,9 +44,7 @@ def test_sarif_points_at_the_source_file(
     assert rule["properties"]["security-severity"] == "9.5"
 
 
-def test_json_names_the_source_file(
-    exposed_repo: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_json_names_the_source_file(exposed_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:
     main(["check", "--kustomize", "deploy/overlays/prod", "--format", "json"])
     findings = json.loads(capsys.readouterr().out)["findings"]
     assert {f["file"] for f in findings} == {"deploy/base/service.yaml"}
