@@ -42,6 +42,7 @@ def test_sarif_points_at_the_source_file(
     assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == exposed_repo.resolve().as_uri() + "/"
     rule = run["tool"]["driver"]["rules"][result["ruleIndex"]]
     assert rule["properties"]["security-severity"] == "9.5"
+    assert run["properties"]["intent"] == "inferred"
 
 
 def test_json_names_the_source_file(exposed_repo: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,25 +15,15 @@ from collections.abc import Iterator
 from typing import Any
 
 from healthstack.check.intent import Flow, Intent
-from healthstack.check.inventory import Inventory, Workload
+from healthstack.check.inventory import DATABASE_PORTS, Inventory, Workload
 from healthstack.check.reachability import Port
 from healthstack.check.selectors import matches
 
 INFERRED = "<inferred intent>"
-DATABASE_PORTS = frozenset({5432, 3306, 6379, 27017})
 # Env names that say "this process talks to the database" even when the URL is in a Secret file.
 _DB_ENV = re.compile(r"^(DATABASE_URL|DB_HOST|DB_URL|PGHOST|POSTGRES_HOST)(_FILE)?$")
 DNS = (Port(53, "UDP"), Port(53, "TCP"))
 ISTIOD = Port(15012, "TCP")
-
-
-def _injected(w: Workload) -> bool:
-    return any(c.get("_injected") for c in w.containers)
-
-
-def _is_database(w: Workload) -> bool:
-    ports = {p.get("containerPort") for c in w.containers for p in c.get("ports") or []}
-    return w.synthetic or bool(ports & DATABASE_PORTS)
 
 
 def _named_port(w: Workload, target: Any) -> int | None:
@@ -112,7 +102,7 @@ def _database_clients(inv: Inventory, db: Workload) -> list[Workload]:
         hosts |= {f"{db.name}-rw", f"{db.name}-ro", f"{db.name}-r"}
     clients = []
     for w in inv.workloads:
-        if w is db or _is_database(w) or w.namespace != db.namespace:
+        if w is db or w.is_database or w.namespace != db.namespace:
             continue
         text = _config_text(inv, w)
         names = [line.split("=", 1)[0] for line in text.splitlines()]
@@ -125,7 +115,7 @@ def _database_clients(inv: Inventory, db: Workload) -> list[Workload]:
 
 def _database_flows(inv: Inventory) -> Iterator[Flow]:
     for db in inv.workloads:
-        if not _is_database(db):
+        if not db.is_database:
             continue
         clients = _database_clients(inv, db)
         ports = {
@@ -146,7 +136,7 @@ def _egress_flows(inv: Inventory) -> Iterator[Flow]:
         if not w.synthetic:
             for port in DNS:
                 yield Flow(w.key, "dns", port, True, 0)
-        if _injected(w):
+        if w.injected:
             yield Flow(w.key, "istiod", ISTIOD, True, 0)
         if w.synthetic and (w.obj.spec.get("backup") or {}).get("barmanObjectStore"):
             yield Flow(w.key, "internet", Port(443), True, 0)
@@ -154,7 +144,7 @@ def _egress_flows(inv: Inventory) -> Iterator[Flow]:
         if se.spec.get("location") != "MESH_EXTERNAL":
             continue
         for w in inv.workloads:
-            if w.namespace == se.namespace and _injected(w) and not _is_database(w):
+            if w.namespace == se.namespace and w.injected and not w.is_database:
                 for p in se.spec.get("ports") or []:
                     if isinstance(p.get("number"), int):
                         yield Flow(w.key, "internet", Port(p["number"]), True, 0)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from healthstack.check.intent import Intent
+from healthstack.check.inventory import DATABASE_PORTS as DATABASE_PORTS  # for the checks
 from healthstack.check.inventory import Inventory, Workload
 from healthstack.check.model import K8sObject, Severity
 from healthstack.check.reachability import Network
@@ -68,12 +69,8 @@ def long_running(ctx: Context) -> Iterator[Workload]:
             yield w
 
 
-DATABASE_PORTS = frozenset({5432, 3306, 6379, 27017})
-
-
 def is_database(w: Workload) -> bool:
-    """An operator-made database pod, or a pod template declaring a well-known database port."""
-    return w.synthetic or bool(container_port_numbers(w.containers) & DATABASE_PORTS)
+    return w.is_database
 
 
 def own_containers(w: Workload) -> list[dict[str, Any]]:

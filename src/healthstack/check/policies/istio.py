@@ -22,7 +22,7 @@ STANDARD_GATEWAY_LABELS = (
 
 
 def injected(w: Workload) -> bool:
-    return any(c.get("_injected") for c in w.containers)
+    return w.injected
 
 
 def is_mesh_object(obj: K8sObject) -> bool:
