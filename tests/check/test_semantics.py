@@ -171,3 +171,31 @@ def test_velero_hook_as_pod_annotation_counts() -> None:
     assert findings(DATABASE + textwrap.dedent(schedule), "HS-DH-003") == []
     unhooked = DATABASE.replace("pre.hook.backup.velero.io/command", "x")
     assert findings(unhooked + textwrap.dedent(schedule), "HS-DH-003")
+
+
+def test_database_kept_outside_the_mesh_by_design_is_not_reported() -> None:
+    opted_out = DATABASE.replace(
+        "annotations: {", 'annotations: {sidecar.istio.io/inject: "false", '
+    )
+    service = """
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata: {name: db, namespace: app}
+    spec: {selector: {app: db}, ports: [{port: 5432}]}
+    ---
+    apiVersion: security.istio.io/v1
+    kind: PeerAuthentication
+    metadata: {name: default, namespace: app}
+    spec: {mtls: {mode: STRICT}}
+    """
+    rule = """
+    ---
+    apiVersion: networking.istio.io/v1
+    kind: DestinationRule
+    metadata: {name: db, namespace: app}
+    spec: {host: db, trafficPolicy: {tls: {mode: DISABLE}}}
+    """
+    stack = opted_out + textwrap.dedent(service)
+    assert any("StatefulSet/app/db" in m for m in findings(stack, "HS-MS-003"))
+    assert findings(stack + textwrap.dedent(rule), "HS-MS-003") == []

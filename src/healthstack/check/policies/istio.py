@@ -21,6 +21,37 @@ STANDARD_GATEWAY_LABELS = (
 )
 
 
+# CloudNativePG creates these Services for a Cluster named <name>.
+CNPG_SUFFIXES = ("-rw", "-ro", "-r")
+
+
+def destination_pods(inv: Inventory, dr: K8sObject) -> list[Workload]:
+    """Pods behind a DestinationRule's host: a Service in the set, or a CloudNativePG Service."""
+    host = str(dr.spec.get("host", ""))
+    parts = host.split(".")
+    ns = parts[1] if len(parts) > 1 and parts[1] != "svc" else dr.namespace
+    svc = inv.get("Service", ns, parts[0])
+    if svc is not None:
+        return inv.pods_selected(svc.namespace, svc.spec.get("selector"), plain=True)
+    for suffix in CNPG_SUFFIXES:
+        if parts[0].endswith(suffix):
+            cluster = parts[0].removesuffix(suffix)
+            return [w for w in inv.workloads if w.synthetic and w.name == cluster]
+    return []
+
+
+def outside_mesh_by_design(inv: Inventory, w: Workload) -> bool:
+    """A database opted out of injection that a DestinationRule reaches with tls DISABLE: the
+    documented way to keep a database outside the mesh (its NetworkPolicy guards it)."""
+    if not w.is_database:
+        return False
+    for dr in inv.of_kind("DestinationRule"):
+        mode = ((dr.spec.get("trafficPolicy") or {}).get("tls") or {}).get("mode")
+        if mode == "DISABLE" and any(p is w for p in destination_pods(inv, dr)):
+            return True
+    return False
+
+
 def injected(w: Workload) -> bool:
     return w.injected
 

@@ -10,27 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from healthstack.check.inventory import Workload
 from healthstack.check.model import K8sObject, Severity
 from healthstack.check.policies.base import Check, Context, Violation
-from healthstack.check.policies.istio import injected, mtls_mode
-from healthstack.check.policies.mesh import resolve_service
-
-# CloudNativePG creates these Services for a Cluster named <name>.
-CNPG_SUFFIXES = ("-rw", "-ro", "-r")
-
-
-def _destination_pods(ctx: Context, dr: K8sObject) -> list[Workload]:
-    host = str(dr.spec.get("host", ""))
-    svc = resolve_service(ctx.inv, dr.namespace, host)
-    if svc is not None:
-        return ctx.inv.pods_selected(svc.namespace, svc.spec.get("selector"), plain=True)
-    name = host.split(".")[0]
-    for suffix in CNPG_SUFFIXES:
-        cluster = name.removesuffix(suffix) if name.endswith(suffix) else None
-        if cluster:
-            return [w for w in ctx.inv.workloads if w.synthetic and w.name == cluster]
-    return []
+from healthstack.check.policies.istio import destination_pods, injected, mtls_mode
 
 
 def _modes(dr: K8sObject) -> list[tuple[str, str]]:
@@ -44,7 +26,7 @@ def _modes(dr: K8sObject) -> list[tuple[str, str]]:
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
     for dr in ctx.inv.of_kind("DestinationRule"):
-        pods = _destination_pods(ctx, dr)
+        pods = destination_pods(ctx.inv, dr)
         for where, mode in _modes(dr):
             for w in pods:
                 if injected(w) and mode in ("DISABLE", "SIMPLE", "MUTUAL"):

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from healthstack.check.model import Severity
 from healthstack.check.policies.base import Check, Context, Violation, long_running
-from healthstack.check.policies.istio import injected, is_mesh_object
+from healthstack.check.policies.istio import injected, is_mesh_object, outside_mesh_by_design
 from healthstack.check.policies.zt_default_deny import anchor
 
 
@@ -25,6 +25,8 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
     for w in long_running(ctx):
         if w.namespace in phi and not injected(w):
             choice = {**w.pod_annotations, **w.pod_labels}.get("sidecar.istio.io/inject")
+            if choice == "false" and outside_mesh_by_design(ctx.inv, w):
+                continue
             why = "opts out (sidecar.istio.io/inject: false)" if choice else "is not injected"
             yield Violation(
                 w.obj,
