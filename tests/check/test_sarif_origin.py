@@ -38,7 +38,7 @@ def test_sarif_points_at_the_source_file(
         "uriBaseId": "%SRCROOT%",
     }
     lines = (exposed_repo / "deploy/base/service.yaml").read_text("utf-8").splitlines()
-    assert lines[location["region"]["startLine"] - 1].startswith(("apiVersion", "kind"))
+    assert lines[location["region"]["startLine"] - 1].strip().startswith("type: NodePort")
     assert run["originalUriBaseIds"]["%SRCROOT%"]["uri"] == exposed_repo.resolve().as_uri() + "/"
     rule = run["tool"]["driver"]["rules"][result["ruleIndex"]]
     assert rule["properties"]["security-severity"] == "9.5"
@@ -49,3 +49,14 @@ def test_json_names_the_source_file(exposed_repo: Path, capsys: pytest.CaptureFi
     main(["check", "--kustomize", "deploy/overlays/prod", "--format", "json"])
     findings = json.loads(capsys.readouterr().out)["findings"]
     assert {f["file"] for f in findings} == {"deploy/base/service.yaml"}
+
+
+def test_field_line_falls_back_to_the_deepest_parent(tmp_path: Path) -> None:
+    from healthstack.check.positions import field_line
+
+    file = tmp_path / "s.yaml"
+    file.write_text("a: 1\n---\nkind: Service\nspec:\n  ports: []\n", "utf-8")
+    assert field_line(str(file), 3, "Service", "spec.ports") == 5
+    assert field_line(str(file), 3, "Service", "spec.type") == 4
+    assert field_line(str(file), 3, "Deployment", "spec.type") == 3  # not that object
+    assert field_line(str(tmp_path / "missing.yaml"), 7, "Service", "spec") == 7

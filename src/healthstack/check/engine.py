@@ -53,6 +53,7 @@ def _finding(check: Check, v: Violation, config: Config) -> Finding:
         v.message,
         check.remediation,
         check.references,
+        v.field_path,
     )
 
 

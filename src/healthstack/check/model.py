@@ -105,6 +105,7 @@ class Finding:
     message: str
     remediation: str
     references: tuple[str, ...] = field(default=())
+    field_path: str = ""  # dotted path of the offending field inside the object, when known
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,4 +118,5 @@ class Finding:
             "message": self.message,
             "remediation": self.remediation,
             "references": list(self.references),
+            **({"field": self.field_path} if self.field_path else {}),
         }

@@ -12,6 +12,7 @@ from typing import Any
 from healthstack import __version__
 from healthstack.check.model import Finding, Severity
 from healthstack.check.policies.base import Check
+from healthstack.check.positions import field_line
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _SARIF_LEVEL = {
@@ -86,6 +87,12 @@ def _artifact(file: str) -> dict[str, str]:
     return {"uri": path.as_posix(), "uriBaseId": SRCROOT}
 
 
+def _line(f: Finding) -> int:
+    if not f.field_path:
+        return f.line
+    return field_line(f.file, f.line, f.object_ref.split("/", 1)[0], f.field_path)
+
+
 def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
     return {
         "ruleId": f.check_id,
@@ -96,7 +103,7 @@ def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
             {
                 "physicalLocation": {
                     "artifactLocation": _artifact(f.file),
-                    "region": {"startLine": max(f.line, 1)},
+                    "region": {"startLine": max(_line(f), 1)},
                 },
                 "logicalLocations": [{"fullyQualifiedName": f.object_ref, "kind": "object"}],
             }

@@ -23,6 +23,7 @@ SYSTEM_NAMESPACES = frozenset({"kube-system", "istio-system", "monitoring", "kub
 class Violation:
     obj: K8sObject
     message: str
+    field_path: str = ""  # dotted path of the offending field (SARIF region), if one applies
 
 
 @dataclass

@@ -22,6 +22,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                 sts,
                 f"persistentVolumeClaimRetentionPolicy {' and '.join(deleting)}: Delete "
                 "removes the PHI volumes with the pods",
+                "spec.persistentVolumeClaimRetentionPolicy",
             )
 
 

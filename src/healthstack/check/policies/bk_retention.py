@@ -22,6 +22,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                 schedule,
                 f"ttl {ttl / 3600:g}h does not exceed the schedule interval {interval / 3600:g}h: "
                 "backups expire before the next one exists",
+                "spec.template.ttl",
             )
 
 

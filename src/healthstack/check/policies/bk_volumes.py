@@ -64,6 +64,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                 schedule,
                 f"backs up no data of {', '.join(gaps)}: snapshotVolumes is false and the "
                 "volume is not in a file-system backup",
+                "spec.template.snapshotVolumes",
             )
 
 

@@ -20,7 +20,9 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
         kind = svc.spec.get("type", "ClusterIP")
         if kind in EXPOSED and svc.namespace in phi:
             yield Violation(
-                svc, f"type {kind} exposes {svc.namespace} pods directly, bypassing the gateway"
+                svc,
+                f"type {kind} exposes {svc.namespace} pods directly, bypassing the gateway",
+                "spec.type",
             )
 
 

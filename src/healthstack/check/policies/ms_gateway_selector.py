@@ -30,6 +30,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
             f"selector {selector} matches no gateway pods (standard labels "
             "istio: ingressgateway / app: istio-ingressgateway, or pods in the set): "
             "no gateway serves its hosts",
+            "spec.selector",
         )
 
 

@@ -20,6 +20,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                 sidecar,
                 f"outboundTrafficPolicy ALLOW_ANY in {scope}: sidecars pass traffic to any "
                 "host, not only the registered ServiceEntries",
+                "spec.outboundTrafficPolicy.mode",
             )
 
 

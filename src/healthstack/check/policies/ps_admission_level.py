@@ -22,7 +22,9 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
         level = obj.labels.get(ENFORCE, "privileged (unset)")
         if level != "restricted":
             yield Violation(
-                obj, f"namespace {ns} holds PHI but {ENFORCE} is {level}, not restricted"
+                obj,
+                f"namespace {ns} holds PHI but {ENFORCE} is {level}, not restricted",
+                f"metadata.labels.{ENFORCE}",
             )
 
 

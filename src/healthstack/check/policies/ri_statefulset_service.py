@@ -16,7 +16,9 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
     for sts in ctx.inv.of_kind("StatefulSet"):
         name = sts.spec.get("serviceName")
         if name and ctx.inv.get("Service", sts.namespace, str(name)) is None:
-            yield Violation(sts, f"serviceName {name!r} names no Service in {sts.namespace}")
+            yield Violation(
+                sts, f"serviceName {name!r} names no Service in {sts.namespace}", "spec.serviceName"
+            )
 
 
 CHECK = Check(
