@@ -95,7 +95,7 @@ def _mesh_pairs() -> dict[str, Callable[[], Pair]]:
             [*_mesh(), tls_monitor()],
             [*_mesh(), mf.servicemonitor("http")],
         ),
-        "HS-MS-007": lambda: (
+        "HS-MS-006": lambda: (
             [*_mesh(), mf.gateway(), mf.virtualservice(), allow_ingress(["/api/*"])],
             [*_mesh(), mf.gateway(), mf.virtualservice(), allow_ingress(["/fhir/*"])],
         ),

@@ -1,4 +1,4 @@
-"""HS-MS-007: under allow-nothing, ALLOW AuthorizationPolicies admit the flows the stack needs.
+"""HS-MS-006: under allow-nothing, ALLOW AuthorizationPolicies admit the flows the stack needs.
 
 Needed flows: the ingress gateway calling each workload a gateway-bound VirtualService routes to,
 on the routed paths and target port; and each workload the NetworkPolicies let reach a database
@@ -120,7 +120,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
 
 
 CHECK = Check(
-    id="HS-MS-007",
+    id="HS-MS-006",
     title="AuthorizationPolicies admit routed paths and needed flows",
     severity=Severity.HIGH,
     scope=("AuthorizationPolicy", "VirtualService", "NetworkPolicy"),
