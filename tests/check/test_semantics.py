@@ -199,3 +199,33 @@ def test_database_kept_outside_the_mesh_by_design_is_not_reported() -> None:
     stack = opted_out + textwrap.dedent(service)
     assert any("StatefulSet/app/db" in m for m in findings(stack, "HS-MS-003"))
     assert findings(stack + textwrap.dedent(rule), "HS-MS-003") == []
+
+
+def test_secrets_made_by_cert_manager_sealed_secrets_and_cnpg_exist() -> None:
+    check = by_id()["HS-CO-008"]
+    producers = {
+        "tls.crt": """
+        apiVersion: cert-manager.io/v1
+        kind: Certificate
+        metadata: {name: web, namespace: app}
+        spec: {secretName: web-secrets, dnsNames: [web.example.com]}
+        """,
+        "TOKEN": """
+        apiVersion: bitnami.com/v1alpha1
+        kind: SealedSecret
+        metadata: {name: web-secrets, namespace: app}
+        spec: {encryptedData: {TOKEN: AgB}}
+        """,
+    }
+    for key, producer in producers.items():
+        stream = _with_secret_ref(key) + "---\n" + textwrap.dedent(producer)
+        assert run_checks(make_context(parse_stream(stream, "t")), checks=[check]) == [], key
+    cnpg = """
+    apiVersion: postgresql.cnpg.io/v1
+    kind: Cluster
+    metadata: {name: pg, namespace: app}
+    spec: {instances: 1}
+    """
+    stream = _with_secret_ref("uri").replace("web-secrets", "pg-app") + "---\n"
+    stream += textwrap.dedent(cnpg)
+    assert run_checks(make_context(parse_stream(stream, "t")), checks=[check]) == []

@@ -12,6 +12,7 @@ from healthstack.check.selectors import matches
 
 # On the workload or its pod template: "Secret/a, ConfigMap/b" or "Secret/a: k1,k2; Secret/b".
 EXTERNAL_ANNOTATION = "healthstack.io/external-keys"
+CNPG_SECRETS = ("-app", "-superuser", "-ca", "-server", "-replication")
 
 
 def _references(w: Workload) -> Iterator[tuple[str, str, str | None, bool]]:
@@ -75,6 +76,25 @@ def _external_keys(ctx: Context, namespace: str) -> dict[tuple[str, str], set[st
     for default_name, spec in specs:
         name = str((spec.get("target") or {}).get("name") or default_name)
         found[("Secret", name)] = _produced_keys(spec)
+    found.update(_operator_secrets(ctx, namespace))
+    return found
+
+
+def _operator_secrets(ctx: Context, namespace: str) -> dict[tuple[str, str], set[str] | None]:
+    """Secrets other controllers create from objects in the set: cert-manager Certificates,
+    Sealed Secrets, and CloudNativePG clusters (``<name>-app`` and friends)."""
+    found: dict[tuple[str, str], set[str] | None] = {}
+    for obj in ctx.inv.of_kind("Certificate", "SealedSecret", "Cluster"):
+        if obj.namespace != namespace:
+            continue
+        group = obj.api_version.split("/")[0]
+        if obj.kind == "Certificate" and group == "cert-manager.io":
+            found[("Secret", str(obj.spec.get("secretName")))] = {"tls.crt", "tls.key", "ca.crt"}
+        elif obj.kind == "SealedSecret" and group == "bitnami.com":
+            found[("Secret", obj.name)] = set(obj.spec.get("encryptedData") or {}) or None
+        elif obj.kind == "Cluster" and group == "postgresql.cnpg.io":
+            for suffix in CNPG_SECRETS:
+                found[("Secret", obj.name + suffix)] = None
     return found
 
 
@@ -146,6 +166,8 @@ CHECK = Check(
         "Secret",
         "ExternalSecret",
         "ClusterExternalSecret",
+        "Certificate",
+        "SealedSecret",
     ),
     references=("HIPAA 164.308(a)(7)(ii)(C)", "NIST SP 800-53 CM-6"),
     remediation="Add the key, create the Secret with an ExternalSecret, or list it in the "
