@@ -42,17 +42,19 @@ def _guarded(ctx: Context, w: Workload) -> bool:
     return injected(w) and _allow_nothing(ctx, w.namespace)
 
 
-def _paths(route: Route) -> list[str | None]:
-    uris = [m.get("uri") or {} for m in route.http.get("match") or []]
-    if not uris:
-        return ["/*"]
-    found: list[str | None] = []
+def _paths(route: Route) -> list[str]:
+    """Paths a route matches: ``prefix*`` or exact; a match without a uri matches every path;
+    regex matches are not judged (no flow)."""
+    uris = [m.get("uri") or {} for m in route.http.get("match") or []] or [{}]
+    found = []
     for uri in uris:
         if "prefix" in uri:
             found.append(str(uri["prefix"]) + "*")
         elif "exact" in uri:
             found.append(str(uri["exact"]))
-    return found or [None]
+        elif "regex" not in uri:
+            found.append("/*")
+    return found
 
 
 def _routed(ctx: Context, route: Route) -> Iterator[tuple[Workload, int]]:

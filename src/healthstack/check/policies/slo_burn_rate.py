@@ -23,16 +23,18 @@ _LABEL_SLO = re.compile(r"(\d{2}(?:\.\d+)?)")
 _SUMMARY_SLO = re.compile(rf"SLO\s+{_NUMBER}\s*%")
 
 
-def _declared(rule: dict[str, Any], prom: K8sObject) -> float | None:
-    label = str((rule.get("labels") or {}).get("slo", ""))
-    found = _LABEL_SLO.search(label)
-    if found is None:
-        summary = str((rule.get("annotations") or {}).get("summary", ""))
-        found = _SUMMARY_SLO.search(summary)
-    if found is None:
-        found = _LABEL_SLO.fullmatch(prom.annotations.get(SLO_ANNOTATION, "").rstrip("%"))
-    value = float(found.group(1)) if found else None
-    return value if value is not None and 50 < value < 100 else None
+def _declared(rule: dict[str, Any], prom: K8sObject) -> set[float]:
+    """Every SLO the alert states (label, summary, description); the PrometheusRule annotation
+    when the alert states none. A budget must match all of them."""
+    label = _LABEL_SLO.search(str((rule.get("labels") or {}).get("slo", "")))
+    annotations = rule.get("annotations") or {}
+    texts = [str(annotations.get(k, "")) for k in ("summary", "description")]
+    found: list[re.Match[str] | None] = [label] if label else []
+    found += [m for t in texts for m in _SUMMARY_SLO.finditer(t)]
+    if not found:
+        found = [_LABEL_SLO.fullmatch(prom.annotations.get(SLO_ANNOTATION, "").rstrip("%"))]
+    values = {float(m.group(1)) for m in found if m is not None}
+    return {v for v in values if 50 < v < 100}
 
 
 def _budgets(expr: str) -> list[float]:
@@ -52,18 +54,19 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
             for rule in group.get("rules") or []:
                 if "alert" not in rule:
                     continue
-                slo = _declared(rule, prom)
-                if slo is None:
-                    continue
-                expected = round(1 - slo / 100, 10)
-                for budget in sorted(set(_budgets(str(rule.get("expr", ""))))):
-                    if not math.isclose(budget, expected, rel_tol=1e-6):
-                        yield Violation(
-                            prom,
-                            f"alert {rule['alert']}: threshold uses error budget {budget:g} "
-                            f"(SLO {100 - budget * 100:g}%) but declares SLO {slo:g}% "
-                            f"(budget {expected:g})",
-                        )
+                for slo in sorted(_declared(rule, prom)):
+                    yield from _mismatches(prom, rule, slo)
+
+
+def _mismatches(prom: K8sObject, rule: dict[str, Any], slo: float) -> Iterator[Violation]:
+    expected = round(1 - slo / 100, 10)
+    for budget in sorted(set(_budgets(str(rule.get("expr", ""))))):
+        if not math.isclose(budget, expected, rel_tol=1e-6):
+            yield Violation(
+                prom,
+                f"alert {rule['alert']}: threshold uses error budget {budget:g} "
+                f"(SLO {100 - budget * 100:g}%) but declares SLO {slo:g}% (budget {expected:g})",
+            )
 
 
 CHECK = Check(
