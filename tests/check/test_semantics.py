@@ -229,3 +229,25 @@ def test_secrets_made_by_cert_manager_sealed_secrets_and_cnpg_exist() -> None:
     stream = _with_secret_ref("uri").replace("web-secrets", "pg-app") + "---\n"
     stream += textwrap.dedent(cnpg)
     assert run_checks(make_context(parse_stream(stream, "t")), checks=[check]) == []
+
+
+def test_slo_budget_must_match_every_stated_slo() -> None:
+    rule = """
+    apiVersion: monitoring.coreos.com/v1
+    kind: PrometheusRule
+    metadata: {name: slo, namespace: app}
+    spec:
+      groups:
+        - name: slo
+          rules:
+            - alert: Burn1h
+              expr: errors:ratio_rate1h > (14.4 * 0.005)
+              labels: {slo: availability-99.95}
+              annotations: {summary: "Availability SLO 99.5%: burning 14.4x"}
+    """
+    assert findings(rule, "HS-SLO-001") == [
+        "PrometheusRule/app/slo: alert Burn1h: threshold uses error budget 0.005 (SLO 99.5%) "
+        "but declares SLO 99.95% (budget 0.0005)"
+    ]
+    consistent = rule.replace("availability-99.95", "availability-99.5")
+    assert findings(consistent, "HS-SLO-001") == []
