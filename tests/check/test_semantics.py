@@ -251,3 +251,22 @@ def test_slo_budget_must_match_every_stated_slo() -> None:
     ]
     consistent = rule.replace("availability-99.95", "availability-99.5")
     assert findings(consistent, "HS-SLO-001") == []
+
+
+def test_load_balancer_in_front_of_the_stacks_own_gateway_is_the_way_in() -> None:
+    gateway = """
+    apiVersion: networking.istio.io/v1
+    kind: Gateway
+    metadata: {name: gw, namespace: app}
+    spec: {selector: {istio: app-gateway}, servers: []}
+    ---
+    apiVersion: v1
+    kind: Service
+    metadata: {name: gw, namespace: app}
+    spec: {type: LoadBalancer, selector: {istio: app-gateway, app: gw}, ports: [{port: 443}]}
+    """
+    assert findings(gateway, "HS-EX-001") == []
+    other = gateway.replace("istio: app-gateway, app: gw", "app: web")
+    assert findings(other, "HS-EX-001") == [
+        "Service/app/gw: type LoadBalancer exposes app pods directly, bypassing the gateway"
+    ]
