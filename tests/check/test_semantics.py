@@ -270,3 +270,34 @@ def test_load_balancer_in_front_of_the_stacks_own_gateway_is_the_way_in() -> Non
     assert findings(other, "HS-EX-001") == [
         "Service/app/gw: type LoadBalancer exposes app pods directly, bypassing the gateway"
     ]
+
+
+def test_gateway_in_istio_ingress_counts_when_the_network_routes_from_there() -> None:
+    from .conftest import FIXTURES
+
+    fixture = (FIXTURES / "HS-MS-006/pass/objects.yaml").read_text("utf-8")
+    moved = fixture.replace(
+        "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account",
+        "cluster.local/ns/istio-ingress/sa/istio-ingress",
+    )
+    policies = """
+    ---
+    apiVersion: networking.k8s.io/v1
+    kind: NetworkPolicy
+    metadata: {name: web, namespace: demo}
+    spec:
+      podSelector: {matchLabels: {app: web}}
+      policyTypes: [Ingress]
+      ingress: [{from: [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: X}}}]}]
+    """
+    check = [by_id()["HS-MS-006"]]
+
+    def run(stream: str) -> list[str]:
+        return [
+            f.message for f in run_checks(make_context(parse_stream(stream, "t")), checks=check)
+        ]
+
+    assert run(moved + textwrap.dedent(policies).replace("X", "istio-ingress")) == []
+    # The NetworkPolicy admits the istio-system gateway, so that is the one the policy must admit.
+    assert run(moved + textwrap.dedent(policies).replace("X", "istio-system"))
+    assert run(fixture) == []

@@ -29,6 +29,13 @@ from healthstack.check.policies.istio import (
 )
 from healthstack.check.policies.mesh import Route, destinations, http_routes, resolve_service
 from healthstack.check.reachability import Port
+from healthstack.check.selectors import matches_map
+
+# Istio's other documented ingress installs (helm chart "gateway" in namespace istio-ingress).
+GATEWAY_INSTALLS = (
+    ("cluster.local/ns/istio-ingress/sa/istio-ingressgateway", "istio-ingress"),
+    ("cluster.local/ns/istio-ingress/sa/istio-ingress", "istio-ingress"),
+)
 
 
 def _allow_nothing(ctx: Context, ns: str) -> bool:
@@ -74,24 +81,40 @@ def _routed(ctx: Context, route: Route) -> Iterator[tuple[Workload, int]]:
                 yield w, number
 
 
-def _gateway_flows(ctx: Context) -> Iterator[tuple[K8sObject, Workload, Request]]:
+def _gateway_identities(ctx: Context, w: Workload, port: int) -> list[tuple[str, str]]:
+    """(principal, namespace) the ingress gateway may have: gateway pods deployed with the
+    stack, Istio's default install in istio-system, and, only when the NetworkPolicies do not
+    admit that one, the documented istio-ingress install."""
+    found = [(INGRESS_PRINCIPAL, ROOT_NAMESPACE)]
+    gateway, dst = ctx.net.by_key("ingressgateway"), ctx.net.by_key(w.key)
+    target = next((p for p in dst.ports if p.number == port), Port(port)) if dst else Port(port)
+    if gateway is None or dst is None or not ctx.net.verdict(gateway, dst, target).allowed:
+        found += GATEWAY_INSTALLS
+    selectors = [g.spec.get("selector") for g in ctx.inv.of_kind("Gateway")]
+    for pod in ctx.inv.workloads:
+        if any(s and matches_map(s, pod.pod_labels) for s in selectors):
+            found.append((principal(pod), pod.namespace))
+    return found
+
+
+def _gateway_flows(ctx: Context) -> Iterator[tuple[K8sObject, Workload, list[Request]]]:
     for route in http_routes(ctx.inv):
         if all(g == "mesh" for g in route.vs.spec.get("gateways") or ["mesh"]):
             continue
         for w, port in _routed(ctx, route):
+            identities = _gateway_identities(ctx, w, port)
             for path in _paths(route):
-                req = Request(INGRESS_PRINCIPAL, ROOT_NAMESPACE, port, path)
-                yield route.vs, w, req
+                yield route.vs, w, [Request(p, ns, port, path) for p, ns in identities]
 
 
-def _database_flows(ctx: Context) -> Iterator[tuple[K8sObject, Workload, Request]]:
+def _database_flows(ctx: Context) -> Iterator[tuple[K8sObject, Workload, list[Request]]]:
     for db in ctx.inv.workloads:
         endpoint = ctx.net.by_key(db.key)
         if endpoint is None or not _guarded(ctx, db):
             continue
         for port in [p for p in endpoint.ports if p.number in DATABASE_PORTS]:
             for client in _clients(ctx, db, port):
-                yield db.obj, db, Request(principal(client), client.namespace, port.number)
+                yield db.obj, db, [Request(principal(client), client.namespace, port.number)]
 
 
 def _clients(ctx: Context, db: Workload, port: Port) -> Iterator[Workload]:
@@ -107,11 +130,12 @@ def _clients(ctx: Context, db: Workload, port: Port) -> Iterator[Workload]:
 
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
-    for anchor, w, req in [*_gateway_flows(ctx), *_database_flows(ctx)]:
+    for anchor, w, requests in [*_gateway_flows(ctx), *_database_flows(ctx)]:
         if not _guarded(ctx, w):
             continue
         policies = allow_policies(ctx.inv, w)
-        if not any(admits(ap, req) for ap in policies):
+        req = requests[0]
+        if not any(admits(ap, r) for ap in policies for r in requests):
             path = f" path {req.path}" if req.path else ""
             names = ", ".join(p.ref for p in policies) or "none"
             yield Violation(
