@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
+
+import pytest
 
 from healthstack.check.engine import make_context, run_checks
 from healthstack.check.inventory import Inventory
@@ -301,3 +304,23 @@ def test_gateway_in_istio_ingress_counts_when_the_network_routes_from_there() ->
     # The NetworkPolicy admits the istio-system gateway, so that is the one the policy must admit.
     assert run(moved + textwrap.dedent(policies).replace("X", "istio-system"))
     assert run(fixture) == []
+
+
+def test_a_field_of_the_wrong_type_is_reported_not_a_traceback(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from healthstack.cli import main
+
+    from .conftest import REPO
+
+    clean = (REPO / "tests/check/cli/clean.yaml").read_text("utf-8")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(clean.replace("  endpoints:\n", "  endpoints: x\n  unused:\n"), "utf-8")
+    code = main(["check", str(bad)])
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "Traceback" not in captured.err
+    assert "HS-CO-004  could not be evaluated: an object has a field of the wrong type" in (
+        captured.out
+    )
+    assert "flow(s) inferred" in captured.err  # the other flows are still inferred

@@ -16,6 +16,7 @@ from typing import Any
 
 from healthstack.check.intent import Flow, Intent
 from healthstack.check.inventory import DATABASE_PORTS, Inventory, Workload
+from healthstack.check.model import MALFORMED
 from healthstack.check.reachability import Port
 from healthstack.check.selectors import matches
 
@@ -151,11 +152,11 @@ def _egress_flows(inv: Inventory) -> Iterator[Flow]:
 
 
 def infer_intent(inv: Inventory) -> Intent:
-    flows = [
-        *_gateway_flows(inv),
-        *_monitor_flows(inv),
-        *_database_flows(inv),
-        *_egress_flows(inv),
-    ]
+    flows: list[Flow] = []
+    for source in (_gateway_flows, _monitor_flows, _database_flows, _egress_flows):
+        try:
+            flows += list(source(inv))
+        except MALFORMED:
+            continue  # a malformed object (HS-SC-001 names it) must not hide the other flows
     unique = list(dict.fromkeys(flows))
     return Intent(INFERRED, tuple(unique), None, inferred=True)

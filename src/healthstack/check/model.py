@@ -6,6 +6,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+# What code hits when an object has a field of the wrong type (a string where the schema says
+# mapping): the schema check reports the field; other checks report that they could not judge.
+MALFORMED = (AttributeError, TypeError, ValueError, KeyError, IndexError)
+
 
 class Severity(enum.IntEnum):
     """Ordered so that ``finding.severity >= threshold`` means "report"."""
