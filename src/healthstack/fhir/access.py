@@ -47,21 +47,33 @@ class Caller:
 
     @property
     def patient(self) -> str | None:
-        """The patient compartment the caller is confined to (None: unrestricted)."""
-        return authz.patient_scope(self.principal)
+        """The compartment reads and searches are confined to (None: unrestricted)."""
+        return authz.patient_scope(self.principal, "read")
+
+    @property
+    def write_patient(self) -> str | None:
+        """The compartment writes are confined to: break-glass never widens it."""
+        return authz.patient_scope(self.principal, "create")
+
+    def may(self, resource_type: str, interaction: str) -> bool:
+        """Whether the scopes (or break-glass) allow ``interaction``; no audit record."""
+        return authz.allowed(self.principal, resource_type, interaction)
 
     async def authorize(self, resource_type: str, interaction: str, **fields: Any) -> None:
         try:
             authz.require(self.principal, resource_type, interaction)
         except FhirError as denial:
             self.marks[DENIAL_AUDITED] = True
+            what = fields.pop("detail", None)  # e.g. "$lastn": which operation was refused
+            detail = f"{what}: {denial}" if what else str(denial)
             await self.record_detached(
-                interaction, "denied", resource_type=resource_type, detail=str(denial), **fields
+                interaction, "denied", resource_type=resource_type, detail=detail, **fields
             )
             raise
 
     def in_compartment(self, resource_type: str, resource: Mapping[str, Any]) -> bool:
-        return authz.in_compartment(self.principal, resource_type, resource)
+        """Whether a resource to be written is inside the caller's write compartment."""
+        return authz.in_compartment(self.principal, resource_type, resource, "create")
 
     async def audit(
         self,
@@ -139,14 +151,16 @@ async def audit_failure(
     """
     scope_state = request.scope.get("state", {})
     principal = scope_state.get("principal")
-    if error.status in (401, 500) or scope_state.get(DENIAL_AUDITED) or principal is None:
+    if isinstance(error, audit.AuditWriteError) or error.status == 401:
+        return error  # an audit outage cannot be audited; a 401 was audited by authentication
+    if scope_state.get(DENIAL_AUDITED) or principal is None:
         return error
     rtype = resource_type or request.path_params.get(
         "rtype", "Bundle" if interaction == "batch" else "Observation"
     )
     fields: dict[str, Any] = {"resource_type": rtype, "detail": f"HTTP {error.status}"}
     if "id" in request.path_params:
-        fields["resource_id"] = request.path_params["id"][:64]
+        fields["resource_id"] = request.path_params["id"][:64]  # a digest unless server-assigned
     outcome = "denied" if error.status == 403 else "error"
     try:
         await Caller(state, principal).record_detached(interaction, outcome, **fields)

@@ -22,13 +22,17 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from healthstack.errors import HealthstackError
 from healthstack.fhir import ops, plugins_api, search, vitals
 from healthstack.fhir.access import Caller, audit_failure, protect
+from healthstack.fhir.boundary import ErrorBoundary
 from healthstack.fhir.bundle import BundleRunner, parse_bundle, parse_if_match
 from healthstack.fhir.capability import capability_statement
 from healthstack.fhir.crypto import DecryptionError, Keyring
 from healthstack.fhir.dates import http_date, instant_text
-from healthstack.fhir.outcome import FHIR_JSON, FhirError, FhirResponse
+from healthstack.fhir.outcome import FHIR_JSON, UNEXPECTED, FhirError, FhirResponse
 from healthstack.fhir.store import Version
-from healthstack.security import audit_api
+from healthstack.fhir.validate import ID_RE
+from healthstack.numbers import INT4_MAX, ascii_int
+from healthstack.security import audit, audit_api
+from healthstack.service.db import DATABASE_UNAVAILABLE
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.fhir")
@@ -92,6 +96,14 @@ class Api:
                         request, self.state, interaction, failure, resource_type
                     )
                 return failure.response()
+            except Exception as error:  # a bug: answered and audited, never a bare 500
+                log.error("unexpected error in the FHIR API", extra={"error": type(error).__name__})
+                failure = FhirError(500, "exception", UNEXPECTED)
+                if interaction is not None:
+                    failure = await audit_failure(
+                        request, self.state, interaction, failure, resource_type
+                    )
+                return failure.response()
 
         return endpoint
 
@@ -100,23 +112,24 @@ class Api:
 
     # -- reads --------------------------------------------------------------------------------------
     async def read(self, request: Request) -> Response:
-        rtype, rid = _type(request), request.path_params["id"]
+        rtype, rid = _type(request), _rid(request)
         caller = self.caller(request)
         async with self.state.require_pool().acquire() as conn:
             version = await ops.read(self.engine, caller, conn, rtype, rid)
         return resource_response(version, 200)
 
     async def vread(self, request: Request) -> Response:
-        rtype, rid, vid = _type(request), request.path_params["id"], request.path_params["vid"]
-        if not vid.isdigit():
+        rtype, rid, vid = _type(request), _rid(request), request.path_params["vid"]
+        number = ascii_int(vid, INT4_MAX)
+        if number is None:
             raise FhirError(404, "not-found", f"{rtype}/{rid}/_history/{vid} not found")
         caller = self.caller(request)
         async with self.state.require_pool().acquire() as conn:
-            version = await ops.vread(self.engine, caller, conn, rtype, rid, int(vid))
+            version = await ops.vread(self.engine, caller, conn, rtype, rid, number)
         return resource_response(version, 200)
 
     async def history(self, request: Request) -> Response:
-        rtype, rid = _type(request), request.path_params["id"]
+        rtype, rid = _type(request), _rid(request)
         params, caller = query_params(request), self.caller(request)
         async with self.state.require_pool().acquire() as conn:
             versions, before = await ops.history(self.engine, caller, conn, rtype, rid, params)
@@ -204,7 +217,7 @@ class Api:
         return resource_response(version, status, prefer(request), self.base(request))
 
     async def update(self, request: Request) -> Response:
-        rtype, rid = _type(request), request.path_params["id"]
+        rtype, rid = _type(request), _rid(request)
         body, caller = await json_body(request), self.caller(request)
         if_match = parse_if_match(request.headers.get("if-match"))
         async with self.state.require_pool().acquire() as conn, conn.transaction():
@@ -214,7 +227,7 @@ class Api:
         return resource_response(version, status, prefer(request))
 
     async def delete(self, request: Request) -> Response:
-        rtype, rid, caller = _type(request), request.path_params["id"], self.caller(request)
+        rtype, rid, caller = _type(request), _rid(request), self.caller(request)
         if_match = parse_if_match(request.headers.get("if-match"))
         async with self.state.require_pool().acquire() as conn, conn.transaction():
             version = await ops.delete(self.engine, caller, conn, rtype, rid, if_match)
@@ -259,18 +272,11 @@ class Api:
         ]
 
 
-UNAVAILABLE = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.InterfaceError,
-    OSError,
-)
 CONFLICTS = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
 
 
 def database_error(error: Exception) -> FhirError:
-    if isinstance(error, UNAVAILABLE):
+    if isinstance(error, DATABASE_UNAVAILABLE):
         return FhirError(503, "transient", "database unavailable; retry")
     if isinstance(error, CONFLICTS):
         return FhirError(409, "conflict", "concurrent change; retry")
@@ -278,6 +284,14 @@ def database_error(error: Exception) -> FhirError:
 
 
 # -- request/response helpers ---------------------------------------------------------------------------
+def _rid(request: Request) -> str:
+    """The URL's id, checked against the FHIR id pattern before anything else uses it."""
+    rid: str = request.path_params["id"]
+    if not ID_RE.match(rid):
+        raise FhirError(400, "invalid", "the URL's id is not a FHIR id ([A-Za-z0-9-.]{1,64})")
+    return rid
+
+
 def _type(request: Request) -> str:
     rtype: str = request.path_params.get("rtype", "Observation")
     ops.check_type(rtype)
@@ -379,7 +393,7 @@ class BaseAlias:
 def build_fhir_app(state: ServiceState) -> ASGIApp:
     api = Api(state)
     state.extras["fhir_api"] = api
-    return protect(Router(routes=api.routes()), state)
+    return protect(ErrorBoundary(Router(routes=api.routes())), state)
 
 
 async def startup(state: ServiceState) -> None:
@@ -388,3 +402,9 @@ async def startup(state: ServiceState) -> None:
 
 async def shutdown(state: ServiceState) -> None:
     await plugins_api.stop(state)
+    flush = state.extras.get("auth_failure_flush")
+    if flush is not None:
+        try:
+            await flush()  # aggregated authentication failures still open: into the trail
+        except (audit.AuditWriteError, OSError, asyncpg.PostgresError):
+            log.error("could not write aggregated authentication failures at shutdown")

@@ -22,6 +22,7 @@ from healthstack.fhir.crypto import Keyring
 from healthstack.fhir.outcome import FhirError
 from healthstack.fhir.store import Store, Version, new_id
 from healthstack.fhir.validate import validate
+from healthstack.numbers import INT4_MAX, ascii_int
 
 TYPES = ("Patient", "Observation")
 
@@ -93,11 +94,11 @@ async def history(
 def _history_params(params: list[tuple[str, str]]) -> tuple[int, dt.datetime, int]:
     count, since, before = search.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC), 2**31 - 1
     for name, value in params:
-        if name == "_count" and value.isdigit() and int(value) > 0:
+        if name == "_count" and (ascii_int(value) or 0) > 0:
             count = min(int(value), search.MAX_COUNT)
         elif name == "_since":
             since = search.parse_prefixed("_since", value)[1][0]
-        elif name == "_before" and value.isdigit():
+        elif name == "_before" and ascii_int(value, INT4_MAX) is not None:
             before = int(value)
         else:
             raise search.bad(name, "history supports _count, _since (and _before from next links)")
@@ -118,7 +119,7 @@ async def type_history(
     await caller.authorize(rtype, "history-type")
     count, since, position = search.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC), None
     for name, value in params:
-        if name == "_count" and value.isdigit() and int(value) > 0:
+        if name == "_count" and (ascii_int(value) or 0) > 0:
             count = min(int(value), search.MAX_COUNT)
         elif name == "_since":
             since = search.parse_prefixed("_since", value)[1][0]
@@ -263,19 +264,33 @@ def _confine(caller: Caller, rtype: str, resource: dict[str, Any]) -> None:
 async def find_existing(
     eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, criteria: str
 ) -> Version | None:
-    """Conditional-create match under advisory locks, so concurrent retries serialize here."""
+    """Conditional-create match under advisory locks, so concurrent retries serialize here.
+
+    Matching is a search and answering with the match is a read: each needs its own permission
+    and is audited as what it is, so ``c`` alone never discloses a record (docs/security.md).
+    """
     params = parse_qsl(criteria.split("?", 1)[-1], keep_blank_values=True)
     if not params:
         raise FhirError(400, "invalid", "If-None-Exist needs search parameters")
+    await caller.authorize(rtype, "search")
+    query = eng.parser.parse(rtype, params)
     canonical = orjson.dumps([rtype, sorted(params)]).decode()
     for lock in eng.keyring.lock_ids(canonical):
         await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
-    query = eng.parser.parse(rtype, params)
     query.count = 2
     matches, _ = await _scan(eng, conn, query, caller.patient, None)
+    detail = "conditional create (If-None-Exist)"
+    await caller.audit(conn, "search", rtype, query=redact(rtype, params), detail=detail)
     if len(matches) > 1:
         raise FhirError(412, "duplicate", "If-None-Exist criteria match more than one resource")
-    return matches[0] if matches else None
+    if not matches:
+        return None
+    match = matches[0]
+    await caller.authorize(rtype, "read", resource_id=match.id)
+    await caller.audit(
+        conn, "read", rtype, resource_id=match.id, version=match.version, detail=detail
+    )
+    return match
 
 
 async def create(
@@ -292,15 +307,7 @@ async def create(
     resolve_references(resource, {})
     if if_none_exist:
         existing = await find_existing(eng, caller, conn, rtype, if_none_exist)
-        if existing is not None:
-            await caller.audit(
-                conn,
-                "create",
-                rtype,
-                resource_id=existing.id,
-                version=existing.version,
-                detail="conditional: matched existing",
-            )
+        if existing is not None:  # audited by find_existing as the search and read it was
             return 200, existing
     rid = rid or new_id()
     _confine(caller, rtype, {**resource, "id": rid})
@@ -339,7 +346,7 @@ async def _locked_current(
     if_match: int | None,
 ) -> asyncpg.Record:
     current = await eng.store.current(conn, rtype, rid)
-    patient = caller.patient
+    patient = caller.write_patient
     if current is None or (patient is not None and current["patient_id"] != patient):
         raise FhirError(404, "not-found", f"{rtype}/{rid} not found")
     if if_match is not None and if_match != current["version"]:

@@ -106,7 +106,7 @@ class PluginHooks:
         if not self.source.active("derive", "Observation"):
             return
         patient = vital_patient(orjson.loads(version.body))
-        if patient is None or caller.patient not in (None, patient):
+        if patient is None or caller.write_patient not in (None, patient):
             return
         inputs = await latest_vitals(conn, store, patient)
         result = await self.host.run_hook("derive", "Observation", inputs)
@@ -126,6 +126,15 @@ class PluginHooks:
         problem = derived_problem(derived, patient)
         if problem is not None:
             log.warning("derived resource dropped", extra={"plugin": label, "reason": problem})
+            return
+        if not caller.may("Observation", "create"):
+            # Stored on the caller's behalf, so only with the caller's own create permission;
+            # the caller's write itself stands (the plugin's result is not theirs to refuse).
+            log.warning("derived resource dropped", extra={"plugin": label, "reason": "scope"})
+            await caller.audit(
+                conn, "create", "Observation", outcome="denied",
+                detail=f"derived by plugin={label}: the caller may not create Observation",
+            )  # fmt: skip
             return
         derived.pop("id", None)  # the server assigns ids
         stored = await store.create(conn, "Observation", derived)

@@ -19,6 +19,7 @@ import orjson
 from healthstack.fhir.crypto import Keyring, normalize
 from healthstack.fhir.dates import interval
 from healthstack.fhir.outcome import FhirError
+from healthstack.numbers import ascii_int
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 100
@@ -133,9 +134,10 @@ class Parser:
         query.where.append(range_condition(query, prefix, span, "r.last_updated", "r.last_updated"))
 
     def p_count(self, query: Query, name: str, value: str) -> None:
-        if not value.isdigit() or int(value) < 1:
+        count = ascii_int(value)
+        if count is None or count < 1:
             raise bad(name, "must be a positive integer")
-        query.count = min(int(value), MAX_COUNT)
+        query.count = min(count, MAX_COUNT)
 
     def p_sort(self, query: Query, name: str, value: str) -> None:
         if value not in SORTS[query.resource_type]:

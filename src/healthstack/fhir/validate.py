@@ -7,12 +7,17 @@ required elements and the coded values this API relies on. Errors carry a FHIRPa
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections.abc import Callable
 from typing import Any
 
+from healthstack.fhir.dates import interval
 from healthstack.fhir.outcome import FhirError, issue
+
+# FHIR decimals have no stated range; ours stay far below float8's 1.8e308 so that sums and means
+# of many values (``$stats``) can never overflow, and within the 28 significant digits that
+# .NET's decimal and Java's BigDecimal-backed servers round-trip (docs/fhir.md).
+MAX_DECIMAL = 1e28
 
 # name -> (type, required, repeating)
 Spec = dict[str, tuple[str, bool, bool]]
@@ -36,10 +41,9 @@ REFERENCE_RE = re.compile(
 
 
 def _full_date_ok(text: str) -> bool:
-    if len(text) < 10:
-        return True
+    # What validates must index and search: the same parser, range and leap-second rule.
     try:
-        dt.date.fromisoformat(text[:10])
+        interval(text)
     except ValueError:
         return False
     return True
@@ -66,7 +70,7 @@ PRIMITIVES: dict[str, Callable[[Any], bool]] = {
     "integer": _int(-2_147_483_648),
     "unsignedInt": _int(0),
     "positiveInt": _int(1),
-    "decimal": lambda v: type(v) in (int, float),
+    "decimal": lambda v: type(v) in (int, float) and abs(v) < MAX_DECIMAL,
     "string": _string,
     "markdown": _string,
     "xhtml": lambda v: isinstance(v, str) and v.lstrip().startswith("<div"),

@@ -9,6 +9,7 @@ compartment must be answered exactly like a missing one, 404 (see :func:`hidden`
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -29,6 +30,32 @@ INTERACTIONS: Mapping[str, str] = {
 # What break-glass widens: read-side access to clinical types, outside any patient compartment.
 BREAK_GLASS_INTERACTIONS = frozenset({"read", "vread", "history", "search", "history-type",
                                       "operation"})  # fmt: skip
+
+
+# A break-glass reason is what a reviewer acts on later (164.312(a)(2)(ii), 164.308(a)(1)(ii)(D)):
+# "." or "x" tells them nothing. These rules keep out the empty, the one-word and the keyboard
+# mash without pretending to judge clinical prose (docs/security.md, "Emergency access").
+REASON_MIN_CHARS = 10
+REASON_MAX_CHARS = 500
+REASON_MIN_WORDS = 2
+_WORD = re.compile(r"[^\W\d_]{2,}")  # two or more letters, any script
+
+
+def reason_problem(reason: str) -> str | None:
+    """Why a (cleaned) break-glass reason cannot be accepted, or None when it can."""
+    if len(reason) < REASON_MIN_CHARS:
+        return f"needs at least {REASON_MIN_CHARS} characters"
+    if len(reason) > REASON_MAX_CHARS:
+        return f"allows at most {REASON_MAX_CHARS} characters"
+    words = _WORD.findall(reason)
+    if len({w.lower() for w in words}) < REASON_MIN_WORDS:
+        return f"needs at least {REASON_MIN_WORDS} different words"
+    return None
+
+
+def clean_reason(raw: str) -> str:
+    """Printable characters only, runs of white space folded to one space."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in raw).split())
 
 
 @functools.lru_cache(maxsize=4096)
@@ -82,13 +109,20 @@ def require(principal: Principal, resource_type: str, interaction: str) -> None:
     )
 
 
-def patient_scope(principal: Principal) -> str | None:
-    """The patient id the caller is confined to, or None when unrestricted.
+WRITE_INTERACTIONS = frozenset({"create", "update", "delete"})
 
-    A token with a `patient` claim is confined to that compartment whatever else it holds; an
-    allowed break-glass request lifts the confinement (and is flagged in the audit trail).
+
+def patient_scope(principal: Principal, interaction: str = "read") -> str | None:
+    """The patient id the caller is confined to for ``interaction``, or None when unrestricted.
+
+    A token with a `patient` claim is confined to that compartment whatever else it holds. An
+    allowed break-glass request lifts the confinement for read-side interactions only (and is
+    flagged in the audit trail): emergency access is for looking, never for writing, so creates,
+    updates and deletes stay inside the token's own compartment.
     """
-    if principal.patient is None or breaking_glass(principal):
+    if principal.patient is None:
+        return None
+    if breaking_glass(principal) and interaction in BREAK_GLASS_INTERACTIONS:
         return None
     return principal.patient
 
@@ -99,9 +133,12 @@ def reference_patient(reference: str | None) -> str | None:
     return None
 
 
-def in_compartment(principal: Principal, resource_type: str, resource: Mapping[str, Any]) -> bool:
-    """Whether a stored resource is inside the caller's patient compartment (True if unconfined)."""
-    patient = patient_scope(principal)
+def in_compartment(
+    principal: Principal, resource_type: str, resource: Mapping[str, Any], interaction: str
+) -> bool:
+    """Whether a resource is inside the caller's compartment for ``interaction`` (True if
+    unconfined for it)."""
+    patient = patient_scope(principal, interaction)
     if patient is None:
         return True
     if resource_type == "Patient":
