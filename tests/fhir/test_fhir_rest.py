@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 from tests.conftest import Database, Service
 from tests.fhir.conftest import client_for
@@ -257,11 +259,13 @@ def test_every_interaction_is_audited(
 ) -> None:
     pid = fhir.post("/Patient", json=PATIENT).json()["id"]
     fhir.get(f"/Patient/{pid}")
-    fhir.get("/Patient/no-such-patient-id")
+    probe = uuid.uuid4().hex
+    fhir.get("/Patient/no-such-patient-id", headers={"X-Request-Id": probe})
     fhir.put(f"/Patient/{pid}", json={**PATIENT, "id": pid}, headers={"If-Match": 'W/"9"'})
     rows = pg.psql(
         "SELECT interaction || ':' || outcome || ':' || left(resource_id, 2) FROM audit_log "
-        f"WHERE resource_id = '{pid}' OR resource_id LIKE 'h:%' ORDER BY recorded_at",
+        f"WHERE resource_id = '{pid}' OR content::jsonb->>'request_id' = '{probe}' "
+        "ORDER BY recorded_at",
         database=module_database.name,
     ).split()
     # The id the server never assigned is kept only as a keyed digest (docs/audit.md).

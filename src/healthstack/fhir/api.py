@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
 import asyncpg
 import orjson
@@ -26,17 +25,23 @@ from healthstack.fhir.boundary import ErrorBoundary
 from healthstack.fhir.bundle import BundleRunner, parse_bundle, parse_if_match
 from healthstack.fhir.capability import capability_statement
 from healthstack.fhir.crypto import DecryptionError, Keyring
-from healthstack.fhir.dates import http_date, instant_text
+from healthstack.fhir.http import (
+    bundle_entry,
+    database_error,
+    history_bundle,
+    json_body,
+    path_id,
+    path_type,
+    prefer,
+    query_params,
+    resource_response,
+)
 from healthstack.fhir.outcome import FHIR_JSON, UNEXPECTED, FhirError, FhirResponse
-from healthstack.fhir.store import Version
-from healthstack.fhir.validate import ID_RE
 from healthstack.numbers import INT4_MAX, ascii_int
 from healthstack.security import audit, audit_api
-from healthstack.service.db import DATABASE_UNAVAILABLE
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.fhir")
-JSON_TYPES = ("application/fhir+json", "application/json")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -112,14 +117,14 @@ class Api:
 
     # -- reads --------------------------------------------------------------------------------------
     async def read(self, request: Request) -> Response:
-        rtype, rid = _type(request), _rid(request)
+        rtype, rid = path_type(request), path_id(request)
         caller = self.caller(request)
         async with self.state.require_pool().acquire() as conn:
             version = await ops.read(self.engine, caller, conn, rtype, rid)
         return resource_response(version, 200)
 
     async def vread(self, request: Request) -> Response:
-        rtype, rid, vid = _type(request), _rid(request), request.path_params["vid"]
+        rtype, rid, vid = path_type(request), path_id(request), request.path_params["vid"]
         number = ascii_int(vid, INT4_MAX)
         if number is None:
             raise FhirError(404, "not-found", f"{rtype}/{rid}/_history/{vid} not found")
@@ -129,7 +134,7 @@ class Api:
         return resource_response(version, 200)
 
     async def history(self, request: Request) -> Response:
-        rtype, rid = _type(request), _rid(request)
+        rtype, rid = path_type(request), path_id(request)
         params, caller = query_params(request), self.caller(request)
         async with self.state.require_pool().acquire() as conn:
             versions, before = await ops.history(self.engine, caller, conn, rtype, rid, params)
@@ -146,7 +151,7 @@ class Api:
         return FhirResponse(history_bundle(base, versions, links))
 
     async def type_history(self, request: Request) -> Response:
-        rtype, params, caller = _type(request), query_params(request), self.caller(request)
+        rtype, params, caller = path_type(request), query_params(request), self.caller(request)
         async with self.state.require_pool().acquire() as conn:
             versions, cursor = await ops.type_history(self.engine, caller, conn, rtype, params)
         base = self.base(request)
@@ -156,7 +161,7 @@ class Api:
         return FhirResponse(history_bundle(base, versions, links))
 
     async def search(self, request: Request) -> Response:
-        rtype, params, caller = _type(request), query_params(request), self.caller(request)
+        rtype, params, caller = path_type(request), query_params(request), self.caller(request)
         async with self.state.require_pool().acquire() as conn:
             page = await ops.run_search(self.engine, caller, conn, rtype, params)
         return FhirResponse(self.searchset(self.base(request), page))
@@ -178,7 +183,7 @@ class Api:
             )
         bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
         if page.versions:
-            bundle["entry"] = [_entry(base, v, {"mode": "match"}) for v in page.versions]
+            bundle["entry"] = [bundle_entry(base, v, {"mode": "match"}) for v in page.versions]
         return bundle
 
     async def lastn(self, request: Request) -> Response:
@@ -188,7 +193,7 @@ class Api:
         base = self.base(request)
         bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
         if versions:
-            bundle["entry"] = [_entry(base, v, {"mode": "match"}) for v in versions]
+            bundle["entry"] = [bundle_entry(base, v, {"mode": "match"}) for v in versions]
         return FhirResponse(bundle)
 
     async def stats(self, request: Request) -> Response:
@@ -210,14 +215,14 @@ class Api:
 
     # -- writes -------------------------------------------------------------------------------------
     async def create(self, request: Request) -> Response:
-        rtype, body, caller = _type(request), await json_body(request), self.caller(request)
+        rtype, body, caller = path_type(request), await json_body(request), self.caller(request)
         condition = request.headers.get("if-none-exist")
         async with self.state.require_pool().acquire() as conn, conn.transaction():
             status, version = await ops.create(self.engine, caller, conn, rtype, body, condition)
         return resource_response(version, status, prefer(request), self.base(request))
 
     async def update(self, request: Request) -> Response:
-        rtype, rid = _type(request), _rid(request)
+        rtype, rid = path_type(request), path_id(request)
         body, caller = await json_body(request), self.caller(request)
         if_match = parse_if_match(request.headers.get("if-match"))
         async with self.state.require_pool().acquire() as conn, conn.transaction():
@@ -227,7 +232,7 @@ class Api:
         return resource_response(version, status, prefer(request))
 
     async def delete(self, request: Request) -> Response:
-        rtype, rid, caller = _type(request), _rid(request), self.caller(request)
+        rtype, rid, caller = path_type(request), path_id(request), self.caller(request)
         if_match = parse_if_match(request.headers.get("if-match"))
         async with self.state.require_pool().acquire() as conn, conn.transaction():
             version = await ops.delete(self.engine, caller, conn, rtype, rid, if_match)
@@ -270,101 +275,6 @@ class Api:
             Route("/{rtype}/{id}/_history", g(self.history, "history"), methods=["GET"]),
             Route("/{rtype}/{id}/_history/{vid}", g(self.vread, "vread"), methods=["GET"]),
         ]
-
-
-CONFLICTS = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
-
-
-def database_error(error: Exception) -> FhirError:
-    if isinstance(error, DATABASE_UNAVAILABLE):
-        return FhirError(503, "transient", "database unavailable; retry")
-    if isinstance(error, CONFLICTS):
-        return FhirError(409, "conflict", "concurrent change; retry")
-    return FhirError(500, "exception", "internal database error")
-
-
-# -- request/response helpers ---------------------------------------------------------------------------
-def _rid(request: Request) -> str:
-    """The URL's id, checked against the FHIR id pattern before anything else uses it."""
-    rid: str = request.path_params["id"]
-    if not ID_RE.match(rid):
-        raise FhirError(400, "invalid", "the URL's id is not a FHIR id ([A-Za-z0-9-.]{1,64})")
-    return rid
-
-
-def _type(request: Request) -> str:
-    rtype: str = request.path_params.get("rtype", "Observation")
-    ops.check_type(rtype)
-    return rtype
-
-
-def query_params(request: Request) -> list[tuple[str, str]]:
-    raw = request.scope.get("query_string", b"").decode("latin-1")
-    return parse_qsl(raw, keep_blank_values=True)
-
-
-async def json_body(request: Request) -> Any:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in JSON_TYPES:
-        raise FhirError(415, "not-supported", "send application/fhir+json")
-    try:
-        return orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        raise FhirError(400, "structure", "the body is not valid JSON") from None
-
-
-def prefer(request: Request) -> str:
-    for part in request.headers.get("prefer", "").split(","):
-        name, _, value = part.strip().partition("=")
-        if name == "return":
-            return value.strip('"')
-    return "representation"
-
-
-def resource_response(
-    version: Version, status: int, preference: str = "representation", base: str | None = None
-) -> Response:
-    headers = {"ETag": version.etag, "Last-Modified": http_date(version.last_updated)}
-    if base is not None:
-        headers["Location"] = (
-            f"{base}/{version.resource_type}/{version.id}/_history/{version.version}"
-        )
-    body = b"" if preference == "minimal" else (version.body or b"")
-    return Response(
-        body, status_code=status, headers=headers, media_type=FHIR_JSON if body else None
-    )
-
-
-def _entry(
-    base: str, version: Version, search_mode: dict[str, str] | None = None
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {"fullUrl": f"{base}/{version.resource_type}/{version.id}"}
-    if version.body is not None:
-        entry["resource"] = orjson.Fragment(version.body)
-    if search_mode:
-        entry["search"] = search_mode
-    return entry
-
-
-def history_bundle(
-    base: str, versions: list[Version], links: list[dict[str, str]]
-) -> dict[str, Any]:
-    entries = []
-    for version in versions:
-        entry = _entry(base, version)
-        method = "DELETE" if version.deleted else ("POST" if version.version == 1 else "PUT")
-        url = f"{version.resource_type}/{version.id}" if method != "POST" else version.resource_type
-        entry["request"] = {"method": method, "url": url}
-        entry["response"] = {
-            "status": "204" if version.deleted else ("201" if method == "POST" else "200"),
-            "etag": version.etag,
-            "lastModified": instant_text(version.last_updated),
-        }
-        entries.append(entry)
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "link": links}
-    if entries:
-        bundle["entry"] = entries
-    return bundle
 
 
 class BaseAlias:

@@ -1,0 +1,119 @@
+"""HTTP helpers of the FHIR API: request parsing (ids, types, bodies, Prefer) and response shapes.
+
+Kept apart from the routing in :mod:`healthstack.fhir.api` so that handler modules share one
+definition of each (and the router module stays small).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl
+
+import asyncpg
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from healthstack.fhir import ops
+from healthstack.fhir.dates import http_date, instant_text
+from healthstack.fhir.outcome import FHIR_JSON, FhirError
+from healthstack.fhir.store import Version
+from healthstack.fhir.validate import ID_RE
+from healthstack.service.db import DATABASE_UNAVAILABLE
+
+JSON_TYPES = ("application/fhir+json", "application/json")
+
+
+CONFLICTS = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
+
+
+def database_error(error: Exception) -> FhirError:
+    if isinstance(error, DATABASE_UNAVAILABLE):
+        return FhirError(503, "transient", "database unavailable; retry")
+    if isinstance(error, CONFLICTS):
+        return FhirError(409, "conflict", "concurrent change; retry")
+    return FhirError(500, "exception", "internal database error")
+
+
+# -- request/response helpers ---------------------------------------------------------------------------
+def path_id(request: Request) -> str:
+    """The URL's id, checked against the FHIR id pattern before anything else uses it."""
+    rid: str = request.path_params["id"]
+    if not ID_RE.match(rid):
+        raise FhirError(400, "invalid", "the URL's id is not a FHIR id ([A-Za-z0-9-.]{1,64})")
+    return rid
+
+
+def path_type(request: Request) -> str:
+    rtype: str = request.path_params.get("rtype", "Observation")
+    ops.check_type(rtype)
+    return rtype
+
+
+def query_params(request: Request) -> list[tuple[str, str]]:
+    raw = request.scope.get("query_string", b"").decode("latin-1")
+    return parse_qsl(raw, keep_blank_values=True)
+
+
+async def json_body(request: Request) -> Any:
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type not in JSON_TYPES:
+        raise FhirError(415, "not-supported", "send application/fhir+json")
+    try:
+        return orjson.loads(await request.body())
+    except orjson.JSONDecodeError:
+        raise FhirError(400, "structure", "the body is not valid JSON") from None
+
+
+def prefer(request: Request) -> str:
+    for part in request.headers.get("prefer", "").split(","):
+        name, _, value = part.strip().partition("=")
+        if name == "return":
+            return value.strip('"')
+    return "representation"
+
+
+def resource_response(
+    version: Version, status: int, preference: str = "representation", base: str | None = None
+) -> Response:
+    headers = {"ETag": version.etag, "Last-Modified": http_date(version.last_updated)}
+    if base is not None:
+        headers["Location"] = (
+            f"{base}/{version.resource_type}/{version.id}/_history/{version.version}"
+        )
+    body = b"" if preference == "minimal" else (version.body or b"")
+    return Response(
+        body, status_code=status, headers=headers, media_type=FHIR_JSON if body else None
+    )
+
+
+def bundle_entry(
+    base: str, version: Version, search_mode: dict[str, str] | None = None
+) -> dict[str, Any]:
+    entry: dict[str, Any] = {"fullUrl": f"{base}/{version.resource_type}/{version.id}"}
+    if version.body is not None:
+        entry["resource"] = orjson.Fragment(version.body)
+    if search_mode:
+        entry["search"] = search_mode
+    return entry
+
+
+def history_bundle(
+    base: str, versions: list[Version], links: list[dict[str, str]]
+) -> dict[str, Any]:
+    entries = []
+    for version in versions:
+        entry = bundle_entry(base, version)
+        method = "DELETE" if version.deleted else ("POST" if version.version == 1 else "PUT")
+        url = f"{version.resource_type}/{version.id}" if method != "POST" else version.resource_type
+        entry["request"] = {"method": method, "url": url}
+        entry["response"] = {
+            "status": "204" if version.deleted else ("201" if method == "POST" else "200"),
+            "etag": version.etag,
+            "lastModified": instant_text(version.last_updated),
+        }
+        entries.append(entry)
+    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "link": links}
+    if entries:
+        bundle["entry"] = entries
+    return bundle
