@@ -15,6 +15,7 @@ import asyncpg
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
+from healthstack.fhir.extract import compartment_of
 from healthstack.fhir.outcome import FhirError
 from healthstack.security import audit, authz
 from healthstack.security.middleware import AuthMiddleware, principal_of
@@ -72,8 +73,10 @@ class Caller:
             raise
 
     def in_compartment(self, resource_type: str, resource: Mapping[str, Any]) -> bool:
-        """Whether a resource to be written is inside the caller's write compartment."""
-        return authz.in_compartment(self.principal, resource_type, resource, "create")
+        """Whether a resource to be written is inside the caller's write compartment (the
+        patients the official CompartmentDefinition places it with)."""
+        patients = compartment_of(resource_type, str(resource.get("id", "")), dict(resource))
+        return authz.compartment_permits(self.principal, patients, "create")
 
     async def audit(
         self,

@@ -179,7 +179,7 @@ async def run_search(
         if len(params) != 1:
             raise search.bad("_cursor", "cannot be combined with other parameters")
         params, start = search.unseal(eng.keyring, rtype, params[0][1])
-    query = eng.parser.parse(rtype, params)
+    query = eng.parser.parse(rtype, params, caller.patient)
     versions, after = await _scan(eng, conn, query, caller.patient, start)
     await caller.audit(conn, "search", rtype, query=redact(rtype, params))
     return Page(versions, query, start, after)
@@ -273,7 +273,7 @@ async def find_existing(
     if not params:
         raise FhirError(400, "invalid", "If-None-Exist needs search parameters")
     await caller.authorize(rtype, "search")
-    query = eng.parser.parse(rtype, params)
+    query = eng.parser.parse(rtype, params, caller.patient)
     canonical = orjson.dumps([rtype, sorted(params)]).decode()
     for lock in eng.keyring.lock_ids(canonical):
         await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
@@ -347,7 +347,8 @@ async def _locked_current(
 ) -> asyncpg.Record:
     current = await eng.store.current(conn, rtype, rid)
     patient = caller.write_patient
-    if current is None or (patient is not None and current["patient_id"] != patient):
+    members = current["compartment"] or [current["patient_id"]] if current is not None else []
+    if current is None or (patient is not None and patient not in members):
         raise FhirError(404, "not-found", f"{rtype}/{rid} not found")
     if if_match is not None and if_match != current["version"]:
         raise FhirError(

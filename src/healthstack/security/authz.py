@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Collection, Mapping
 
 from healthstack.fhir.outcome import FhirError
 from healthstack.security.principal import Principal
@@ -127,26 +126,12 @@ def patient_scope(principal: Principal, interaction: str = "read") -> str | None
     return principal.patient
 
 
-def reference_patient(reference: str | None) -> str | None:
-    if reference and reference.startswith("Patient/"):
-        return reference[len("Patient/") :].split("/", 1)[0]
-    return None
-
-
-def in_compartment(
-    principal: Principal, resource_type: str, resource: Mapping[str, Any], interaction: str
-) -> bool:
-    """Whether a resource is inside the caller's compartment for ``interaction`` (True if
-    unconfined for it)."""
+def compartment_permits(principal: Principal, patients: Collection[str], interaction: str) -> bool:
+    """Whether a resource in ``patients``' compartments is within the caller's reach for
+    ``interaction`` (always, when the caller is not confined). Which patients a resource belongs
+    to is the FHIR layer's knowledge (the CompartmentDefinition), not this module's."""
     patient = patient_scope(principal, interaction)
-    if patient is None:
-        return True
-    if resource_type == "Patient":
-        return resource.get("id") == patient
-    if resource_type == "Observation":
-        subject = resource.get("subject") or {}
-        return reference_patient(subject.get("reference")) == patient
-    return False
+    return patient is None or patient in patients
 
 
 def hidden(resource_type: str, resource_id: str) -> FhirError:
