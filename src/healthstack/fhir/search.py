@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 
-from healthstack.fhir import chains, conditions, extract, searchdefs
+from healthstack.fhir import chains, conditions, extract, searchdefs, shaping
 from healthstack.fhir.crypto import Keyring, normalize
 from healthstack.fhir.dates import interval
 from healthstack.fhir.outcome import FhirError
@@ -60,6 +60,7 @@ class Query:
     args: list[Any] = field(default_factory=list)
     post_filters: list[PostFilter] = field(default_factory=list)
     confined_to: str | None = None  # the caller's compartment, for chains and _has
+    shape: shaping.Shape = field(default_factory=shaping.Shape)
     depth: int = 0  # subqueries opened by chains and _has (each gets its own alias)
 
     def arg(self, value: Any) -> str:
@@ -114,6 +115,9 @@ class Parser:
         for name, value in params:
             if value == "":
                 raise bad(name, "empty value")
+            if name.partition(":")[0] in shaping.RESULT_PARAMS:
+                query.shape.add(rtype, name, value)
+                continue
             self.condition(query, "r", rtype, name, value)
         return query
 
@@ -308,6 +312,14 @@ def build_sql(query: Query, patient: str | None, after: list[Any] | None, limit:
         f"r.effective_start FROM fhir_resource r WHERE {' AND '.join(where)} "
         f"ORDER BY {_ORDER[query.sort]} LIMIT {query.arg(limit)}"
     )
+
+
+def count_sql(query: Query, patient: str | None) -> str:
+    """How many rows the search matches in all (``_total=accurate``)."""
+    where = [f"r.resource_type = {query.arg(query.resource_type)}", "NOT r.deleted", *query.where]
+    if patient is not None:
+        where.append(confinement(query, "r", patient))
+    return f"SELECT count(*) FROM fhir_resource r WHERE {' AND '.join(where)}"
 
 
 def confinement(query: Query, alias: str, patient: str) -> str:

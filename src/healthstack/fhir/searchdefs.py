@@ -79,6 +79,17 @@ def param_by_id(rtype: str, param_id: str) -> SearchParam | None:
     return next((p for p in params_of(rtype).values() if p.id == param_id), None)
 
 
+def elements_of(rtype: str) -> dict[str, list[str]]:
+    """Top-level element names: ``summary`` (isSummary) and ``mandatory`` (min >= 1)."""
+    found: dict[str, list[str]] = _data()["elements"].get(rtype, {"summary": [], "mandatory": []})
+    return found
+
+
+def in_some_compartment(rtype: str) -> bool:
+    """Whether resources of ``rtype`` can belong to a patient's compartment at all."""
+    return rtype == "Patient" or bool(compartment_params(rtype))
+
+
 @functools.cache
 def compartment_params(rtype: str) -> tuple[str, ...]:
     """The parameters that place a ``rtype`` in a patient's compartment (official definition)."""
