@@ -226,13 +226,20 @@ def _date(ctx: Context, param: SearchParam, name: str, value: str, modifier: str
             if prefix != "eq" or len(text) != 10:
                 raise bad(name, "identifying dates are searchable by exact day only")
             return ctx.digests([(f"d:{param.code}", text)])
-        a, b = ctx.arg(low), ctx.arg(high)
-        parts.append({
-            "eq": f"(i.low >= {a} AND i.high <= {b})", "ne": f"(i.low < {a} OR i.high > {b})",
-            "lt": f"i.low < {a}", "gt": f"i.high > {b}", "le": f"i.low < {b}",
-            "ge": f"i.high > {a}", "sa": f"i.low >= {b}", "eb": f"i.high <= {a}",
-        }[prefix])  # fmt: skip
+        template = {
+            "eq": "(i.low >= {a} AND i.high <= {b})", "ne": "(i.low < {a} OR i.high > {b})",
+            "lt": "i.low < {a}", "gt": "i.high > {b}", "le": "i.low < {b}",
+            "ge": "i.high > {a}", "sa": "i.low >= {b}", "eb": "i.high <= {a}",
+        }[prefix]  # fmt: skip
+        parts.append(_fill(ctx, template, low, high))
     return ctx.rows("fhir_search_date", param, " OR ".join(parts))
+
+
+def _fill(ctx: Context, template: str, low: Any, high: Any) -> str:
+    """Only the bounds a comparison uses become arguments (PostgreSQL must type every one)."""
+    a = ctx.arg(low) if "{a}" in template else ""
+    b = ctx.arg(high) if "{b}" in template else ""
+    return template.format(a=a, b=b)
 
 
 def _number(ctx: Context, param: SearchParam, name: str, value: str, modifier: str) -> str:
@@ -241,12 +248,12 @@ def _number(ctx: Context, param: SearchParam, name: str, value: str, modifier: s
         prefix, text = split_prefix(name, alt, NUMBER_PREFIXES)
         number, _, unit = text.partition("|")
         low, high = _implicit_range(name, number)
-        a, b = ctx.arg(low), ctx.arg(high)
-        condition = {
-            "eq": f"(i.value >= {a} AND i.value < {b})", "ne": f"(i.value < {a} OR i.value >= {b})",
-            "lt": f"i.value < {a}", "gt": f"i.value >= {b}", "le": f"i.value < {b}",
-            "ge": f"i.value >= {a}",
+        template = {
+            "eq": "(i.value >= {a} AND i.value < {b})", "ne": "(i.value < {a} OR i.value >= {b})",
+            "lt": "i.value < {a}", "gt": "i.value >= {b}", "le": "i.value < {b}",
+            "ge": "i.value >= {a}",
         }[prefix]  # fmt: skip
+        condition = _fill(ctx, template, low, high)
         if unit:
             system, bar, code = unit.rpartition("|")
             condition += f" AND i.code = {ctx.arg(code if bar else unit)}"

@@ -136,7 +136,7 @@ class Parser:
         if base == "_has":
             query.where.append(chains.has(self, query, alias, rtype, name, value))
             return
-        if "." in base:
+        if "." in name:  # subject.name, subject:Patient.name
             query.where.append(chains.chain(self, query, alias, rtype, name, value))
             return
         param = searchdefs.params_of(rtype).get(base)

@@ -16,17 +16,18 @@ from healthstack.fhir.outcome import FhirError
 from healthstack.security.principal import Principal
 from healthstack.security.scopes import BREAK_GLASS_SCOPES, Grant, parse_scopes
 
-# Types a wildcard scope (`system/*.rs`) reaches. AuditEvent is deliberately absent: reading the
-# audit trail needs a scope that names it (separation of duties: clinicians do not audit).
-CLINICAL_TYPES = frozenset({"Patient", "Observation"})
+# A wildcard scope (`system/*.rs`) reaches every FHIR type but these: reading the audit trail needs
+# a scope that names AuditEvent (separation of duties: clinicians do not audit), and plugin
+# administration one that names the pseudo-type Plugin. Break-glass never reaches them either.
 AUDIT_TYPE = "AuditEvent"
+SEPARATE_TYPES = frozenset({AUDIT_TYPE, "Plugin"})
 # Interaction -> the SMART v2 permission letter it needs.
 INTERACTIONS: Mapping[str, str] = {
     "read": "r", "vread": "r", "history": "r",
     "search": "s", "history-type": "s", "operation": "s",
     "create": "c", "update": "u", "delete": "d",
 }  # fmt: skip
-# What break-glass widens: read-side access to clinical types, outside any patient compartment.
+# What break-glass widens: read-side access to FHIR types, outside any patient compartment.
 BREAK_GLASS_INTERACTIONS = frozenset({"read", "vread", "history", "search", "history-type",
                                       "operation"})  # fmt: skip
 
@@ -86,13 +87,13 @@ def allowed(principal: Principal, resource_type: str, interaction: str) -> bool:
     if resource_type == AUDIT_TYPE and letter not in "rs":
         return False  # the audit trail is append-only through the service, never through the API
     for grant in _effective(principal):
-        if grant.context == "patient" and resource_type not in CLINICAL_TYPES:
+        if grant.context == "patient" and resource_type in SEPARATE_TYPES:
             continue
-        if grant.covers(resource_type, letter, CLINICAL_TYPES):
+        if grant.covers(resource_type, letter, SEPARATE_TYPES):
             return True
     return (
         breaking_glass(principal)
-        and resource_type in CLINICAL_TYPES
+        and resource_type not in SEPARATE_TYPES
         and interaction in BREAK_GLASS_INTERACTIONS
     )
 
