@@ -16,13 +16,14 @@ import asyncpg
 import orjson
 
 from healthstack.fhir import includes, search
+from healthstack.fhir import validate as validate_module
 from healthstack.fhir.access import Caller, redact
 from healthstack.fhir.crypto import Keyring
 from healthstack.fhir.outcome import FhirError
 from healthstack.fhir.store import Store, Version, new_id
 from healthstack.fhir.validate import validate
 
-TYPES = ("Patient", "Observation")
+TYPES = validate_module.RESOURCE_TYPES  # every R4 type the definitions let a client store
 
 
 @dataclass
@@ -37,8 +38,11 @@ class Engine:
 
 
 def check_type(rtype: str) -> None:
+    if rtype in validate_module.REFUSED:
+        reason = validate_module.REFUSED[rtype]
+        raise FhirError(404, "not-supported", f"{rtype} is not stored here: {reason}")
     if rtype not in TYPES:
-        raise FhirError(404, "not-supported", f"resource type {rtype!r} is not supported here")
+        raise FhirError(404, "not-supported", f"resource type {rtype[:64]!r} is not an R4 type")
 
 
 def gone(v: Version) -> FhirError:

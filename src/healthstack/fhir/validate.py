@@ -1,15 +1,20 @@
-"""Hand-written FHIR R4 validation for Patient and Observation: table-driven and allocation-light.
+"""FHIR R4 structural validation of every resource type, from the official definitions.
 
 Checks structure (unknown elements rejected), cardinality, primitive types (the spec's regexes),
-required elements and the coded values this API relies on. Errors carry a FHIRPath ``expression``
+required elements and the code values of every ``required`` binding the definitions let us expand
+(``scripts/fhir_structure_data.py`` builds the tables; docs/fhir.md says what is skipped). Errors carry a FHIRPath ``expression``
 (e.g. ``Observation.status``) and never echo the offending value (it may be PHI).
 """
 
 from __future__ import annotations
 
+import gzip
+import importlib.resources
 import re
 from collections.abc import Callable
 from typing import Any
+
+import orjson
 
 from healthstack.fhir.dates import interval
 from healthstack.fhir.outcome import FhirError, issue
@@ -84,295 +89,39 @@ PRIMITIVES: dict[str, Callable[[Any], bool]] = {
     "dateTime": _regex(DATETIME_RE, dated=True),
     "instant": _regex(INSTANT_RE, dated=True),
     "time": _regex(TIME_RE),
-}
-
-# Required value sets the API relies on (bound "required" in R4).
-CODES: dict[str, frozenset[str]] = {
-    "Patient.gender": frozenset({"male", "female", "other", "unknown"}),
-    "Patient.contact.gender": frozenset({"male", "female", "other", "unknown"}),
-    "Patient.link.type": frozenset({"replaced-by", "replaces", "refer", "seealso"}),
-    "Observation.status": frozenset(
-        {
-            "registered",
-            "preliminary",
-            "final",
-            "amended",
-            "corrected",
-            "cancelled",
-            "entered-in-error",
-            "unknown",
-        }
+    "oid": _regex(re.compile(r"^urn:oid:[0-2](\.(0|[1-9][0-9]*))+$")),
+    "uuid": _regex(
+        re.compile(r"^urn:uuid:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
     ),
-    "Identifier.use": frozenset({"usual", "official", "temp", "secondary", "old"}),
-    "HumanName.use": frozenset(
-        {"usual", "official", "temp", "nickname", "anonymous", "old", "maiden"}
-    ),
-    "ContactPoint.system": frozenset({"phone", "fax", "email", "pager", "url", "sms", "other"}),
-    "ContactPoint.use": frozenset({"home", "work", "temp", "old", "mobile"}),
-    "Address.use": frozenset({"home", "work", "temp", "old", "billing"}),
-    "Address.type": frozenset({"postal", "physical", "both"}),
-    "Quantity.comparator": frozenset({"<", "<=", ">=", ">"}),
-    "Narrative.status": frozenset({"generated", "extensions", "additional", "empty"}),
 }
 
-_VALUE_TYPES = (
-    "Quantity",
-    "CodeableConcept",
-    "string",
-    "boolean",
-    "integer",
-    "Range",
-    "Ratio",
-    "time",
-    "dateTime",
-    "Period",
-)
-_EXTENSION_TYPES = (
-    "base64Binary",
-    "boolean",
-    "canonical",
-    "code",
-    "date",
-    "dateTime",
-    "decimal",
-    "id",
-    "instant",
-    "integer",
-    "markdown",
-    "positiveInt",
-    "string",
-    "time",
-    "unsignedInt",
-    "uri",
-    "url",
-    "Address",
-    "Annotation",
-    "Attachment",
-    "CodeableConcept",
-    "Coding",
-    "ContactPoint",
-    "HumanName",
-    "Identifier",
-    "Period",
-    "Quantity",
-    "Range",
-    "Ratio",
-    "Reference",
-)
-# Choice elements: type -> base name -> (allowed suffix types, required)
-CHOICES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {
-    "Extension": {"value": (_EXTENSION_TYPES, False)},
-    "Annotation": {"author": (("Reference", "string"), False)},
-    "Patient": {
-        "deceased": (("boolean", "dateTime"), False),
-        "multipleBirth": (("boolean", "integer"), False),
-    },
-    "Observation": {
-        "effective": (("dateTime", "Period", "instant"), False),
-        "value": (_VALUE_TYPES, False),
-    },
-    "Observation.component": {"value": (_VALUE_TYPES, False)},
-}
+# The structure tables come from the official R4 definitions (scripts/fhir_structure_data.py):
+# every datatype, resource and backbone element (keyed by path) -> element specs and choices,
+# and the expanded value sets of required bindings on code elements.
+TYPES: dict[str, Spec] = {}
+CHOICES: dict[str, dict[str, tuple[tuple[str, ...], bool]]] = {}
+CODES: dict[str, frozenset[str]] = {}
+RESOURCE_TYPES: frozenset[str] = frozenset()
+REFUSED: dict[str, str] = {}
 
-_ELEMENT: Spec = {"id": ("string", False, False), "extension": ("Extension", False, True)}
-_BACKBONE: Spec = {**_ELEMENT, "modifierExtension": ("Extension", False, True)}
-_QTY: Spec = {
-    **_ELEMENT,
-    "value": ("decimal", False, False),
-    "comparator": ("code", False, False),
-    "unit": ("string", False, False),
-    "system": ("uri", False, False),
-    "code": ("code", False, False),
-}
 
-TYPES: dict[str, Spec] = {
-    "Extension": {**_ELEMENT, "url": ("uri", True, False)},
-    "Coding": {
-        **_ELEMENT,
-        "system": ("uri", False, False),
-        "version": ("string", False, False),
-        "code": ("code", False, False),
-        "display": ("string", False, False),
-        "userSelected": ("boolean", False, False),
-    },
-    "CodeableConcept": {
-        **_ELEMENT,
-        "coding": ("Coding", False, True),
-        "text": ("string", False, False),
-    },
-    "Period": {**_ELEMENT, "start": ("dateTime", False, False), "end": ("dateTime", False, False)},
-    "Identifier": {
-        **_ELEMENT,
-        "use": ("code", False, False),
-        "type": ("CodeableConcept", False, False),
-        "system": ("uri", False, False),
-        "value": ("string", False, False),
-        "period": ("Period", False, False),
-        "assigner": ("Reference", False, False),
-    },
-    "Reference": {
-        **_ELEMENT,
-        "reference": ("string", False, False),
-        "type": ("uri", False, False),
-        "identifier": ("Identifier", False, False),
-        "display": ("string", False, False),
-    },
-    "HumanName": {
-        **_ELEMENT,
-        "use": ("code", False, False),
-        "text": ("string", False, False),
-        "family": ("string", False, False),
-        "given": ("string", False, True),
-        "prefix": ("string", False, True),
-        "suffix": ("string", False, True),
-        "period": ("Period", False, False),
-    },
-    "ContactPoint": {
-        **_ELEMENT,
-        "system": ("code", False, False),
-        "value": ("string", False, False),
-        "use": ("code", False, False),
-        "rank": ("positiveInt", False, False),
-        "period": ("Period", False, False),
-    },
-    "Address": {
-        **_ELEMENT,
-        "use": ("code", False, False),
-        "type": ("code", False, False),
-        "text": ("string", False, False),
-        "line": ("string", False, True),
-        "city": ("string", False, False),
-        "district": ("string", False, False),
-        "state": ("string", False, False),
-        "postalCode": ("string", False, False),
-        "country": ("string", False, False),
-        "period": ("Period", False, False),
-    },
-    "Quantity": _QTY,
-    "Range": {**_ELEMENT, "low": ("Quantity", False, False), "high": ("Quantity", False, False)},
-    "Ratio": {
-        **_ELEMENT,
-        "numerator": ("Quantity", False, False),
-        "denominator": ("Quantity", False, False),
-    },
-    "Attachment": {
-        **_ELEMENT,
-        "contentType": ("code", False, False),
-        "language": ("code", False, False),
-        "data": ("base64Binary", False, False),
-        "url": ("url", False, False),
-        "size": ("unsignedInt", False, False),
-        "hash": ("base64Binary", False, False),
-        "title": ("string", False, False),
-        "creation": ("dateTime", False, False),
-    },
-    "Annotation": {
-        **_ELEMENT,
-        "time": ("dateTime", False, False),
-        "text": ("markdown", True, False),
-    },
-    "Meta": {
-        **_ELEMENT,
-        "versionId": ("id", False, False),
-        "lastUpdated": ("instant", False, False),
-        "source": ("uri", False, False),
-        "profile": ("canonical", False, True),
-        "security": ("Coding", False, True),
-        "tag": ("Coding", False, True),
-    },
-    "Narrative": {**_ELEMENT, "status": ("code", True, False), "div": ("xhtml", True, False)},
-}
+def _load() -> None:
+    global RESOURCE_TYPES, REFUSED
+    raw = importlib.resources.files("healthstack.fhir.definitions").joinpath("r4-structure.json.gz")
+    data = orjson.loads(gzip.decompress(raw.read_bytes()))
+    for name, structure in data["types"].items():
+        TYPES[name] = {k: (t, bool(r), bool(m)) for k, (t, r, m) in structure["elements"].items()}
+        CHOICES[name] = {k: (tuple(t), bool(r)) for k, (t, r) in structure["choices"].items()}
+    CODES.update({path: frozenset(codes) for path, codes in data["codes"].items()})
+    REFUSED = dict(data["refused"])
+    RESOURCE_TYPES = frozenset(data["resources"]) - frozenset(REFUSED)
+    # Extensions inside primitive extensions (``_birthDate``): an element with extensions only.
+    TYPES["Extension.element"] = {"id": ("string", False, False),
+                                  "extension": ("Extension", False, True)}  # fmt: skip
 
-_RESOURCE: Spec = {
-    "id": ("id", False, False),
-    "meta": ("Meta", False, False),
-    "implicitRules": ("uri", False, False),
-    "language": ("code", False, False),
-    "text": ("Narrative", False, False),
-    "extension": ("Extension", False, True),
-    "modifierExtension": ("Extension", False, True),
-}
 
-TYPES["Patient.contact"] = {
-    **_BACKBONE,
-    "relationship": ("CodeableConcept", False, True),
-    "name": ("HumanName", False, False),
-    "telecom": ("ContactPoint", False, True),
-    "address": ("Address", False, False),
-    "gender": ("code", False, False),
-    "organization": ("Reference", False, False),
-    "period": ("Period", False, False),
-}
-TYPES["Patient.communication"] = {
-    **_BACKBONE,
-    "language": ("CodeableConcept", True, False),
-    "preferred": ("boolean", False, False),
-}
-TYPES["Patient.link"] = {
-    **_BACKBONE,
-    "other": ("Reference", True, False),
-    "type": ("code", True, False),
-}
-TYPES["Patient"] = {
-    **_RESOURCE,
-    "identifier": ("Identifier", False, True),
-    "active": ("boolean", False, False),
-    "name": ("HumanName", False, True),
-    "telecom": ("ContactPoint", False, True),
-    "gender": ("code", False, False),
-    "birthDate": ("date", False, False),
-    "address": ("Address", False, True),
-    "maritalStatus": ("CodeableConcept", False, False),
-    "photo": ("Attachment", False, True),
-    "contact": ("Patient.contact", False, True),
-    "communication": ("Patient.communication", False, True),
-    "generalPractitioner": ("Reference", False, True),
-    "managingOrganization": ("Reference", False, False),
-    "link": ("Patient.link", False, True),
-}
-_REF_RANGE: Spec = {
-    **_BACKBONE,
-    "low": ("Quantity", False, False),
-    "high": ("Quantity", False, False),
-    "type": ("CodeableConcept", False, False),
-    "appliesTo": ("CodeableConcept", False, True),
-    "age": ("Range", False, False),
-    "text": ("string", False, False),
-}
-TYPES["Observation.referenceRange"] = _REF_RANGE
-TYPES["Observation.component"] = {
-    **_BACKBONE,
-    "code": ("CodeableConcept", True, False),
-    "dataAbsentReason": ("CodeableConcept", False, False),
-    "interpretation": ("CodeableConcept", False, True),
-    "referenceRange": ("Observation.referenceRange", False, True),
-}
-TYPES["Observation"] = {
-    **_RESOURCE,
-    "identifier": ("Identifier", False, True),
-    "basedOn": ("Reference", False, True),
-    "partOf": ("Reference", False, True),
-    "status": ("code", True, False),
-    "category": ("CodeableConcept", False, True),
-    "code": ("CodeableConcept", True, False),
-    "subject": ("Reference", False, False),
-    "focus": ("Reference", False, True),
-    "encounter": ("Reference", False, False),
-    "issued": ("instant", False, False),
-    "performer": ("Reference", False, True),
-    "dataAbsentReason": ("CodeableConcept", False, False),
-    "interpretation": ("CodeableConcept", False, True),
-    "note": ("Annotation", False, True),
-    "bodySite": ("CodeableConcept", False, False),
-    "method": ("CodeableConcept", False, False),
-    "specimen": ("Reference", False, False),
-    "device": ("Reference", False, False),
-    "referenceRange": ("Observation.referenceRange", False, True),
-    "hasMember": ("Reference", False, True),
-    "derivedFrom": ("Reference", False, True),
-    "component": ("Observation.component", False, True),
-}
-SUPPORTED = ("Patient", "Observation")
+_load()
+STORABLE = RESOURCE_TYPES
 
 
 class Validator:
@@ -396,7 +145,20 @@ class Validator:
         if not isinstance(value, dict):
             self.fail("structure", path, f"{path} must be a JSON object ({type_name})")
             return
+        if type_name == "Resource":  # Bundle.entry.resource, Parameters.parameter.resource
+            self.nested_resource(value, path)
+            return
+        if type_name not in TYPES:
+            self.fail("not-supported", path, f"{path}: type {type_name} is not supported")
+            return
         self.complex(type_name, value, path)
+
+    def nested_resource(self, value: dict[str, Any], path: str) -> None:
+        rtype = value.get("resourceType")
+        if not isinstance(rtype, str) or rtype not in TYPES or "." in rtype:
+            self.fail("structure", path, f"{path} must be a FHIR resource")
+            return
+        self.complex(rtype, {k: v for k, v in value.items() if k != "resourceType"}, path)
 
     def complex(self, type_name: str, obj: dict[str, Any], path: str) -> None:
         spec = TYPES[type_name]
@@ -494,9 +256,6 @@ class Validator:
             return
 
 
-TYPES["Extension.element"] = {**_ELEMENT}
-
-
 def _choice_of(
     choices: dict[str, tuple[tuple[str, ...], bool]], key: str
 ) -> tuple[str, str] | None:
@@ -514,11 +273,14 @@ def validate(resource: Any, expected_type: str | None = None) -> dict[str, Any]:
     if not isinstance(resource, dict):
         raise FhirError(400, "structure", "the body must be a JSON object (a FHIR resource)")
     rtype = resource.get("resourceType")
-    if rtype not in SUPPORTED:
+    if isinstance(rtype, str) and rtype in REFUSED:
+        raise FhirError(422, "not-supported", f"{rtype} cannot be stored: {REFUSED[rtype]}",
+                        expression="resourceType")  # fmt: skip
+    if rtype not in RESOURCE_TYPES:
         raise FhirError(
             422,
             "not-supported",
-            "resourceType must be Patient or Observation",
+            "resourceType must name an R4 resource type",
             expression="resourceType",
         )
     if expected_type is not None and rtype != expected_type:
