@@ -57,6 +57,7 @@ lint: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/healthstack check --list --format markdown > docs/checks.md
+	$(BIN)/python -m healthstack.fhir.reference_docs > docs/fhir-search.md
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .healthstack .pytest_cache .mypy_cache .ruff_cache
