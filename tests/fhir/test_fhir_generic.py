@@ -201,3 +201,19 @@ def test_no_identifying_value_is_stored_in_clear(loaded: Loaded, module_database
             for value in secrets_written:
                 assert value not in text, (table, value)
                 assert value.lower() not in text, (table, value)
+
+
+def test_conditional_references_resolve_inside_a_transaction(loaded: Loaded) -> None:
+    rec, pid = loaded.records[5], loaded.patient_ids[5]
+    by_identifier = f"Patient?identifier=urn:oid:2.16.840.1.113883.19.5|{rec.mrn}"
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": {"resourceType": "Flag", "status": "active", "code": {"text": "fall risk"},
+                      "subject": {"reference": by_identifier}},
+         "request": {"method": "POST", "url": "Flag"}}]}  # fmt: skip
+    response = loaded.client.post("", json=bundle)
+    assert response.status_code == 200, response.text
+    assert response.json()["entry"][0]["resource"]["subject"]["reference"] == f"Patient/{pid}"
+    bundle["entry"][0]["resource"]["subject"]["reference"] = "Patient?identifier=no-such-mrn"
+    assert loaded.client.post("", json=bundle).status_code == 412
+    bundle["entry"][0]["resource"]["subject"]["reference"] = "Patient?gender=female"
+    assert loaded.client.post("", json=bundle).status_code == 412  # several: nothing written

@@ -7,6 +7,7 @@ transaction: writes run inside one (so the audit record commits or rolls back wi
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -184,6 +185,46 @@ def resolve_references(resource: dict[str, Any], mapping: dict[str, str]) -> Non
                 "invalid",
                 "a urn:uuid reference does not resolve to an entry of this transaction Bundle",
             )
+
+
+CONDITIONAL_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)\?(.+)$")
+
+
+async def conditional_references(
+    eng: Engine, caller: Caller, conn: asyncpg.Connection, resources: list[Any]
+) -> dict[str, str]:
+    """``Type?criteria`` references inside a transaction -> ``Type/id`` of their one match.
+
+    Each distinct criteria is one search, authorized, confined and audited like any other; no
+    match or several fail the whole transaction (412), as the spec asks."""
+    mapping: dict[str, str] = {}
+    for resource in resources:
+        for ref in walk_references(resource):
+            match = CONDITIONAL_REFERENCE.match(ref["reference"])
+            if match is None or ref["reference"] in mapping:
+                continue
+            rtype, criteria = match.groups()
+            check_type(rtype)
+            mapping[ref["reference"]] = await _one_match(eng, caller, conn, rtype, criteria)
+    return mapping
+
+
+async def _one_match(
+    eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, criteria: str
+) -> str:
+    params = parse_qsl(criteria, keep_blank_values=True)
+    await caller.authorize(rtype, "search")
+    patient = caller.patient_for(rtype)
+    query = eng.parser.parse(rtype, params, patient)
+    query.count = 2
+    matches, _ = await _scan(eng, conn, query, patient, None)
+    await caller.audit(conn, "search", rtype, query=redact(rtype, params),
+                       detail="conditional reference")  # fmt: skip
+    if len(matches) != 1:
+        found = "no resource" if not matches else "more than one resource"
+        raise FhirError(412, "not-found" if not matches else "multiple-matches",
+                        f"a conditional reference to {rtype} matches {found}")  # fmt: skip
+    return f"{rtype}/{matches[0].id}"
 
 
 def _confine(caller: Caller, rtype: str, resource: dict[str, Any]) -> None:

@@ -62,9 +62,9 @@ def render() -> str:
     ]
     for rtype in sorted(validate.RESOURCE_TYPES):
         params = searchdefs.params_of(rtype)
-        names = [f"{c}{'*' if c in extract.NATIVE.get(rtype, ()) else ''}"
-                 for c, p in sorted(params.items()) if p.type != "composite"]  # fmt: skip
-        lines.append(f"| {rtype} | {', '.join(names)} |")
+        listed = [f"{c}{'*' if c in extract.NATIVE.get(rtype, ()) else ''}"
+                  for c, p in sorted(params.items()) if p.type != "composite"]  # fmt: skip
+        lines.append(f"| {rtype} | {', '.join(listed)} |")
     lines += [
         "",
         "`*`: answered from the type's dedicated columns (semantics in docs/fhir.md).",
