@@ -1,7 +1,7 @@
 """SQL conditions for any R4 search parameter, from its definition (type, code) alone.
 
 One function per parameter type, each returning a condition on the resource alias it is given,
-over the index tables of migration 0010 (plain values) or ``fhir_token`` (keyed digests, for what
+over the index tables of migration 0007 (plain values) or ``fhir_token`` (keyed digests, for what
 :mod:`healthstack.fhir.phi` keeps identifying). Errors name the parameter, never its value.
 """
 

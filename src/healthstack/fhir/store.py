@@ -127,6 +127,15 @@ class Version:
         return f'W/"{self.version}"'
 
 
+def search_terms(rtype: str, rid: str, resource: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every blind-index ``(kind, value)`` of a resource: its type's dedicated terms and the
+    identifying values of the generic index (what ``fhir_token`` holds, before keying)."""
+    return [
+        *index.extract(rtype, rid, resource).terms,
+        *extract.rows_of(rtype, rid, resource).terms,
+    ]
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 

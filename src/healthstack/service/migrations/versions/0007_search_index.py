@@ -1,7 +1,7 @@
 """search index: every R4 search parameter of every type, one table per value kind (issue 13).
 
-Revision ID: 0010
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 
 Rows are extracted at write time from the official SearchParameter expressions
 (``healthstack.fhir.extract``). Plain tables hold only what ``healthstack.fhir.phi`` allows in
@@ -12,8 +12,8 @@ holds the resource (official Patient CompartmentDefinition), for patient-context
 
 from alembic import op
 
-revision = "0010"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
