@@ -33,7 +33,7 @@ def _seed(db: Database) -> None:
     with psycopg.connect(db.owner_url) as conn:
         conn.execute("INSERT INTO service_capability (name, enabled) VALUES ('drill', true)")
         conn.execute("SELECT audit_append(1, '{\"time\": \"2025-01-01T00:00:00+00:00\", "
-                     "\"interaction\": \"read\", \"outcome\": \"0\"}')")  # fmt: skip
+                     "\"interaction\": \"read\", \"outcome\": \"success\"}')")  # fmt: skip
 
 
 def _empty_database(pg: EmbeddedPostgres, name: str) -> str:
