@@ -31,9 +31,7 @@ def test_conditional_read_answers_304(fhir: httpx.Client) -> None:
     assert fhir.get(path, headers={"If-None-Match": etag}).status_code == 304
     assert fhir.get(path, headers={"If-None-Match": 'W/"99"'}).status_code == 200
     assert fhir.get(path, headers={"If-Modified-Since": modified}).status_code == 304
-    earlier = http_date(
-        __import__("datetime").datetime(2000, 1, 1, tzinfo=__import__("datetime").UTC)
-    )
+    earlier = http_date(dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
     assert fhir.get(path, headers={"If-Modified-Since": earlier}).status_code == 200
     assert fhir.get(path, headers={"If-Modified-Since": "garbage"}).status_code == 200
     not_modified = fhir.get(path, headers={"If-None-Match": etag})
