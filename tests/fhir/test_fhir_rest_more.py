@@ -96,3 +96,18 @@ def test_formats_the_server_cannot_produce_are_406(fhir: httpx.Client) -> None:
         fhir.get("/Patient", headers={"Accept": "application/fhir+xml, */*;q=0.1"}).status_code
         == 200
     )
+
+
+def test_lenient_handling_ignores_unknown_parameters_and_says_so(fhir: httpx.Client) -> None:
+    patient = _patient(fhir)
+    params = {"_id": str(patient["id"]), "shoe-size": "44", "mystery:exact": "Jane Q"}
+    assert fhir.get("/Patient", params=params).status_code == 400  # strict stays the default
+    lenient = fhir.get("/Patient", params=params, headers={"Prefer": "handling=lenient"}).json()
+    matches = [e for e in lenient["entry"] if e["search"]["mode"] == "match"]
+    assert [e["resource"]["id"] for e in matches] == [patient["id"]]
+    notes = [e["resource"] for e in lenient["entry"] if e["search"]["mode"] == "outcome"]
+    text = notes[0]["issue"][0]["diagnostics"]
+    assert "shoe-size" in text
+    assert "Jane Q" not in text  # names only, never values
+    strict = fhir.get("/Patient", params=params, headers={"Prefer": "handling=strict"})
+    assert strict.status_code == 400

@@ -39,7 +39,14 @@ from healthstack.fhir.http import (
     query_params,
     resource_response,
 )
-from healthstack.fhir.outcome import FHIR_JSON, UNEXPECTED, FhirError, FhirResponse, outcome_body
+from healthstack.fhir.outcome import (
+    FHIR_JSON,
+    UNEXPECTED,
+    FhirError,
+    FhirResponse,
+    issue,
+    outcome_body,
+)
 from healthstack.numbers import INT4_MAX, ascii_int
 from healthstack.security import audit, audit_api
 from healthstack.service.state import ServiceState
@@ -188,8 +195,9 @@ class Api:
     async def _search(
         self, request: Request, rtype: str, params: list[tuple[str, str]], caller: Caller
     ) -> Response:
+        lenient = prefer(request, "handling") == "lenient"
         async with self.state.require_pool().acquire() as conn:
-            page = await ops.run_search(self.engine, caller, conn, rtype, params)
+            page = await ops.run_search(self.engine, caller, conn, rtype, params, lenient)
         return FhirResponse(self.searchset(self.base(request), page))
 
     def searchset(self, base: str, page: ops.Page) -> dict[str, Any]:
@@ -213,6 +221,10 @@ class Api:
         shape = page.query.shape
         entries = [bundle_entry(base, v, {"mode": "match"}, shape) for v in page.versions]
         entries += [bundle_entry(base, v, {"mode": "include"}, shape) for v in page.included]
+        if page.query.ignored:  # lenient handling: say what was left out (names only)
+            note = issue("not-supported", "ignored unknown search parameters: "
+                         + ", ".join(page.query.ignored), severity="warning")  # fmt: skip
+            entries.append({"resource": outcome_body([note]), "search": {"mode": "outcome"}})
         if entries:
             bundle["entry"] = entries
         return bundle

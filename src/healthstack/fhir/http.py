@@ -128,12 +128,13 @@ async def json_body(request: Request) -> Any:
         raise FhirError(400, "structure", "the body is not valid JSON") from None
 
 
-def prefer(request: Request) -> str:
+def prefer(request: Request, name: str = "return") -> str:
+    """A ``Prefer`` header token's value (``return`` by default: representation)."""
     for part in request.headers.get("prefer", "").split(","):
-        name, _, value = part.strip().partition("=")
-        if name == "return":
+        key, _, value = part.strip().partition("=")
+        if key == name:
             return value.strip('"')
-    return "representation"
+    return "representation" if name == "return" else "strict"
 
 
 def resource_response(

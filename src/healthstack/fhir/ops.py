@@ -86,7 +86,12 @@ class Page:
 
 
 async def run_search(
-    eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, params: list[tuple[str, str]]
+    eng: Engine,
+    caller: Caller,
+    conn: asyncpg.Connection,
+    rtype: str,
+    params: list[tuple[str, str]],
+    lenient: bool = False,
 ) -> Page:
     await caller.authorize(rtype, "search")
     start = None
@@ -95,7 +100,7 @@ async def run_search(
             raise search.bad("_cursor", "cannot be combined with other parameters")
         params, start = search.unseal(eng.keyring, rtype, params[0][1])
     patient = caller.patient_for(rtype)
-    query = eng.parser.parse(rtype, params, patient)
+    query = eng.parser.parse(rtype, params, patient, lenient)
     shape = query.shape
     await includes.authorize(caller, shape.includes, rtype)
     total = await _count(conn, query, patient) if shape.counts else None
