@@ -111,3 +111,50 @@ def test_lenient_handling_ignores_unknown_parameters_and_says_so(fhir: httpx.Cli
     assert "Jane Q" not in text  # names only, never values
     strict = fhir.get("/Patient", params=params, headers={"Prefer": "handling=strict"})
     assert strict.status_code == 400
+
+
+def test_conditional_update_creates_updates_or_refuses(fhir: httpx.Client) -> None:
+    system = f"urn:cond-{uuid.uuid4().hex[:8]}"
+    body = {"resourceType": "Patient", "gender": "male",
+            "identifier": [{"system": system, "value": "A-1"}]}  # fmt: skip
+    url = f"/Patient?identifier={system}|A-1"
+    created = fhir.put(url, json=body)
+    assert created.status_code == 201  # no match: created, the server assigns the id
+    pid = created.json()["id"]
+    updated = fhir.put(url, json={**body, "gender": "other"})
+    assert updated.status_code == 200
+    assert updated.json()["id"] == pid
+    assert updated.json()["meta"]["versionId"] == "2"
+    assert fhir.put(url, json={**body, "id": "someone-else"}).status_code == 400
+    assert fhir.post("/Patient", json=body).status_code == 201  # now two match
+    assert fhir.put(url, json=body).status_code == 412
+    assert fhir.put("/Patient", json=body).status_code == 400  # criteria are required
+
+
+def test_conditional_delete_is_bounded(fhir: httpx.Client) -> None:
+    system = f"urn:del-{uuid.uuid4().hex[:8]}"
+    for n in range(3):
+        body = {"resourceType": "Patient", "identifier": [{"system": system, "value": str(n)}],
+                "gender": "unknown"}  # fmt: skip
+        assert fhir.post("/Patient", json=body).status_code == 201
+    assert fhir.delete(f"/Patient?identifier={system}|0").status_code == 204
+    assert fhir.get("/Patient", params={"identifier": f"{system}|0"}).json().get("entry") is None
+    everyone = f"/Patient?identifier={system}|1,{system}|2"
+    assert fhir.delete(everyone).status_code == 412  # two match, one allowed: nothing deleted
+    assert len(fhir.get(everyone.replace("/Patient?", "/Patient?_count=10&")).json()["entry"]) == 2
+    assert fhir.delete(everyone + "&_count=2").status_code == 204
+    assert fhir.delete(everyone).status_code == 204  # no match: nothing to do
+    assert fhir.delete(everyone + "&_count=0").status_code == 400
+
+
+def test_conditional_writes_stay_in_the_callers_compartment(live_service: object,
+                                                           fhir: httpx.Client) -> None:  # fmt: skip
+    mine, theirs = _patient(fhir), _patient(fhir)
+    theirs_identifier = theirs["identifier"][0]["value"]  # type: ignore[index]
+    with client_for(live_service, "patient/Patient.cruds", patient=str(mine["id"])) as own:  # type: ignore[arg-type]
+        url = f"/Patient?identifier=urn:rest-more|{theirs_identifier}"
+        # The other patient's record is invisible: no match, and a new Patient is not this
+        # token's own, so the create is refused; the other record is untouched.
+        assert own.put(url, json={"resourceType": "Patient", "gender": "male"}).status_code == 403
+        assert own.delete(url).status_code == 204
+    assert fhir.get(f"/Patient/{theirs['id']}").json()["meta"]["versionId"] == "1"

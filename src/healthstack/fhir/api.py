@@ -19,7 +19,7 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from healthstack.errors import HealthstackError
-from healthstack.fhir import everything, history, ops, plugins_api, search, vitals
+from healthstack.fhir import conditional, everything, history, ops, plugins_api, search, vitals
 from healthstack.fhir.access import Caller, audit_failure, protect
 from healthstack.fhir.boundary import ErrorBoundary
 from healthstack.fhir.bundle import BundleRunner, parse_bundle, parse_if_match
@@ -291,6 +291,22 @@ class Api:
         headers = {"ETag": version.etag} if version else {}
         return Response(status_code=204, headers=headers)
 
+    async def conditional_update(self, request: Request) -> Response:
+        rtype, body, caller = path_type(request), await json_body(request), self.caller(request)
+        if_match = parse_if_match(request.headers.get("if-match"))
+        params = query_params(request)
+        async with self.state.require_pool().acquire() as conn, conn.transaction():
+            status, version = await conditional.update(
+                self.engine, caller, conn, rtype, params, body, if_match
+            )
+        return resource_response(version, status, prefer(request), self.base(request))
+
+    async def conditional_delete(self, request: Request) -> Response:
+        rtype, caller, params = path_type(request), self.caller(request), query_params(request)
+        async with self.state.require_pool().acquire() as conn, conn.transaction():
+            await conditional.delete(self.engine, caller, conn, rtype, params)
+        return Response(status_code=204)
+
     async def bundle(self, request: Request) -> Response:
         kind, entries = parse_bundle(await json_body(request))
         caller, base = self.caller(request), self.base(request)
@@ -328,6 +344,8 @@ class Api:
             Route("/{rtype}/$validate", g(self.validate_only, "operation"), methods=["POST"]),
             Route("/{rtype}/_history", g(self.type_history, "history-type"), methods=["GET"]),
             Route("/{rtype}", g(self.create, "create"), methods=["POST"]),
+            Route("/{rtype}", g(self.conditional_update, "update"), methods=["PUT"]),
+            Route("/{rtype}", g(self.conditional_delete, "delete"), methods=["DELETE"]),
             Route("/{rtype}/{id}", g(self.read, "read"), methods=["GET"]),
             Route("/{rtype}/{id}", g(self.update, "update"), methods=["PUT"]),
             Route("/{rtype}/{id}", g(self.delete, "delete"), methods=["DELETE"]),
