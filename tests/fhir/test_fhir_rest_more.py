@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 
 import httpx
+import orjson
 import pytest
 from tests.conftest import Database
 from tests.fhir.conftest import client_for
@@ -158,3 +159,62 @@ def test_conditional_writes_stay_in_the_callers_compartment(live_service: object
         assert own.put(url, json={"resourceType": "Patient", "gender": "male"}).status_code == 403
         assert own.delete(url).status_code == 204
     assert fhir.get(f"/Patient/{theirs['id']}").json()["meta"]["versionId"] == "1"
+
+
+PATCH_JSON = {"Content-Type": "application/json-patch+json"}
+
+
+def test_json_patch_is_applied_validated_and_versioned(fhir: httpx.Client) -> None:
+    patient = _patient(fhir)
+    path = f"/Patient/{patient['id']}"
+    ops = [{"op": "test", "path": "/gender", "value": "female"},
+           {"op": "replace", "path": "/gender", "value": "other"},
+           {"op": "add", "path": "/name", "value": [{"family": "Patched"}]},
+           {"op": "add", "path": "/name/0/given", "value": ["Ana"]},
+           {"op": "copy", "from": "/name/0", "path": "/name/-"},
+           {"op": "remove", "path": "/name/1"}]  # fmt: skip
+    response = fhir.patch(
+        path, content=orjson.dumps(ops), headers={**PATCH_JSON, "If-Match": 'W/"1"'}
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert (body["gender"], body["name"], body["meta"]["versionId"]) == (
+        "other", [{"family": "Patched", "given": ["Ana"]}], "2")  # fmt: skip
+    stale = fhir.patch(
+        path, content=orjson.dumps(ops[1:2]), headers={**PATCH_JSON, "If-Match": 'W/"1"'}
+    )
+    assert stale.status_code == 412
+
+
+@pytest.mark.parametrize(("ops", "status"), [
+    ([{"op": "test", "path": "/gender", "value": "male"}], 422),        # test fails: no write
+    ([{"op": "replace", "path": "/gender", "value": "robot"}], 422),   # result invalid
+    ([{"op": "remove", "path": "/nope"}], 400),
+    ([{"op": "add", "path": "/name/7", "value": {}}], 400),
+    ([{"op": "replace", "path": "/resourceType", "value": "Observation"}], 422),
+    ([{"op": "move", "from": "/name", "path": "/name/0"}], 400),
+    ([{"op": "explode", "path": "/gender"}], 400),
+    ({"op": "remove", "path": "/gender"}, 400),
+    ([{"op": "add", "path": "", "value": {}}], 400),
+])  # fmt: skip
+def test_bad_patches_change_nothing(fhir: httpx.Client, ops: object, status: int) -> None:
+    patient = _patient(fhir)
+    path = f"/Patient/{patient['id']}"
+    response = fhir.patch(path, content=orjson.dumps(ops), headers=PATCH_JSON)
+    assert response.status_code == status, response.text
+    assert response.json()["resourceType"] == "OperationOutcome"
+    assert fhir.get(path).json()["meta"]["versionId"] == "1"
+
+
+def test_patch_needs_read_and_update_and_json_patch(
+    live_service: object, fhir: httpx.Client
+) -> None:
+    patient = _patient(fhir)
+    ops = orjson.dumps([{"op": "replace", "path": "/gender", "value": "male"}])
+    with client_for(live_service, "user/Patient.u") as writer:  # type: ignore[arg-type]
+        assert (
+            writer.patch(f"/Patient/{patient['id']}", content=ops, headers=PATCH_JSON).status_code
+            == 403
+        )
+    fhirpath_patch = fhir.patch(f"/Patient/{patient['id']}", json={"resourceType": "Parameters"})
+    assert fhirpath_patch.status_code == 415

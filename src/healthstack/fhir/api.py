@@ -16,10 +16,19 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from healthstack.errors import HealthstackError
-from healthstack.fhir import conditional, everything, history, ops, plugins_api, search, vitals
+from healthstack.fhir import (
+    conditional,
+    everything,
+    history,
+    ops,
+    patch,
+    plugins_api,
+    search,
+    vitals,
+)
 from healthstack.fhir.access import Caller, audit_failure, protect
 from healthstack.fhir.boundary import ErrorBoundary
 from healthstack.fhir.bundle import BundleRunner, parse_bundle, parse_if_match
@@ -291,6 +300,23 @@ class Api:
         headers = {"ETag": version.etag} if version else {}
         return Response(status_code=204, headers=headers)
 
+    async def patch(self, request: Request) -> Response:
+        rtype, rid, caller = path_type(request), path_id(request), self.caller(request)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json-patch+json":
+            raise FhirError(415, "not-supported", "send application/json-patch+json (JSON Patch); "
+                            "FHIRPath Patch is not supported yet")  # fmt: skip
+        try:
+            operations = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise FhirError(400, "structure", "the body is not valid JSON") from None
+        if_match = parse_if_match(request.headers.get("if-match"))
+        async with self.state.require_pool().acquire() as conn, conn.transaction():
+            status, version = await patch.apply(
+                self.engine, caller, conn, rtype, rid, operations, if_match
+            )
+        return resource_response(version, status, prefer(request))
+
     async def conditional_update(self, request: Request) -> Response:
         rtype, body, caller = path_type(request), await json_body(request), self.caller(request)
         if_match = parse_if_match(request.headers.get("if-match"))
@@ -349,32 +375,10 @@ class Api:
             Route("/{rtype}/{id}", g(self.read, "read"), methods=["GET"]),
             Route("/{rtype}/{id}", g(self.update, "update"), methods=["PUT"]),
             Route("/{rtype}/{id}", g(self.delete, "delete"), methods=["DELETE"]),
+            Route("/{rtype}/{id}", g(self.patch, "update"), methods=["PATCH"]),
             Route("/{rtype}/{id}/_history", g(self.history, "history"), methods=["GET"]),
             Route("/{rtype}/{id}/_history/{vid}", g(self.vread, "vread"), methods=["GET"]),
         ]
-
-
-class BaseAlias:
-    """``POST /api/fhir`` (no trailing slash: where FHIR clients send Bundles) without a 307.
-
-    Mounted next to the ``/api/fhir`` Mount by service/app.py; presents the request to the FHIR
-    app exactly as the Mount would present ``POST /api/fhir/``. A class, not a function, so
-    Starlette's Route passes the raw ASGI scope through.
-    """
-
-    def __init__(self, app: ASGIApp, prefix: str = "/api/fhir") -> None:
-        self.app = app
-        self.prefix = prefix
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        root = scope.get("root_path", "")
-        child = {
-            **scope,
-            "path": scope["path"] + "/",
-            "root_path": root + self.prefix,
-            "app_root_path": scope.get("app_root_path", root),
-        }
-        await self.app(child, receive, send)
 
 
 def build_fhir_app(state: ServiceState) -> ASGIApp:
