@@ -16,7 +16,7 @@ LETTER = {
     "read": "r", "vread": "r", "history": "r", "batch-read": "r",
     "search": "s", "lastn": "s", "stats": "s",
     "create": "c", "transaction-create": "c", "conditional-create": "c",
-    "update": "u", "delete": "d", "evaluate": "r",
+    "update": "u", "conditional-update": "u", "delete": "d", "evaluate": "r",
 }  # fmt: skip
 # Break-glass widens reads only: "It never grants create, update or delete".
 READ_SIDE = frozenset(
@@ -73,6 +73,8 @@ def permitted(token: Token, rtype: str, interaction: str) -> bool:
         return _permits(token, "Patient", "read") and _permits(token, "Observation", "search")
     if interaction == "conditional-create":  # c to create, s to match (r to return a match)
         return _permits(token, rtype, "create") and _permits(token, rtype, "search")
+    if interaction == "conditional-update":  # u to update, s to match
+        return _permits(token, rtype, "update") and _permits(token, rtype, "search")
     return _permits(token, rtype, interaction)
 
 
@@ -109,6 +111,11 @@ def expect(token: Token, interaction: str, rtype: str, target_is_own: bool) -> E
         return Expect(403)
     if interaction == "update":
         return Expect(200 if reachable else 403)  # the body names the other compartment: 403
+    if interaction == "conditional-update":
+        # A match the search cannot see is no match: a create, which a confined token may not
+        # make for another patient; a visible match is updated if the write compartment allows.
+        visible = target_is_own or not confined(token, "search")
+        return Expect(200 if visible and reachable else 403)
     if interaction == "delete":
         return Expect(204 if reachable else 404)
     raise AssertionError(interaction)

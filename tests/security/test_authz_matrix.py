@@ -3,7 +3,8 @@
 scope (v1/v2; user/patient/system; each letter; exact type or ``*``; near misses)
 x compartment (patient claim or none; the record is the token's own patient's or another's)
 x break-glass (none / a valid reason / an empty reason)
-x interaction (read, vread, history, search, create, conditional create, update, delete, a batch
+x interaction (read, vread, history, search, create, conditional create, update, conditional
+update, delete, a batch
 read entry, a transaction create entry, ``$lastn``, ``$stats``, ``$evaluate``)
 x resource type (Patient, Observation).
 
@@ -98,7 +99,7 @@ def headers_for(token: Token, own_patient: str) -> dict[str, str]:
 
 def perform(world: World, token: Token, interaction: str, rtype: str, own: bool) -> httpx.Response:
     """Run one cell; write cells get fresh records so that no cell changes another's world."""
-    fresh = interaction in ("delete", "update")
+    fresh = interaction in ("delete", "update", "conditional-update")
     own_pair = world.pair() if fresh else world.own
     target = own_pair if own else (world.pair() if fresh else world.other)
     headers = headers_for(token, own_pair.patient)
@@ -129,6 +130,10 @@ def perform(world: World, token: Token, interaction: str, rtype: str, own: bool)
         return client.put(f"/{rtype}/{rid}", json=body, headers=headers)
     if interaction == "delete":
         return client.delete(f"/{rtype}/{rid}", headers=headers)
+    if interaction == "conditional-update":
+        body = {k: v for k, v in world.current(rtype, rid).items() if k not in ("id", "meta")}
+        body["meta"] = {"tag": [{"system": "urn:test", "code": uuid.uuid4().hex[:8]}]}
+        return client.put(f"/{rtype}", params={"_id": rid}, json=body, headers=headers)
     if interaction == "batch-read":
         return bundle(client, headers, "batch", {"method": "GET", "url": f"{rtype}/{rid}"})
     return bundle(client, headers, "transaction", {"method": "POST", "url": rtype}, new)
@@ -204,7 +209,7 @@ def scope_variants(rtype: str, interaction: str) -> list[tuple[str, ...]]:
         (f"user/AuditEvent.{letter}",),
         (),
     ]
-    if interaction in ("conditional-create", "evaluate"):  # needs letters on two types/kinds
+    if interaction in ("conditional-create", "conditional-update", "evaluate"):  # two letters
         variants += [("user/Patient.cruds", "user/Observation.cruds"), (f"user/{rtype}.crs",)]
     return variants
 
