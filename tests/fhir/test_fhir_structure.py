@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import gzip
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -102,7 +103,7 @@ def test_the_data_file_covers_r4_and_stays_small() -> None:
     assert definitions.REFUSED.keys() < set(ALL_TYPES)
     assert set(ALL_TYPES) - definitions.REFUSED.keys() == definitions.RESOURCE_TYPES
     size = len(resources.files(definitions).joinpath(definitions.DATA_FILE).read_bytes())
-    assert size < 1_500_000
+    assert size < 60_000  # docs/fhir.md
     meta = data["meta"]
     skipped_elements = sum(r.count(",") + 1 for r in data["skipped"].values())
     assert meta["enforcedBindings"] + skipped_elements == meta["requiredBindings"]
@@ -370,3 +371,16 @@ def test_data_file_is_gzipped_json_with_its_licence() -> None:
     notice = resources.files(definitions).joinpath("NOTICE").read_text(encoding="utf-8")
     assert "Apache" in notice
     assert "CC0" in notice
+
+
+def test_docs_state_what_the_data_holds() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "fhir.md").read_text(encoding="utf-8")
+    for name, reason in definitions.REFUSED.items():
+        assert f"| `{name}` | {reason} |" in doc
+    meta = definitions.data()["meta"]
+    required, enforced = meta["requiredBindings"], meta["enforcedBindings"]
+    assert f"{required} elements of type `code`, `Coding` or `CodeableConcept`" in doc
+    assert f"{enforced} are enforced" in doc
+    assert f"{required - enforced} are skipped" in doc
+    assert f"{len(ALL_TYPES)} resource types" in doc
+    assert f"`{meta['package']}` {meta['packageVersion']}" in doc
