@@ -240,6 +240,14 @@ INVALID: list[tuple[dict[str, Any], dict[str, Any], set[str]]] = [
         {"Observation.contained[0].contained"},
     ),
     (OBS, {"subject": {"reference": "#p1"}}, {"Observation.subject.reference"}),
+    (
+        OBS,
+        {"contained": [{"resourceType": "Patient", "id": ["p1"]}], "subject": {"reference": "#p1"}},
+        {
+            "Observation.contained[0].id",
+            "Observation.subject.reference",
+        },
+    ),
     (OBS, {"subject": {"reference": "SECRET reference"}}, {"Observation.subject.reference"}),
     # choice types
     (OBS, {"valueDate": "2024-01-01"}, {"Observation.valueDate"}),
@@ -326,7 +334,7 @@ _MARK = "PHI-7f3a"
 _KEYS = sorted(
     {k for t in ("Patient", "Observation", "Questionnaire", "Condition") for k in table(t).fields}
     | {"coding", "system", "code", "reference", "url", "valueString", "linkId", "item", "given"}
-    | {"_given", "resourceType", f"{_MARK} key", "zz"}
+    | {"_given", "resourceType", "id", "contained", f"{_MARK} key", "zz"}
 )
 _LEAVES = (
     st.none()
@@ -334,7 +342,7 @@ _LEAVES = (
     | st.integers()
     | st.floats()
     | st.text(max_size=6).map(lambda t: f"{_MARK}{t}")
-    | st.sampled_from(["Patient", "Observation", "Basic", "final", "male", "2024-01-01"])
+    | st.sampled_from(["Patient", "Observation", "Basic", "final", "male", "2024-01-01", "#p1"])
 )
 _JSON = st.recursive(
     _LEAVES,

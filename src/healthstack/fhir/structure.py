@@ -266,7 +266,11 @@ def _array(run: _Run, field: Field, value: Any, obj: dict[str, Any], path: str, 
     if type(value) is not list or not value:
         run.fail("structure", sub, f"{sub} must be a non-empty JSON array")
     elif field.kind == PRIMITIVE:
+        check, codes = field.check, field.codes
+        assert check is not None  # every PRIMITIVE field has one (see _compile)
         for index, item in enumerate(value):
+            if item is not None and check(item) and (codes is None or item in codes):
+                continue  # the common case: no allocation
             if item is None and _extended(obj, field.name, index):
                 continue  # a null value with its extension in _name at the same index
             _primitive(run, field, item, path, f"{field.name}[{index}]")
@@ -330,7 +334,7 @@ def _coded(run: _Run, field: Field, value: dict[str, Any], path: str) -> None:
 
 def _unknown(run: _Run, key: str, path: str) -> None:
     # Property names are client text too: echo only ones shaped like FHIR names.
-    if _NAME_RE.fullmatch(key):
+    if isinstance(key, str) and _NAME_RE.fullmatch(key):
         run.fail("structure", f"{path}.{key}", f"unknown element {path}.{key}")
     else:
         run.fail("structure", path, f"{path} has a property whose name is not a FHIR name")
@@ -353,12 +357,17 @@ def _resource(run: _Run, value: Any, path: str, depth: int, contained: bool) -> 
     outer, run.local_refs = run.local_refs, []
     _object(run, spec, value, path, depth)
     if run.local_refs:
-        items = value.get("contained")
-        ids = {c.get("id") for c in items if type(c) is dict} if type(items) is list else set()
+        ids = _contained_ids(value.get("contained"))
         for ref, where in run.local_refs:
             if ref != "#" and ref[1:] not in ids:
                 run.fail("invariant", where, f"ref-1: {where} names no contained resource")
     run.local_refs = outer
+
+
+def _contained_ids(items: Any) -> set[str]:
+    if type(items) is not list:
+        return set()
+    return {c["id"] for c in items if type(c) is dict and type(c.get("id")) is str}
 
 
 def validate(resource: Any, expected_type: str | None = None) -> dict[str, Any]:
