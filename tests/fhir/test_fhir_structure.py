@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import gzip
+import importlib
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -392,3 +393,155 @@ def test_docs_state_what_the_data_holds() -> None:
     assert f"{required - enforced} are skipped" in doc
     assert f"{len(ALL_TYPES)} resource types" in doc
     assert f"`{meta['package']}` {meta['packageVersion']}" in doc
+
+
+LOINC, SNOMED, UCUM = "http://loinc.org", "http://snomed.info/sct", "http://unitsofmeasure.org"
+TERMINOLOGY = "http://terminology.hl7.org/CodeSystem"
+PATIENT_REF = {"reference": "urn:uuid:0a1b2c3d-0000-4000-8000-000000000001"}
+DOCTOR_REF = {"reference": "Practitioner/dr-1", "display": "Dr X"}
+
+
+def _cc(system: str, code: str) -> dict[str, Any]:
+    return {"coding": [{"system": system, "code": code, "display": "x"}], "text": "x"}
+
+
+# US Core-shaped instances of the types a real EHR feed sends (issue 13's "Done when").
+US_CORE: list[dict[str, Any]] = [
+    {
+        "resourceType": "Practitioner",
+        "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}],
+        "active": True,
+        "name": [{"family": "X", "given": ["Y"], "prefix": ["Dr."]}],
+        "telecom": [{"system": "email", "value": "x@example.org", "use": "work"}],
+        "address": [{"line": ["1 Main St"], "city": "B", "state": "MA", "postalCode": "02101"}],
+        "gender": "female",
+    },
+    {
+        "resourceType": "Organization",
+        "identifier": [{"system": "http://hl7.org/fhir/sid/us-npi", "value": "1234567893"}],
+        "active": True,
+        "type": [_cc(f"{TERMINOLOGY}/organization-type", "prov")],
+        "name": "Clinic",
+        "telecom": [{"system": "phone", "value": "555"}],
+    },
+    {
+        "resourceType": "Encounter",
+        "status": "finished",
+        "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+        "type": [_cc(SNOMED, "185349003")],
+        "subject": PATIENT_REF,
+        "participant": [{"individual": DOCTOR_REF, "period": {"start": "2024-01-01T10:00:00Z"}}],
+        "period": {"start": "2024-01-01T10:00:00Z", "end": "2024-01-01T10:30:00Z"},
+        "reasonCode": [_cc(SNOMED, "444814009")],
+        "serviceProvider": {"reference": "Organization/org-1"},
+    },
+    {
+        "resourceType": "Condition",
+        "clinicalStatus": _cc(f"{TERMINOLOGY}/condition-clinical", "active"),
+        "verificationStatus": _cc(f"{TERMINOLOGY}/condition-ver-status", "confirmed"),
+        "category": [_cc(f"{TERMINOLOGY}/condition-category", "problem-list-item")],
+        "code": _cc(SNOMED, "44054006"),
+        "subject": PATIENT_REF,
+        "onsetDateTime": "2020-03",
+        "recordedDate": "2020-03-04",
+    },
+    {
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [_cc(f"{TERMINOLOGY}/observation-category", "laboratory")],
+        "code": _cc(LOINC, "4548-4"),
+        "subject": PATIENT_REF,
+        "effectiveDateTime": "2024-01-01T10:00:00-05:00",
+        "valueQuantity": {"value": 6.3, "unit": "%", "system": UCUM, "code": "%"},
+        "interpretation": [_cc(f"{TERMINOLOGY}/v3-ObservationInterpretation", "H")],
+        "referenceRange": [{"high": {"value": 5.7, "unit": "%", "system": UCUM, "code": "%"}}],
+    },
+    {
+        "resourceType": "DiagnosticReport",
+        "status": "final",
+        "category": [_cc(f"{TERMINOLOGY}/v2-0074", "LAB")],
+        "code": _cc(LOINC, "24323-8"),
+        "subject": PATIENT_REF,
+        "effectiveDateTime": "2024-01-01",
+        "issued": "2024-01-02T08:00:00.000Z",
+        "performer": [{"reference": "Organization/org-1"}],
+        "result": [{"reference": "Observation/obs-1"}],
+        "presentedForm": [{"contentType": "text/plain", "data": "aGVsbG8="}],
+    },
+    {
+        "resourceType": "MedicationRequest",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": _cc("http://www.nlm.nih.gov/research/umls/rxnorm", "860975"),
+        "subject": PATIENT_REF,
+        "authoredOn": "2024-01-01",
+        "requester": DOCTOR_REF,
+        "dosageInstruction": [
+            {
+                "text": "1 tablet daily",
+                "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                "doseAndRate": [{"doseQuantity": {"value": 1, "unit": "tablet"}}],
+            }
+        ],
+    },
+    {
+        "resourceType": "AllergyIntolerance",
+        "clinicalStatus": _cc(f"{TERMINOLOGY}/allergyintolerance-clinical", "active"),
+        "verificationStatus": _cc(f"{TERMINOLOGY}/allergyintolerance-verification", "confirmed"),
+        "type": "allergy",
+        "category": ["food"],
+        "criticality": "low",
+        "code": _cc(SNOMED, "91935009"),
+        "patient": PATIENT_REF,
+        "reaction": [{"manifestation": [_cc(SNOMED, "247472004")], "severity": "mild"}],
+    },
+    {
+        "resourceType": "Immunization",
+        "status": "completed",
+        "vaccineCode": _cc("http://hl7.org/fhir/sid/cvx", "140"),
+        "patient": PATIENT_REF,
+        "occurrenceDateTime": "2023-10-01T09:00:00Z",
+        "primarySource": True,
+        "lotNumber": "A1",
+    },
+    {
+        "resourceType": "Procedure",
+        "status": "completed",
+        "code": _cc(SNOMED, "73761001"),
+        "subject": PATIENT_REF,
+        "performedPeriod": {"start": "2024-01-01T10:00:00Z", "end": "2024-01-01T11:00:00Z"},
+    },
+    {
+        "resourceType": "DocumentReference",
+        "status": "current",
+        "type": _cc(LOINC, "34133-9"),
+        "category": [
+            _cc(
+                "http://hl7.org/fhir/us/core/CodeSystem/us-core-documentreference-category",
+                "clinical-note",
+            )
+        ],
+        "subject": PATIENT_REF,
+        "date": "2024-01-01T10:00:00Z",
+        "author": [DOCTOR_REF],
+        "content": [
+            {
+                "attachment": {"contentType": "text/plain", "data": "aGVsbG8="},
+                "format": {
+                    "system": "urn:oid:1.3.6.1.4.1.19376.1.2.3",
+                    "code": "urn:hl7-org:sdwg:ccda-structuredBody:2.1",
+                },
+            }
+        ],
+        "context": {"encounter": [{"reference": "Encounter/enc-1"}]},
+    },
+]
+
+
+@pytest.mark.parametrize("resource", US_CORE, ids=[r["resourceType"] for r in US_CORE])
+def test_us_core_shaped_resources_pass_and_agree_with_fhir_resources(
+    resource: dict[str, Any],
+) -> None:
+    assert validate(resource, resource["resourceType"]) is resource
+    module = importlib.import_module(f"fhir.resources.R4B.{resource['resourceType'].lower()}")
+    getattr(module, resource["resourceType"]).model_validate(resource)
