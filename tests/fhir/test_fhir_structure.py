@@ -15,78 +15,18 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tests.fhir.minimal import minimal
 
 from healthstack.fhir import definitions
 from healthstack.fhir.outcome import FhirError
 from healthstack.fhir.structure import table, validate
-
-SAMPLES: dict[str, Any] = {
-    "boolean": True,
-    "integer": 1,
-    "unsignedInt": 0,
-    "positiveInt": 1,
-    "decimal": 1.5,
-    "string": "x",
-    "markdown": "x",
-    "code": "x",
-    "uri": "http://example.org/x",
-    "url": "http://example.org/x",
-    "canonical": "http://example.org/x",
-    "id": "a-1",
-    "oid": "urn:oid:1.2.3",
-    "uuid": "urn:uuid:0a1b2c3d-0000-4000-8000-000000000001",
-    "date": "2024-02-29",
-    "dateTime": "2024-01-02T03:04:05Z",
-    "instant": "2024-01-02T03:04:05.123Z",
-    "time": "10:00:00",
-    "base64Binary": "AAAA",
-    "xhtml": '<div xmlns="http://www.w3.org/1999/xhtml">x</div>',
-}
-
-
-def _bound(valueset: str | None) -> tuple[str, str] | None:
-    systems = definitions.valueset(valueset) if valueset else None
-    if not systems:
-        return None
-    system, codes = next(iter(systems.items()))
-    return system, codes[0]
-
-
-def _value(code: str, valueset: str | None, depth: int) -> Any:
-    bound = _bound(valueset)
-    if code in SAMPLES:
-        return bound[1] if bound else SAMPLES[code]
-    if code == "Resource":
-        return {"resourceType": "Basic", "code": {"text": "x"}}
-    if code == "Reference":
-        return {"reference": "Patient/1"}
-    if bound and code == "Coding":
-        return {"system": bound[0], "code": bound[1]}
-    if bound and code == "CodeableConcept":
-        return {"coding": [{"system": bound[0], "code": bound[1]}]}
-    return minimal(code, depth + 1)
-
-
-def minimal(type_name: str, depth: int = 0) -> dict[str, Any]:
-    """The smallest valid instance, read off the definitions: each required element once."""
-    assert depth < 20, type_name
-    instance: dict[str, Any] = {}
-    for name, (minimum, maximum, codes, valueset) in definitions.elements(type_name).items():
-        if minimum == 0:
-            continue
-        code = codes[0]
-        key = f"{name[:-3]}{code[0].upper()}{code[1:]}" if name.endswith("[x]") else name
-        value = _value(code, valueset, depth)
-        instance[key] = value if maximum == 1 else [value]
-    return instance or {"id": "a-1"}  # no empty objects in FHIR JSON (ele-1)
-
 
 ALL_TYPES = sorted(definitions.ALL_RESOURCE_TYPES)
 
 
 @pytest.mark.parametrize("rtype", ALL_TYPES)
 def test_every_type_has_its_minimal_instance_accepted(rtype: str) -> None:
-    resource = {"resourceType": rtype, **minimal(rtype)}
+    resource = minimal(rtype)
     if definitions.is_resource_type(rtype):
         assert validate(resource, rtype) is resource
     else:  # refused at the API, but still valid inside another resource
@@ -127,7 +67,7 @@ def test_clinical_types_are_stored(rtype: str) -> None:
 def test_refused_types_get_a_clear_outcome(rtype: str) -> None:
     assert not definitions.is_resource_type(rtype)
     with pytest.raises(FhirError) as caught:
-        validate({"resourceType": rtype, **minimal(rtype)})
+        validate(minimal(rtype))
     assert caught.value.status == 422
     assert caught.value.issues[0]["code"] == "not-supported"
     assert caught.value.issues[0]["diagnostics"].startswith(f"{rtype} is not stored here: ")

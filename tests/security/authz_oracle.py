@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-CLINICAL = ("Patient", "Observation")
+SEPARATE = ("AuditEvent", "Plugin")  # a wildcard never reaches these
 # The interaction letter each interaction needs (docs/security.md, "Authorization").
 LETTER = {
     "read": "r", "vread": "r", "history": "r", "batch-read": "r",
@@ -59,9 +59,9 @@ def scope_grants(token: Token, rtype: str, letter: str) -> bool:
         if match is None:
             continue
         context, kind, perms = match.groups()
-        if context == "patient" and not token.own:
+        if context == "patient" and (not token.own or rtype in SEPARATE):
             continue  # patient/ scopes without a patient claim grant nothing
-        if kind not in (rtype, "*") or (kind == "*" and rtype not in CLINICAL):
+        if kind not in (rtype, "*") or (kind == "*" and rtype in SEPARATE):
             continue
         if letter in _letters(perms):
             return True

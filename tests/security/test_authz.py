@@ -82,21 +82,18 @@ def test_require_matrix(scopes: str, patient: str | None, rtype: str, interactio
 def test_patient_context_confines_even_user_scopes() -> None:
     principal = who("user/Patient.rs patient/Observation.rs", patient="p1")
     assert authz.patient_scope(principal) == "p1"
-    own = {"resourceType": "Observation", "subject": {"reference": "Patient/p1"}}
-    other = {"resourceType": "Observation", "subject": {"reference": "Patient/p2"}}
     for interaction in ("read", "create", "update"):
-        assert authz.in_compartment(principal, "Observation", own, interaction)
-        assert not authz.in_compartment(principal, "Observation", other, interaction)
-        assert authz.in_compartment(principal, "Patient", {"id": "p1"}, interaction)
-        assert not authz.in_compartment(principal, "Patient", {"id": "p2"}, interaction)
-        bare = {"subject": {"reference": "p1"}}
-        assert not authz.in_compartment(principal, "Observation", bare, interaction)
+        assert authz.compartment_permits(principal, ["p1"], interaction)
+        assert authz.compartment_permits(principal, ["p2", "p1"], interaction)
+        assert not authz.compartment_permits(principal, ["p2"], interaction)
+        assert not authz.compartment_permits(principal, [], interaction)
 
 
 def test_unconfined_principal_sees_everything() -> None:
     principal = who("user/Patient.rs")
     assert authz.patient_scope(principal) is None
-    assert authz.in_compartment(principal, "Patient", {"id": "anyone"}, "update")
+    assert authz.compartment_permits(principal, ["anyone"], "update")
+    assert authz.compartment_permits(principal, [], "update")
 
 
 def test_break_glass_widens_reads_only_and_lifts_the_compartment() -> None:
@@ -107,7 +104,7 @@ def test_break_glass_widens_reads_only_and_lifts_the_compartment() -> None:
     assert authz.patient_scope(glass) is None
     for write in ("create", "update", "delete"):  # emergency access never widens writes
         assert authz.patient_scope(glass, write) == "p1"
-        assert not authz.in_compartment(glass, "Patient", {"id": "p2"}, write)
+        assert not authz.compartment_permits(glass, ["p2"], write)
     assert authz.allowed(glass, "Patient", "read")
     assert authz.allowed(glass, "Observation", "search")
     assert not authz.allowed(glass, "Patient", "update")

@@ -15,6 +15,8 @@ import asyncpg
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
+from healthstack.fhir import searchdefs
+from healthstack.fhir.extract import compartment_of
 from healthstack.fhir.outcome import FhirError
 from healthstack.security import audit, authz
 from healthstack.security.middleware import AuthMiddleware, principal_of
@@ -50,6 +52,13 @@ class Caller:
         """The compartment reads and searches are confined to (None: unrestricted)."""
         return authz.patient_scope(self.principal, "read")
 
+    def patient_for(self, resource_type: str) -> str | None:
+        """Read confinement for ``resource_type``: none for types that the CompartmentDefinition
+        puts in no patient's compartment (Practitioner, Organization...: no patient's data)."""
+        if self.principal.patient is None or not searchdefs.in_some_compartment(resource_type):
+            return None
+        return self.patient
+
     @property
     def write_patient(self) -> str | None:
         """The compartment writes are confined to: break-glass never widens it."""
@@ -72,8 +81,10 @@ class Caller:
             raise
 
     def in_compartment(self, resource_type: str, resource: Mapping[str, Any]) -> bool:
-        """Whether a resource to be written is inside the caller's write compartment."""
-        return authz.in_compartment(self.principal, resource_type, resource, "create")
+        """Whether a resource to be written is inside the caller's write compartment (the
+        patients the official CompartmentDefinition places it with)."""
+        patients = compartment_of(resource_type, str(resource.get("id", "")), dict(resource))
+        return authz.compartment_permits(self.principal, patients, "create")
 
     async def audit(
         self,
@@ -99,6 +110,23 @@ class Caller:
                 self.principal, "create", "success", resource_type=rtype, resource_id=rid, version=1
             )
             for rtype, rid in created
+        ]
+        await audit.record_many(conn, self.state, events)
+
+    async def audit_reads(
+        self, conn: asyncpg.Connection, read: Sequence[tuple[str, str]], detail: str
+    ) -> None:
+        """One ``read`` record per (type, id), in one round trip (included resources)."""
+        events = [
+            audit.event_for(
+                self.principal,
+                "read",
+                "success",
+                resource_type=rtype,
+                resource_id=rid,
+                detail=detail,
+            )
+            for rtype, rid in read
         ]
         await audit.record_many(conn, self.state, events)
 

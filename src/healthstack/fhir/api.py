@@ -19,7 +19,7 @@ from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from healthstack.errors import HealthstackError
-from healthstack.fhir import ops, plugins_api, search, vitals
+from healthstack.fhir import everything, history, ops, plugins_api, search, vitals
 from healthstack.fhir.access import Caller, audit_failure, protect
 from healthstack.fhir.boundary import ErrorBoundary
 from healthstack.fhir.bundle import BundleRunner, parse_bundle, parse_if_match
@@ -137,7 +137,7 @@ class Api:
         rtype, rid = path_type(request), path_id(request)
         params, caller = query_params(request), self.caller(request)
         async with self.state.require_pool().acquire() as conn:
-            versions, before = await ops.history(self.engine, caller, conn, rtype, rid, params)
+            versions, before = await history.history(self.engine, caller, conn, rtype, rid, params)
         base = self.base(request)
         links = [{"relation": "self", "url": f"{base}/{rtype}/{rid}/_history"}]
         if before is not None:
@@ -153,7 +153,7 @@ class Api:
     async def type_history(self, request: Request) -> Response:
         rtype, params, caller = path_type(request), query_params(request), self.caller(request)
         async with self.state.require_pool().acquire() as conn:
-            versions, cursor = await ops.type_history(self.engine, caller, conn, rtype, params)
+            versions, cursor = await history.type_history(self.engine, caller, conn, rtype, params)
         base = self.base(request)
         links = [{"relation": "self", "url": f"{base}/{rtype}/_history"}]
         if cursor is not None:
@@ -182,8 +182,13 @@ class Api:
                 }
             )
         bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
-        if page.versions:
-            bundle["entry"] = [bundle_entry(base, v, {"mode": "match"}) for v in page.versions]
+        if page.total is not None:
+            bundle["total"] = page.total
+        shape = page.query.shape
+        entries = [bundle_entry(base, v, {"mode": "match"}, shape) for v in page.versions]
+        entries += [bundle_entry(base, v, {"mode": "include"}, shape) for v in page.included]
+        if entries:
+            bundle["entry"] = entries
         return bundle
 
     async def lastn(self, request: Request) -> Response:
@@ -195,6 +200,15 @@ class Api:
         if versions:
             bundle["entry"] = [bundle_entry(base, v, {"mode": "match"}) for v in versions]
         return FhirResponse(bundle)
+
+    async def everything(self, request: Request) -> Response:
+        pid, caller = path_id(request), self.caller(request)
+        wanted = everything.parse(self.engine.keyring, pid, query_params(request))
+        async with self.state.require_pool().acquire() as conn:
+            result = await everything.everything(self.engine.store, caller, conn, wanted)
+        base = self.base(request)
+        self_url = f"{base}/Patient/{pid}/$everything"
+        return FhirResponse(everything.bundle(base, result, self_url, bundle_entry))
 
     async def stats(self, request: Request) -> Response:
         params, caller = query_params(request), self.caller(request)
@@ -264,6 +278,11 @@ class Api:
             Route("/", g(self.bundle, "batch"), methods=["POST"]),
             Route("/Observation/$lastn", g(self.lastn, "operation"), methods=["GET"]),
             Route("/Observation/$stats", g(self.stats, "operation"), methods=["GET"]),
+            Route(
+                "/Patient/{id}/$everything",
+                g(self.everything, "operation", "Patient"),
+                methods=["GET"],
+            ),
             # The audit trail as AuditEvent (healthstack.security owns it; auditor scopes only).
             *audit_api.routes(self.state),
             Route("/{rtype}", g(self.search, "search"), methods=["GET"]),

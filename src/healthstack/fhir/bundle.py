@@ -136,6 +136,11 @@ class BundleRunner:
         results: dict[int, dict[str, Any]] = {}
         async with self.conn.transaction():
             mapping = await self._assign_ids(entries)
+            resources = [e.resource for e in entries if isinstance(e.resource, dict)]
+            conditional = await ops.conditional_references(
+                self.eng, self.caller, self.conn, resources
+            )
+            mapping.update(conditional)
             for entry in entries:
                 if isinstance(entry.resource, dict):
                     ops.resolve_references(entry.resource, mapping)

@@ -17,6 +17,7 @@ from starlette.responses import Response
 from healthstack.fhir import ops
 from healthstack.fhir.dates import http_date, instant_text
 from healthstack.fhir.outcome import FHIR_JSON, FhirError
+from healthstack.fhir.shaping import Shape
 from healthstack.fhir.store import Version
 from healthstack.fhir.validate import ID_RE
 from healthstack.service.db import DATABASE_UNAVAILABLE
@@ -88,11 +89,15 @@ def resource_response(
 
 
 def bundle_entry(
-    base: str, version: Version, search_mode: dict[str, str] | None = None
+    base: str,
+    version: Version,
+    search_mode: dict[str, str] | None = None,
+    shape: Shape | None = None,
 ) -> dict[str, Any]:
     entry: dict[str, Any] = {"fullUrl": f"{base}/{version.resource_type}/{version.id}"}
     if version.body is not None:
-        entry["resource"] = orjson.Fragment(version.body)
+        body = version.body if shape is None else shape.subset(version.resource_type, version.body)
+        entry["resource"] = orjson.Fragment(body)
     if search_mode:
         entry["search"] = search_mode
     return entry

@@ -26,7 +26,6 @@ from healthstack.plugins.cache import CachedPluginSource
 from healthstack.plugins.errors import PluginError
 from healthstack.plugins.host import PLUGIN_TAG_SYSTEM, HookResult, InvocationRecord, PluginHost
 from healthstack.plugins.runtime import PluginRuntime
-from healthstack.security import authz
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.plugins")
@@ -218,7 +217,7 @@ def vital_patient(resource: dict[str, Any]) -> str | None:
     }
     if tokens.isdisjoint(VITAL_TOKENS) and VITAL_CATEGORY not in tokens:
         return None
-    return authz.reference_patient(resource.get("subject", {}).get("reference"))
+    return reference_patient(resource.get("subject", {}).get("reference"))
 
 
 async def latest_vitals(conn: asyncpg.Connection, store: Store, patient: str) -> list[Any]:
@@ -243,7 +242,7 @@ def derived_problem(resource: dict[str, Any], patient: str) -> str | None:
         return "only Observations can be derived"
     subject = resource.get("subject")
     reference = subject.get("reference") if isinstance(subject, dict) else None
-    if authz.reference_patient(reference) != patient:
+    if reference_patient(reference) != patient:
         return "subject is not the patient of the source observation"
     try:
         validate(resource, "Observation")
@@ -275,3 +274,10 @@ def _labelled_outcome(outcome: dict[str, Any], plugin: str) -> dict[str, Any]:
         label = f"plugin {plugin!r}"
         issues.append({**issue, "diagnostics": f"{label}: {text}" if text else label})
     return {"resourceType": "OperationOutcome", "issue": issues}
+
+
+def reference_patient(reference: str | None) -> str | None:
+    """The id in a relative ``Patient/<id>`` reference, else None."""
+    if reference and reference.startswith("Patient/"):
+        return reference[len("Patient/") :].split("/", 1)[0]
+    return None

@@ -16,6 +16,7 @@ from typing import Any
 
 import orjson
 
+from healthstack.fhir import chains, conditions, extract, searchdefs, shaping
 from healthstack.fhir.crypto import Keyring, normalize
 from healthstack.fhir.dates import interval
 from healthstack.fhir.outcome import FhirError
@@ -28,11 +29,17 @@ PREFIXES = ("eq", "lt", "gt", "le", "ge")
 GENDERS = frozenset({"male", "female", "other", "unknown"})
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 COMMON = ("_id", "_lastUpdated", "_count", "_sort")
+# Parameters answered from fhir_resource's own columns (fast paths kept from before the generic
+# engine); every other parameter of every type comes from the R4 definitions (searchdefs).
 PARAMS: dict[str, tuple[str, ...]] = {
-    "Patient": (*COMMON, "identifier", "family", "given", "name", "birthdate", "gender"),
-    "Observation": (*COMMON, "patient", "subject", "code", "category", "date"),
+    rtype: (*COMMON, *sorted(names)) for rtype, names in extract.NATIVE.items()
 }
 SORTS = {"Patient": ("_id",), "Observation": ("_id", "date", "-date")}
+
+
+def native_params(rtype: str) -> tuple[str, ...]:
+    return PARAMS.get(rtype, COMMON)
+
 
 Interval = tuple[dt.datetime, dt.datetime]
 PostFilter = Callable[[dict[str, Any]], bool]
@@ -52,6 +59,9 @@ class Query:
     where: list[str] = field(default_factory=list)
     args: list[Any] = field(default_factory=list)
     post_filters: list[PostFilter] = field(default_factory=list)
+    confined_to: str | None = None  # the caller's compartment, for chains and _has
+    shape: shaping.Shape = field(default_factory=shaping.Shape)
+    depth: int = 0  # subqueries opened by chains and _has (each gets its own alias)
 
     def arg(self, value: Any) -> str:
         self.args.append(value)
@@ -100,20 +110,42 @@ class Parser:
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
 
-    def parse(self, rtype: str, params: list[tuple[str, str]]) -> Query:
-        query = Query(rtype, params)
-        allowed = PARAMS[rtype]
+    def parse(self, rtype: str, params: list[tuple[str, str]], patient: str | None = None) -> Query:
+        query = Query(rtype, params, confined_to=patient)
         for name, value in params:
-            if ":" in name:
-                raise bad(name, "modifiers are not supported")
-            if name not in allowed:
-                raise FhirError(
-                    400, "not-supported", f"unknown search parameter {name!r} for {rtype}"
-                )
             if value == "":
                 raise bad(name, "empty value")
-            getattr(self, "p_" + name.lstrip("_"))(query, name, value)
+            if name.partition(":")[0] in shaping.RESULT_PARAMS:
+                query.shape.add(rtype, name, value)
+                continue
+            self.condition(query, "r", rtype, name, value)
         return query
+
+    def condition(self, query: Query, alias: str, rtype: str, name: str, value: str) -> None:
+        """Add ``name=value`` on ``alias`` (a ``rtype`` row): the columns Patient and Observation
+        keep for their own parameters, else the parameter's definition (``conditions``)."""
+        base, _, modifier = name.partition(":")
+        if base in ("_id", "_lastUpdated") and alias != "r":
+            query.where.append(chains.column(query, alias, name, value))
+            return
+        if base in native_params(rtype) and alias == "r":
+            if modifier:
+                raise bad(name, "modifiers are not supported on this parameter")
+            getattr(self, "p_" + base.lstrip("_"))(query, name, value)
+            return
+        if base == "_has":
+            query.where.append(chains.has(self, query, alias, rtype, name, value))
+            return
+        if "." in name:  # subject.name, subject:Patient.name
+            query.where.append(chains.chain(self, query, alias, rtype, name, value))
+            return
+        param = searchdefs.params_of(rtype).get(base)
+        if param is None or base in ("_count", "_sort"):
+            raise FhirError(
+                400, "not-supported", f"unknown search parameter {name[:64]!r} for {rtype}"
+            )
+        ctx = conditions.Context(query, self.keyring, alias, rtype)
+        query.where.append(conditions.condition(ctx, param, name, modifier, value))
 
     def _tokens(self, query: Query, kinds_values: list[tuple[str, str]], rtype: str) -> None:
         digests = [d for kind, v in kinds_values for d in self.keyring.digests(kind, v)]
@@ -140,8 +172,9 @@ class Parser:
         query.count = min(count, MAX_COUNT)
 
     def p_sort(self, query: Query, name: str, value: str) -> None:
-        if value not in SORTS[query.resource_type]:
-            raise bad(name, f"supported: {', '.join(SORTS[query.resource_type])}")
+        sorts = SORTS.get(query.resource_type, ("_id",))
+        if value not in sorts:
+            raise bad(name, f"supported: {', '.join(sorts)}")
         query.sort = value
 
     # -- Patient ----------------------------------------------------------------------------
@@ -270,7 +303,7 @@ def keyset(query: Query, after: list[Any] | None) -> str | None:
 def build_sql(query: Query, patient: str | None, after: list[Any] | None, limit: int) -> str:
     where = [f"r.resource_type = {query.arg(query.resource_type)}", "NOT r.deleted", *query.where]
     if patient is not None:
-        where.append(f"r.patient_id = {query.arg(patient)}")
+        where.append(confinement(query, "r", patient))
     position = keyset(query, after)
     if position:
         where.append(position)
@@ -279,6 +312,22 @@ def build_sql(query: Query, patient: str | None, after: list[Any] | None, limit:
         f"r.effective_start FROM fhir_resource r WHERE {' AND '.join(where)} "
         f"ORDER BY {_ORDER[query.sort]} LIMIT {query.arg(limit)}"
     )
+
+
+def count_sql(query: Query, patient: str | None) -> str:
+    """How many rows the search matches in all (``_total=accurate``)."""
+    where = [f"r.resource_type = {query.arg(query.resource_type)}", "NOT r.deleted", *query.where]
+    if patient is not None:
+        where.append(confinement(query, "r", patient))
+    return f"SELECT count(*) FROM fhir_resource r WHERE {' AND '.join(where)}"
+
+
+def confinement(query: Query, alias: str, patient: str) -> str:
+    """Rows in ``patient``'s compartment: Patient and Observation by their indexed column, every
+    other type by the compartment list the CompartmentDefinition gave it at write time."""
+    if query.resource_type in extract.NATIVE and alias == "r":
+        return f"{alias}.patient_id = {query.arg(patient)}"
+    return f"{alias}.compartment @> ARRAY[{query.arg(patient)}]::text[]"
 
 
 def sort_key(query: Query, row: Any) -> list[Any]:

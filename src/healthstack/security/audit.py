@@ -213,8 +213,21 @@ def reason_keyring(state: ServiceState) -> Keyring | None:
         return None
 
 
-def open_reason(keyring: Keyring, stored: str) -> str:
-    """The reason as written, for auditors; records from before sealing pass through."""
+def resealed_aad(chain_id: int, seq: int) -> bytes:
+    """A re-sealed copy is bound to its record: it cannot be moved to another one."""
+    return f"healthstack/audit/break-glass-reason/v2/{chain_id}/{seq}".encode()
+
+
+def open_reason(keyring: Keyring, stored: str, resealed: tuple[str, bytes] | None = None,
+                chain_id: int = 0, seq: int = 0) -> str:  # fmt: skip
+    """The reason as written, for auditors: the copy ``keys rotate`` re-sealed under a current
+    key when there is one, else the chained ciphertext; records from before sealing pass through."""
+    if resealed is not None:
+        key_id, blob = resealed
+        try:
+            return keyring.decrypt(key_id, blob, resealed_aad(chain_id, seq)).decode()
+        except DecryptionError:
+            return f"[encrypted under key {key_id}, which is not configured]"
     if not stored.startswith(REASON_PREFIX):
         return stored
     key_id, _, encoded = stored[len(REASON_PREFIX) :].partition(":")

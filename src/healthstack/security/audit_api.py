@@ -37,7 +37,14 @@ ACTIONS = {"create": "C", "read": "R", "vread": "R", "history": "R", "update": "
            "delete": "D", "search": "E", "operation": "E", "history-type": "E"}  # fmt: skip
 _PREFIXES = {"eq", "ge", "gt", "le", "lt"}
 PARAMS = frozenset({"date", "agent", "entity", "outcome", "_count", "_cursor"})
-SELECT = "SELECT chain_id, seq, content, recorded_at FROM audit_log"
+# A reason re-sealed by `keys rotate` (audit_reason) wins over the chained ciphertext, whose key
+# may have been retired.
+_RESEALED = "(SELECT {col} FROM audit_reason r WHERE r.chain_id = audit_log.chain_id AND r.seq = audit_log.seq)"
+SELECT = (
+    "SELECT chain_id, seq, content, recorded_at, "
+    f"{_RESEALED.format(col='r.key_id')} AS resealed_key, "
+    f"{_RESEALED.format(col='r.ciphertext')} AS resealed FROM audit_log"
+)
 
 
 def _date_clause(value: str, arg: Callable[[Any], str]) -> str:
@@ -122,11 +129,14 @@ def _cursor_clause(value: str, arg: Callable[[Any], str]) -> str:
 
 
 def to_fhir(
-    chain_id: int, seq: int, content: str, keyring: Keyring | None = None
-) -> dict[str, Any]:
+    chain_id: int, seq: int, content: str, keyring: Keyring | None = None,
+    resealed: tuple[str, bytes] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     doc = orjson.loads(content)
     if keyring is not None and doc.get("break_glass_reason"):
-        doc["break_glass_reason"] = audit.open_reason(keyring, doc["break_glass_reason"])
+        doc["break_glass_reason"] = audit.open_reason(
+            keyring, doc["break_glass_reason"], resealed, chain_id, seq
+        )
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": f"{chain_id}-{seq}",
@@ -267,7 +277,11 @@ def _bundle(
         links.append({"relation": "next", "url": str(request.url.replace(query=query))})
     return {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": [
         {"fullUrl": f"{_base(request)}/AuditEvent/{r['chain_id']}-{r['seq']}", "resource": to_fhir(
-            r["chain_id"], r["seq"], r["content"], keyring), "search": {"mode": "match"}} for r in rows]}  # fmt: skip
+            r["chain_id"], r["seq"], r["content"], keyring, _resealed(r)), "search": {"mode": "match"}} for r in rows]}  # fmt: skip
+
+
+def _resealed(row: asyncpg.Record) -> tuple[str, bytes] | None:
+    return (row["resealed_key"], row["resealed"]) if row["resealed"] is not None else None
 
 
 async def _read(state: ServiceState, request: Request) -> Response:
@@ -287,4 +301,6 @@ async def _read(state: ServiceState, request: Request) -> Response:
             principal_of(request), "read", "success", resource_type=authz.AUDIT_TYPE,
             resource_id=rid))  # fmt: skip
     keyring = audit.reason_keyring(state)
-    return FhirResponse(to_fhir(row["chain_id"], row["seq"], row["content"], keyring))
+    return FhirResponse(
+        to_fhir(row["chain_id"], row["seq"], row["content"], keyring, _resealed(row))
+    )

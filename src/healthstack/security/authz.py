@@ -10,24 +10,24 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Collection, Mapping
 
 from healthstack.fhir.outcome import FhirError
 from healthstack.security.principal import Principal
 from healthstack.security.scopes import BREAK_GLASS_SCOPES, Grant, parse_scopes
 
-# Types a wildcard scope (`system/*.rs`) reaches. AuditEvent is deliberately absent: reading the
-# audit trail needs a scope that names it (separation of duties: clinicians do not audit).
-CLINICAL_TYPES = frozenset({"Patient", "Observation"})
+# A wildcard scope (`system/*.rs`) reaches every FHIR type but these: reading the audit trail needs
+# a scope that names AuditEvent (separation of duties: clinicians do not audit), and plugin
+# administration one that names the pseudo-type Plugin. Break-glass never reaches them either.
 AUDIT_TYPE = "AuditEvent"
+SEPARATE_TYPES = frozenset({AUDIT_TYPE, "Plugin"})
 # Interaction -> the SMART v2 permission letter it needs.
 INTERACTIONS: Mapping[str, str] = {
     "read": "r", "vread": "r", "history": "r",
     "search": "s", "history-type": "s", "operation": "s",
     "create": "c", "update": "u", "delete": "d",
 }  # fmt: skip
-# What break-glass widens: read-side access to clinical types, outside any patient compartment.
+# What break-glass widens: read-side access to FHIR types, outside any patient compartment.
 BREAK_GLASS_INTERACTIONS = frozenset({"read", "vread", "history", "search", "history-type",
                                       "operation"})  # fmt: skip
 
@@ -87,13 +87,13 @@ def allowed(principal: Principal, resource_type: str, interaction: str) -> bool:
     if resource_type == AUDIT_TYPE and letter not in "rs":
         return False  # the audit trail is append-only through the service, never through the API
     for grant in _effective(principal):
-        if grant.context == "patient" and resource_type not in CLINICAL_TYPES:
+        if grant.context == "patient" and resource_type in SEPARATE_TYPES:
             continue
-        if grant.covers(resource_type, letter, CLINICAL_TYPES):
+        if grant.covers(resource_type, letter, SEPARATE_TYPES):
             return True
     return (
         breaking_glass(principal)
-        and resource_type in CLINICAL_TYPES
+        and resource_type not in SEPARATE_TYPES
         and interaction in BREAK_GLASS_INTERACTIONS
     )
 
@@ -127,26 +127,12 @@ def patient_scope(principal: Principal, interaction: str = "read") -> str | None
     return principal.patient
 
 
-def reference_patient(reference: str | None) -> str | None:
-    if reference and reference.startswith("Patient/"):
-        return reference[len("Patient/") :].split("/", 1)[0]
-    return None
-
-
-def in_compartment(
-    principal: Principal, resource_type: str, resource: Mapping[str, Any], interaction: str
-) -> bool:
-    """Whether a resource is inside the caller's compartment for ``interaction`` (True if
-    unconfined for it)."""
+def compartment_permits(principal: Principal, patients: Collection[str], interaction: str) -> bool:
+    """Whether a resource in ``patients``' compartments is within the caller's reach for
+    ``interaction`` (always, when the caller is not confined). Which patients a resource belongs
+    to is the FHIR layer's knowledge (the CompartmentDefinition), not this module's."""
     patient = patient_scope(principal, interaction)
-    if patient is None:
-        return True
-    if resource_type == "Patient":
-        return resource.get("id") == patient
-    if resource_type == "Observation":
-        subject = resource.get("subject") or {}
-        return reference_patient(subject.get("reference")) == patient
-    return False
+    return patient is None or patient in patients
 
 
 def hidden(resource_type: str, resource_id: str) -> FhirError:
