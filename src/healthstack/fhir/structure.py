@@ -45,19 +45,8 @@ _CODED = ("Coding", "CodeableConcept")
 class Field:
     """One JSON property of a type: ``valueQuantity``, ``_birthDate``, ``component``..."""
 
-    __slots__ = (
-        "base",
-        "check",
-        "codes",
-        "contained",
-        "kind",
-        "many",
-        "name",
-        "pairs",
-        "table",
-        "type",
-        "valueset",
-    )
+    __slots__ = ("base", "check", "codes", "contained", "kind", "many", "name", "pairs", "table",
+                 "type", "valueset")  # fmt: skip
 
     def __init__(self, name: str, type_: str, many: bool, base: str | None = None) -> None:
         self.name, self.type, self.many, self.base = name, type_, many, base
