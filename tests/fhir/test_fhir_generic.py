@@ -217,3 +217,53 @@ def test_conditional_references_resolve_inside_a_transaction(loaded: Loaded) -> 
     assert loaded.client.post("", json=bundle).status_code == 412
     bundle["entry"][0]["resource"]["subject"]["reference"] = "Patient?gender=female"
     assert loaded.client.post("", json=bundle).status_code == 412  # several: nothing written
+
+
+def test_composite_parameters_match_within_one_node(loaded: Loaded) -> None:
+    """code-value-quantity: the code and the value of the same Observation (or component)."""
+    pid = loaded.patient_ids[6]
+    bp = {"resourceType": "Observation", "status": "final",
+          "code": {"coding": [{"system": LOINC, "code": "85354-9"}]},
+          "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": "2024-04-01",
+          "component": [
+              {"code": {"coding": [{"system": LOINC, "code": "8480-6"}]},
+               "valueQuantity": {"value": 150, "unit": "mm[Hg]"}},
+              {"code": {"coding": [{"system": LOINC, "code": "8462-4"}]},
+               "valueQuantity": {"value": 95, "unit": "mm[Hg]"}}]}  # fmt: skip
+    created = loaded.client.post("/Observation", json=bp).json()["id"]
+    hr = loaded.ids[6]["Observation"][1]  # heart rate 66 /min
+    s = loaded.search
+    key = "component-code-value-quantity"
+    assert s("Observation", patient=pid, **{key: f"{LOINC}|8480-6$gt140"}) == {created}
+    # Systolic 150 and diastolic 95: "8480-6 below 100" must not match through the diastolic.
+    assert s("Observation", patient=pid, **{key: f"{LOINC}|8480-6$lt100"}) == set()
+    assert s("Observation", patient=pid, **{"code-value-quantity": f"{LOINC}|8867-4$66"}) == {hr}
+    assert s("Observation", patient=pid, **{"code-value-quantity": f"{LOINC}|8867-4$gt70"}) == set()
+    bad = loaded.client.get("/Observation", params={"code-value-quantity": "8867-4"})
+    assert bad.status_code == 400
+
+
+def test_sort_on_any_sortable_parameter_pages_stably(loaded: Loaded) -> None:
+    """_sort with several keys: Encounters by date descending, then id; pages of 3 while a new
+    Encounter is inserted between pages neither repeat nor skip an earlier one."""
+    c = loaded.client
+    bundle = c.get("/Encounter", params={"_sort": "-date,_id", "_count": "3"}).json()
+    seen = [e["resource"]["id"] for e in bundle["entry"]]
+    starts = [e["resource"]["period"]["start"] for e in bundle["entry"]]
+    assert starts == sorted(starts, reverse=True)
+    late = {"resourceType": "Encounter", "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "period": {"start": "2099-01-01T00:00:00Z"}}  # fmt: skip
+    assert c.post("/Encounter", json=late).status_code == 201  # sorts first: before our cursor
+    while link := next((x["url"] for x in bundle["link"] if x["relation"] == "next"), None):
+        bundle = httpx.get(link, headers=c.headers).json()
+        seen += [e["resource"]["id"] for e in bundle.get("entry", [])]
+    everyone = {i for ids in loaded.ids for i in ids["Encounter"]}
+    assert everyone <= set(seen)
+    assert len(seen) == len(set(seen))  # no repeats across pages
+    for bad_sort in ("name", "-identifier", "a,b,c,d"):
+        assert c.get("/Encounter", params={"_sort": bad_sort}).status_code == 400
+    assert c.get("/Patient", params={"_sort": "-birthdate"}).status_code == 400  # digests only
+    condition = c.get("/Condition", params={"_sort": "code,-_lastUpdated", "_count": "50"})
+    codes = [e["resource"]["code"]["coding"][0]["code"] for e in condition.json()["entry"]]
+    assert codes == sorted(codes, key=lambda x: x.encode())

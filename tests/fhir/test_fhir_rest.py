@@ -8,7 +8,7 @@ import httpx
 from tests.conftest import Database, Service
 from tests.fhir.conftest import client_for
 
-from healthstack.fhir import ops
+from healthstack.fhir import ops, searchdefs
 from healthstack.service.embedded_pg import EmbeddedPostgres
 
 PATIENT = {
@@ -130,6 +130,14 @@ SAMPLE_VALUES = {"token": "x", "string": "x", "date": "2000-01-01", "reference":
                  "number": "1", "quantity": "1", "uri": "http://example.org/x"}  # fmt: skip
 
 
+def _sample(rtype: str, param: dict[str, str]) -> str:
+    if param["type"] != "composite":
+        return SAMPLE_VALUES[param["type"]]
+    definition = searchdefs.params_of(rtype)[param["name"]]
+    parts = [searchdefs.param_by_id(rtype, ref) for ref, _ in definition.components]
+    return "$".join(SAMPLE_VALUES[p.type] for p in parts if p is not None)
+
+
 def test_every_advertised_search_parameter_of_every_type_is_answered(fhir: httpx.Client) -> None:
     """The CapabilityStatement against behaviour: each advertised parameter, a well-formed value."""
     meta = fhir.get("metadata").json()
@@ -137,7 +145,7 @@ def test_every_advertised_search_parameter_of_every_type_is_answered(fhir: httpx
         if resource["type"] == "AuditEvent":
             continue
         for param in resource["searchParam"]:
-            value = SAMPLE_VALUES[param["type"]]
+            value = _sample(resource["type"], param)
             if param["name"] == "gender":
                 value = "female"
             response = fhir.get(f"/{resource['type']}", params={param["name"]: value})

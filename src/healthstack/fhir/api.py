@@ -28,15 +28,18 @@ from healthstack.fhir.crypto import DecryptionError, Keyring
 from healthstack.fhir.http import (
     bundle_entry,
     database_error,
+    form_params,
     history_bundle,
     json_body,
+    negotiate,
+    not_modified,
     path_id,
     path_type,
     prefer,
     query_params,
     resource_response,
 )
-from healthstack.fhir.outcome import FHIR_JSON, UNEXPECTED, FhirError, FhirResponse
+from healthstack.fhir.outcome import FHIR_JSON, UNEXPECTED, FhirError, FhirResponse, outcome_body
 from healthstack.numbers import INT4_MAX, ascii_int
 from healthstack.security import audit, audit_api
 from healthstack.service.state import ServiceState
@@ -76,6 +79,7 @@ class Api:
     ) -> Handler:
         async def endpoint(request: Request) -> Response:
             try:
+                negotiate(request)
                 return await handler(request)
             except FhirError as error:
                 if interaction is not None:
@@ -121,6 +125,8 @@ class Api:
         caller = self.caller(request)
         async with self.state.require_pool().acquire() as conn:
             version = await ops.read(self.engine, caller, conn, rtype, rid)
+        if not_modified(request, version):  # audited as the read it is: the client knows it
+            return Response(status_code=304, headers={"ETag": version.etag})
         return resource_response(version, 200)
 
     async def vread(self, request: Request) -> Response:
@@ -162,6 +168,26 @@ class Api:
 
     async def search(self, request: Request) -> Response:
         rtype, params, caller = path_type(request), query_params(request), self.caller(request)
+        return await self._search(request, rtype, params, caller)
+
+    async def search_post(self, request: Request) -> Response:
+        """``POST [type]/_search``: parameters in the body keep PHI out of URLs and logs."""
+        rtype, caller = path_type(request), self.caller(request)
+        return await self._search(request, rtype, await form_params(request), caller)
+
+    async def validate_only(self, request: Request) -> Response:
+        """``POST [type]/$validate``: the validator's answer, nothing stored (200 either way)."""
+        rtype, caller = path_type(request), self.caller(request)
+        body = await json_body(request)
+        if isinstance(body, dict) and body.get("resourceType") == "Parameters":
+            body = next((p.get("resource") for p in body.get("parameter", [])
+                         if isinstance(p, dict) and p.get("name") == "resource"), None)  # fmt: skip
+        issues = await ops.validate_only(self.engine, caller, rtype, body)
+        return FhirResponse(outcome_body(issues))
+
+    async def _search(
+        self, request: Request, rtype: str, params: list[tuple[str, str]], caller: Caller
+    ) -> Response:
         async with self.state.require_pool().acquire() as conn:
             page = await ops.run_search(self.engine, caller, conn, rtype, params)
         return FhirResponse(self.searchset(self.base(request), page))
@@ -286,6 +312,8 @@ class Api:
             # The audit trail as AuditEvent (healthstack.security owns it; auditor scopes only).
             *audit_api.routes(self.state),
             Route("/{rtype}", g(self.search, "search"), methods=["GET"]),
+            Route("/{rtype}/_search", g(self.search_post, "search"), methods=["POST"]),
+            Route("/{rtype}/$validate", g(self.validate_only, "operation"), methods=["POST"]),
             Route("/{rtype}/_history", g(self.type_history, "history-type"), methods=["GET"]),
             Route("/{rtype}", g(self.create, "create"), methods=["POST"]),
             Route("/{rtype}/{id}", g(self.read, "read"), methods=["GET"]),

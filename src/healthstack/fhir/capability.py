@@ -35,7 +35,7 @@ def _params(rtype: str) -> list[dict[str, Any]]:
     ones excepted, which the server refuses) plus the two column parameters."""
     out = [{"name": name, "type": kind} for name, kind in COLUMN_PARAMS.items()]
     for code, param in sorted(searchdefs.params_of(rtype).items()):
-        if code in COLUMN_PARAMS or param.type in ("composite", "special"):
+        if code in COLUMN_PARAMS or param.type == "special":
             continue
         entry: dict[str, Any] = {"name": code, "type": param.type,
                                  "definition": f"http://hl7.org/fhir/SearchParameter/{param.id}"}  # fmt: skip

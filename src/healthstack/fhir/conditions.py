@@ -31,6 +31,7 @@ MODIFIERS = {
     "number": ("", "missing"),
     "quantity": ("", "missing"),
     "uri": ("", "below", "above", "missing"),
+    "composite": ("",),
 }
 TABLE = {"token": "fhir_search_token", "uri": "fhir_search_token", "string": "fhir_search_string",
          "date": "fhir_search_date", "number": "fhir_search_number",
@@ -71,8 +72,6 @@ class Context:
 def condition(ctx: Context, param: SearchParam, name: str, modifier: str, value: str) -> str:
     """The SQL condition for ``name[:modifier]=value`` (comma-separated values are ORed)."""
     kind = param.type
-    if kind == "composite":
-        raise bad(name, "composite parameters are not supported yet")
     if kind == "reference" and modifier[:1].isupper():
         return _reference(ctx, param, name, value, modifier)
     if modifier not in MODIFIERS.get(kind, ("",)):
@@ -247,7 +246,7 @@ def _number(ctx: Context, param: SearchParam, name: str, value: str, modifier: s
     for alt in _alternatives(name, value):
         prefix, text = split_prefix(name, alt, NUMBER_PREFIXES)
         number, _, unit = text.partition("|")
-        low, high = _implicit_range(name, number)
+        low, high = implicit_range(name, number)
         template = {
             "eq": "(i.value >= {a} AND i.value < {b})", "ne": "(i.value < {a} OR i.value >= {b})",
             "lt": "i.value < {a}", "gt": "i.value >= {b}", "le": "i.value < {b}",
@@ -263,7 +262,7 @@ def _number(ctx: Context, param: SearchParam, name: str, value: str, modifier: s
     return ctx.rows("fhir_search_number", param, " OR ".join(parts))
 
 
-def _implicit_range(name: str, text: str) -> tuple[decimal.Decimal, decimal.Decimal]:
+def implicit_range(name: str, text: str) -> tuple[decimal.Decimal, decimal.Decimal]:
     """FHIR numbers carry their precision: ``5.4`` means [5.35, 5.45)."""
     try:
         number = decimal.Decimal(text)

@@ -6,6 +6,7 @@ definition of each (and the router module stays small).
 
 from __future__ import annotations
 
+import email.utils
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -51,9 +52,70 @@ def path_type(request: Request) -> str:
     return rtype
 
 
+# Representation switches every interaction accepts (R4 3.1.0.1.10): checked here, then dropped.
+FORMATS = frozenset({"json", "application/json", "application/fhir+json", "application/json+fhir"})
+
+
 def query_params(request: Request) -> list[tuple[str, str]]:
     raw = request.scope.get("query_string", b"").decode("latin-1")
-    return parse_qsl(raw, keep_blank_values=True)
+    return representation(parse_qsl(raw, keep_blank_values=True))
+
+
+def representation(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Validate and remove ``_format`` (JSON only: anything else is 406) and ``_pretty``."""
+    out = []
+    for name, value in params:
+        if name == "_format":
+            if value.split(";")[0].strip() not in FORMATS:
+                raise FhirError(406, "not-supported", "_format: this server produces JSON only")
+        elif name == "_pretty":
+            if value not in ("true", "false"):
+                raise FhirError(400, "invalid", "_pretty: expected true or false")
+        else:
+            out.append((name, value))
+    return out
+
+
+def negotiate(request: Request) -> None:
+    """406 when ``Accept`` allows nothing this server produces (FHIR JSON)."""
+    accept = request.headers.get("accept")
+    if not accept:
+        return
+    for item in accept.split(","):
+        media = item.split(";")[0].strip().lower()
+        if media in ("*/*", "application/*", *FORMATS):
+            return
+    raise FhirError(406, "not-supported", "this server produces application/fhir+json only")
+
+
+async def form_params(request: Request) -> list[tuple[str, str]]:
+    """``POST [type]/_search``: the form body's parameters, then the URL's (R4 3.1.0.8)."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/x-www-form-urlencoded":
+        raise FhirError(415, "not-supported", "send application/x-www-form-urlencoded")
+    try:
+        body = (await request.body()).decode("utf-8")
+    except UnicodeDecodeError:
+        raise FhirError(400, "invalid", "the form body is not UTF-8") from None
+    return representation(parse_qsl(body, keep_blank_values=True)) + query_params(request)
+
+
+def not_modified(request: Request, version: Version) -> bool:
+    """Conditional read: ``If-None-Match`` (the ETag) wins over ``If-Modified-Since``."""
+    etags = request.headers.get("if-none-match")
+    if etags is not None:
+        wanted = {t.strip().removeprefix("W/") for t in etags.split(",")}
+        return "*" in wanted or version.etag.removeprefix("W/") in wanted
+    since = request.headers.get("if-modified-since")
+    if since is None:
+        return False
+    try:
+        moment = email.utils.parsedate_to_datetime(since)
+    except (TypeError, ValueError):
+        return False  # an unparseable date is ignored, as RFC 9110 asks
+    if moment.tzinfo is None:
+        return False
+    return version.last_updated.replace(microsecond=0) <= moment
 
 
 async def json_body(request: Request) -> Any:

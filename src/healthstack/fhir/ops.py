@@ -20,7 +20,7 @@ from healthstack.fhir import includes, search
 from healthstack.fhir import validate as validate_module
 from healthstack.fhir.access import Caller, redact
 from healthstack.fhir.crypto import Keyring
-from healthstack.fhir.outcome import FhirError
+from healthstack.fhir.outcome import FhirError, issue
 from healthstack.fhir.store import Store, Version, new_id
 from healthstack.fhir.validate import validate
 
@@ -287,6 +287,26 @@ async def create(
     await caller.audit(conn, "create", rtype, resource_id=version.id, version=1)
     await caller.after_store(conn, eng.store, version)  # derive plugins
     return 201, version
+
+
+async def validate_only(
+    eng: Engine, caller: Caller, rtype: str, resource: Any
+) -> list[dict[str, Any]]:
+    """``$validate``: the OperationOutcome issues for ``resource``; nothing is stored.
+
+    Needs the permission to create or update the type (it processes such a resource); audited
+    as an operation without the resource's content."""
+    interaction = "update" if caller.may(rtype, "update") else "create"
+    await caller.authorize(rtype, interaction, detail="$validate")
+    try:
+        validate(resource, rtype)
+    except FhirError as error:
+        issues = error.issues
+    else:
+        issues = [issue("informational", "no problems found", severity="information")]
+    await caller.record_detached("operation", "success", resource_type=rtype,
+                                 detail=f"$validate: {len(issues)} issue(s)")  # fmt: skip
+    return issues
 
 
 def check_create(caller: Caller, rtype: str, resource: Any, rid: str) -> None:

@@ -6,7 +6,7 @@ page cannot drift from the definitions, the modifiers the engine accepts or the 
 
 from __future__ import annotations
 
-from healthstack.fhir import conditions, extract, phi, searchdefs, shaping, validate
+from healthstack.fhir import conditions, extract, phi, searchdefs, shaping, sorting, validate
 
 
 def render() -> str:
@@ -31,7 +31,9 @@ def render() -> str:
                     "quantity": conditions.NUMBER_PREFIXES}.get(kind, ())  # fmt: skip
         lines.append(f"| {kind} | {names} | {', '.join(prefixes) or '-'} |")
     lines += [
-        "| composite | not supported (400) | - |",
+        "",
+        "Composites (`code-value-quantity=system|code$gt140`): `$` between components; they match "
+        "within one node (the resource, or one `component`), decided after decryption.",
         "",
         "Everywhere: `_id`, `_lastUpdated` (prefixes as for dates), `_has:Type:ref:param` (one "
         "level), comma-separated values are ORed, repeated parameters ANDed. Unknown parameters "
@@ -40,6 +42,9 @@ def render() -> str:
         "## Result parameters",
         "",
         f"`_count` (default 20, max 100), {', '.join(f'`{p}`' for p in sorted(shaping.RESULT_PARAMS))}.",
+        f"`_sort`: up to {sorting.MAX_KEYS} keys (`-` for descending) among `_id`, `_lastUpdated` and "
+        "any date, string, token, uri, reference, number or quantity parameter that is not kept as "
+        "digests; missing values last; keyset pages stay stable under inserts.",
         f"`_summary`: {', '.join(shaping.SUMMARY_MODES)}; `_total`: {', '.join(shaping.TOTAL_MODES)};",
         "`_include`/`_revinclude`: `Type:param[:target]`, `*`, `:iterate` (one more level), at most "
         f"{shaping.MAX_INCLUDED} included resources a page.",
@@ -63,7 +68,7 @@ def render() -> str:
     for rtype in sorted(validate.RESOURCE_TYPES):
         params = searchdefs.params_of(rtype)
         listed = [f"{c}{'*' if c in extract.NATIVE.get(rtype, ()) else ''}"
-                  for c, p in sorted(params.items()) if p.type != "composite"]  # fmt: skip
+                   for c, p in sorted(params.items())]  # fmt: skip
         lines.append(f"| {rtype} | {', '.join(listed)} |")
     lines += [
         "",

@@ -16,7 +16,15 @@ from typing import Any
 
 import orjson
 
-from healthstack.fhir import chains, conditions, extract, searchdefs, shaping
+from healthstack.fhir import (
+    chains,
+    composite,
+    conditions,
+    extract,
+    searchdefs,
+    shaping,
+    sorting,
+)
 from healthstack.fhir.crypto import Keyring, normalize
 from healthstack.fhir.dates import interval
 from healthstack.fhir.outcome import FhirError
@@ -56,6 +64,7 @@ class Query:
     params: list[tuple[str, str]]  # the validated request, kept for the page cursor
     count: int = DEFAULT_COUNT
     sort: str = "_id"
+    sort_keys: list[sorting.SortKey] = field(default_factory=list)  # generic _sort (sorting.py)
     where: list[str] = field(default_factory=list)
     args: list[Any] = field(default_factory=list)
     post_filters: list[PostFilter] = field(default_factory=list)
@@ -144,6 +153,11 @@ class Parser:
             raise FhirError(
                 400, "not-supported", f"unknown search parameter {name[:64]!r} for {rtype}"
             )
+        if param.type == "composite":
+            if alias != "r" or modifier:
+                raise bad(name, "composites are supported at the top level, without modifiers")
+            composite.add(self, query, rtype, param, name, value)
+            return
         ctx = conditions.Context(query, self.keyring, alias, rtype)
         query.where.append(conditions.condition(ctx, param, name, modifier, value))
 
@@ -172,10 +186,11 @@ class Parser:
         query.count = min(count, MAX_COUNT)
 
     def p_sort(self, query: Query, name: str, value: str) -> None:
-        sorts = SORTS.get(query.resource_type, ("_id",))
-        if value not in sorts:
-            raise bad(name, f"supported: {', '.join(sorts)}")
-        query.sort = value
+        if value in SORTS.get(query.resource_type, ("_id",)):
+            query.sort = value  # the indexed fast paths
+            return
+        query.sort = "generic"
+        query.sort_keys = sorting.parse(query, value)
 
     # -- Patient ----------------------------------------------------------------------------
     def p_identifier(self, query: Query, name: str, value: str) -> None:
@@ -286,6 +301,8 @@ def keyset(query: Query, after: list[Any] | None) -> str | None:
     """The condition for rows after the last one served (sort key, id): stable under inserts."""
     if after is None:
         return None
+    if query.sort_keys:
+        return sorting.after(query, query.sort_keys, after)
     moment, rid = after
     if query.sort == "_id":
         return f"r.id > {query.arg(rid)}"
@@ -307,10 +324,11 @@ def build_sql(query: Query, patient: str | None, after: list[Any] | None, limit:
     position = keyset(query, after)
     if position:
         where.append(position)
+    ordering = sorting.order(query.sort_keys) if query.sort_keys else _ORDER[query.sort]
     return (
         f"SELECT r.id, r.version, r.deleted, r.last_updated, r.key_id, r.body, "
-        f"r.effective_start FROM fhir_resource r WHERE {' AND '.join(where)} "
-        f"ORDER BY {_ORDER[query.sort]} LIMIT {query.arg(limit)}"
+        f"r.effective_start{sorting.select(query.sort_keys)} FROM fhir_resource r "
+        f"WHERE {' AND '.join(where)} ORDER BY {ordering} LIMIT {query.arg(limit)}"
     )
 
 
@@ -331,6 +349,8 @@ def confinement(query: Query, alias: str, patient: str) -> str:
 
 
 def sort_key(query: Query, row: Any) -> list[Any]:
+    if query.sort_keys:
+        return sorting.position(query.sort_keys, row)
     moment = row["effective_start"]
     return [moment.isoformat() if (moment and query.sort != "_id") else None, row["id"]]
 

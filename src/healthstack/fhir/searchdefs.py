@@ -75,6 +75,11 @@ def params_of(rtype: str) -> dict[str, SearchParam]:
     return {code: _param(rtype, code, spec) for code, spec in raw.items()}
 
 
+def raw_paths(rtype: str, code: str) -> list[str]:
+    """The FHIRPath members of a parameter as the definitions spell them."""
+    return [p["path"] for p in _data()["params"].get(rtype, {}).get(code, {}).get("paths", [])]
+
+
 def param_by_id(rtype: str, param_id: str) -> SearchParam | None:
     return next((p for p in params_of(rtype).values() if p.id == param_id), None)
 
