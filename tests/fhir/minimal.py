@@ -56,7 +56,14 @@ def instance_of(type_name: str, depth: int = 0) -> dict[str, Any]:
         key = f"{name[:-3]}{code[0].upper()}{code[1:]}" if name.endswith("[x]") else name
         value = value_of(code, valueset, depth)
         out[key] = value if maximum == 1 else [value]
-    return out or {"id": "sample-1"}  # FHIR JSON has no empty objects (ele-1)
+    if out or depth == 0:  # a resource has its resourceType; no id, or a client would PUT it
+        return out
+    # FHIR JSON has no empty objects (ele-1): the first plain primitive element that is not an id.
+    for name, (_, maximum, codes, valueset) in definitions.elements(type_name).items():
+        if codes[0] in SAMPLES and name not in ("id", "extension") and not name.endswith("[x]"):
+            value = value_of(codes[0], valueset, depth)
+            return {name: value if maximum == 1 else [value]}
+    return {"id": "sample-1"}
 
 
 def minimal(rtype: str) -> dict[str, Any]:
