@@ -16,10 +16,19 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from healthstack.errors import HealthstackError
-from healthstack.fhir import everything, history, ops, plugins_api, search, vitals
+from healthstack.fhir import (
+    conditional,
+    everything,
+    history,
+    ops,
+    patch,
+    plugins_api,
+    search,
+    vitals,
+)
 from healthstack.fhir.access import Caller, audit_failure, protect
 from healthstack.fhir.boundary import ErrorBoundary
 from healthstack.fhir.bundle import BundleRunner, parse_bundle, parse_if_match
@@ -39,7 +48,14 @@ from healthstack.fhir.http import (
     query_params,
     resource_response,
 )
-from healthstack.fhir.outcome import FHIR_JSON, UNEXPECTED, FhirError, FhirResponse, outcome_body
+from healthstack.fhir.outcome import (
+    FHIR_JSON,
+    UNEXPECTED,
+    FhirError,
+    FhirResponse,
+    issue,
+    outcome_body,
+)
 from healthstack.numbers import INT4_MAX, ascii_int
 from healthstack.security import audit, audit_api
 from healthstack.service.state import ServiceState
@@ -188,8 +204,9 @@ class Api:
     async def _search(
         self, request: Request, rtype: str, params: list[tuple[str, str]], caller: Caller
     ) -> Response:
+        lenient = prefer(request, "handling") == "lenient"
         async with self.state.require_pool().acquire() as conn:
-            page = await ops.run_search(self.engine, caller, conn, rtype, params)
+            page = await ops.run_search(self.engine, caller, conn, rtype, params, lenient)
         return FhirResponse(self.searchset(self.base(request), page))
 
     def searchset(self, base: str, page: ops.Page) -> dict[str, Any]:
@@ -213,6 +230,10 @@ class Api:
         shape = page.query.shape
         entries = [bundle_entry(base, v, {"mode": "match"}, shape) for v in page.versions]
         entries += [bundle_entry(base, v, {"mode": "include"}, shape) for v in page.included]
+        if page.query.ignored:  # lenient handling: say what was left out (names only)
+            note = issue("not-supported", "ignored unknown search parameters: "
+                         + ", ".join(page.query.ignored), severity="warning")  # fmt: skip
+            entries.append({"resource": outcome_body([note]), "search": {"mode": "outcome"}})
         if entries:
             bundle["entry"] = entries
         return bundle
@@ -279,6 +300,39 @@ class Api:
         headers = {"ETag": version.etag} if version else {}
         return Response(status_code=204, headers=headers)
 
+    async def patch(self, request: Request) -> Response:
+        rtype, rid, caller = path_type(request), path_id(request), self.caller(request)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json-patch+json":
+            raise FhirError(415, "not-supported", "send application/json-patch+json (JSON Patch); "
+                            "FHIRPath Patch is not supported yet")  # fmt: skip
+        try:
+            operations = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise FhirError(400, "structure", "the body is not valid JSON") from None
+        if_match = parse_if_match(request.headers.get("if-match"))
+        async with self.state.require_pool().acquire() as conn, conn.transaction():
+            status, version = await patch.apply(
+                self.engine, caller, conn, rtype, rid, operations, if_match
+            )
+        return resource_response(version, status, prefer(request))
+
+    async def conditional_update(self, request: Request) -> Response:
+        rtype, body, caller = path_type(request), await json_body(request), self.caller(request)
+        if_match = parse_if_match(request.headers.get("if-match"))
+        params = query_params(request)
+        async with self.state.require_pool().acquire() as conn, conn.transaction():
+            status, version = await conditional.update(
+                self.engine, caller, conn, rtype, params, body, if_match
+            )
+        return resource_response(version, status, prefer(request), self.base(request))
+
+    async def conditional_delete(self, request: Request) -> Response:
+        rtype, caller, params = path_type(request), self.caller(request), query_params(request)
+        async with self.state.require_pool().acquire() as conn, conn.transaction():
+            await conditional.delete(self.engine, caller, conn, rtype, params)
+        return Response(status_code=204)
+
     async def bundle(self, request: Request) -> Response:
         kind, entries = parse_bundle(await json_body(request))
         caller, base = self.caller(request), self.base(request)
@@ -316,35 +370,15 @@ class Api:
             Route("/{rtype}/$validate", g(self.validate_only, "operation"), methods=["POST"]),
             Route("/{rtype}/_history", g(self.type_history, "history-type"), methods=["GET"]),
             Route("/{rtype}", g(self.create, "create"), methods=["POST"]),
+            Route("/{rtype}", g(self.conditional_update, "update"), methods=["PUT"]),
+            Route("/{rtype}", g(self.conditional_delete, "delete"), methods=["DELETE"]),
             Route("/{rtype}/{id}", g(self.read, "read"), methods=["GET"]),
             Route("/{rtype}/{id}", g(self.update, "update"), methods=["PUT"]),
             Route("/{rtype}/{id}", g(self.delete, "delete"), methods=["DELETE"]),
+            Route("/{rtype}/{id}", g(self.patch, "update"), methods=["PATCH"]),
             Route("/{rtype}/{id}/_history", g(self.history, "history"), methods=["GET"]),
             Route("/{rtype}/{id}/_history/{vid}", g(self.vread, "vread"), methods=["GET"]),
         ]
-
-
-class BaseAlias:
-    """``POST /api/fhir`` (no trailing slash: where FHIR clients send Bundles) without a 307.
-
-    Mounted next to the ``/api/fhir`` Mount by service/app.py; presents the request to the FHIR
-    app exactly as the Mount would present ``POST /api/fhir/``. A class, not a function, so
-    Starlette's Route passes the raw ASGI scope through.
-    """
-
-    def __init__(self, app: ASGIApp, prefix: str = "/api/fhir") -> None:
-        self.app = app
-        self.prefix = prefix
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        root = scope.get("root_path", "")
-        child = {
-            **scope,
-            "path": scope["path"] + "/",
-            "root_path": root + self.prefix,
-            "app_root_path": scope.get("app_root_path", root),
-        }
-        await self.app(child, receive, send)
 
 
 def build_fhir_app(state: ServiceState) -> ASGIApp:

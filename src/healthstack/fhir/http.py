@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from healthstack.fhir import ops
 from healthstack.fhir.dates import http_date, instant_text
@@ -128,12 +129,13 @@ async def json_body(request: Request) -> Any:
         raise FhirError(400, "structure", "the body is not valid JSON") from None
 
 
-def prefer(request: Request) -> str:
+def prefer(request: Request, name: str = "return") -> str:
+    """A ``Prefer`` header token's value (``return`` by default: representation)."""
     for part in request.headers.get("prefer", "").split(","):
-        name, _, value = part.strip().partition("=")
-        if name == "return":
+        key, _, value = part.strip().partition("=")
+        if key == name:
             return value.strip('"')
-    return "representation"
+    return "representation" if name == "return" else "strict"
 
 
 def resource_response(
@@ -184,3 +186,26 @@ def history_bundle(
     if entries:
         bundle["entry"] = entries
     return bundle
+
+
+class BaseAlias:
+    """``POST /api/fhir`` (no trailing slash: where FHIR clients send Bundles) without a 307.
+
+    Mounted next to the ``/api/fhir`` Mount by service/app.py; presents the request to the FHIR
+    app exactly as the Mount would present ``POST /api/fhir/``. A class, not a function, so
+    Starlette's Route passes the raw ASGI scope through.
+    """
+
+    def __init__(self, app: ASGIApp, prefix: str = "/api/fhir") -> None:
+        self.app = app
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        root = scope.get("root_path", "")
+        child = {
+            **scope,
+            "path": scope["path"] + "/",
+            "root_path": root + self.prefix,
+            "app_root_path": scope.get("app_root_path", root),
+        }
+        await self.app(child, receive, send)

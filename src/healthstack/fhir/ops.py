@@ -86,7 +86,12 @@ class Page:
 
 
 async def run_search(
-    eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, params: list[tuple[str, str]]
+    eng: Engine,
+    caller: Caller,
+    conn: asyncpg.Connection,
+    rtype: str,
+    params: list[tuple[str, str]],
+    lenient: bool = False,
 ) -> Page:
     await caller.authorize(rtype, "search")
     start = None
@@ -95,14 +100,14 @@ async def run_search(
             raise search.bad("_cursor", "cannot be combined with other parameters")
         params, start = search.unseal(eng.keyring, rtype, params[0][1])
     patient = caller.patient_for(rtype)
-    query = eng.parser.parse(rtype, params, patient)
+    query = eng.parser.parse(rtype, params, patient, lenient)
     shape = query.shape
     await includes.authorize(caller, shape.includes, rtype)
     total = await _count(conn, query, patient) if shape.counts else None
     if shape.summary == "count":
         await caller.audit(conn, "search", rtype, query=redact(rtype, params))
         return Page([], query, start, None, total)
-    versions, after = await _scan(eng, conn, query, patient, start)
+    versions, after = await scan(eng, conn, query, patient, start)
     await caller.audit(conn, "search", rtype, query=redact(rtype, params))
     extra = await includes.included(eng.store, caller, conn, shape.includes, versions)
     return Page(versions, query, start, after, total, extra)
@@ -116,7 +121,7 @@ async def _count(conn: asyncpg.Connection, query: search.Query, patient: str | N
     return int(value)
 
 
-async def _scan(
+async def scan(
     eng: Engine,
     conn: asyncpg.Connection,
     query: search.Query,
@@ -217,7 +222,7 @@ async def _one_match(
     patient = caller.patient_for(rtype)
     query = eng.parser.parse(rtype, params, patient)
     query.count = 2
-    matches, _ = await _scan(eng, conn, query, patient, None)
+    matches, _ = await scan(eng, conn, query, patient, None)
     await caller.audit(conn, "search", rtype, query=redact(rtype, params),
                        detail="conditional reference")  # fmt: skip
     if len(matches) != 1:
@@ -249,7 +254,7 @@ async def find_existing(
     for lock in eng.keyring.lock_ids(canonical):
         await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
     query.count = 2
-    matches, _ = await _scan(eng, conn, query, caller.patient_for(rtype), None)
+    matches, _ = await scan(eng, conn, query, caller.patient_for(rtype), None)
     detail = "conditional create (If-None-Exist)"
     await caller.audit(conn, "search", rtype, query=redact(rtype, params), detail=detail)
     if len(matches) > 1:

@@ -70,6 +70,7 @@ class Query:
     post_filters: list[PostFilter] = field(default_factory=list)
     confined_to: str | None = None  # the caller's compartment, for chains and _has
     shape: shaping.Shape = field(default_factory=shaping.Shape)
+    ignored: list[str] = field(default_factory=list)  # lenient handling: names left out
     depth: int = 0  # subqueries opened by chains and _has (each gets its own alias)
 
     def arg(self, value: Any) -> str:
@@ -119,9 +120,19 @@ class Parser:
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
 
-    def parse(self, rtype: str, params: list[tuple[str, str]], patient: str | None = None) -> Query:
-        query = Query(rtype, params, confined_to=patient)
-        for name, value in params:
+    def parse(
+        self,
+        rtype: str,
+        params: list[tuple[str, str]],
+        patient: str | None = None,
+        lenient: bool = False,
+    ) -> Query:
+        """Strict by default (an unknown parameter is a 400); with ``Prefer: handling=lenient``
+        unknown parameters are left out and named in ``Query.ignored`` (never their values)."""
+        kept = [(n, v) for n, v in params if not lenient or self.known(rtype, n)]
+        query = Query(rtype, kept, confined_to=patient)
+        query.ignored = [n[:64] for n, _ in params if lenient and not self.known(rtype, n)]
+        for name, value in kept:
             if value == "":
                 raise bad(name, "empty value")
             if name.partition(":")[0] in shaping.RESULT_PARAMS:
@@ -129,6 +140,17 @@ class Parser:
                 continue
             self.condition(query, "r", rtype, name, value)
         return query
+
+    @staticmethod
+    def known(rtype: str, name: str) -> bool:
+        base = name.partition(":")[0]
+        return (
+            base in native_params(rtype)
+            or base in shaping.RESULT_PARAMS
+            or base in ("_has", "_cursor")
+            or "." in name
+            or base in searchdefs.params_of(rtype)
+        )
 
     def condition(self, query: Query, alias: str, rtype: str, name: str, value: str) -> None:
         """Add ``name=value`` on ``alias`` (a ``rtype`` row): the columns Patient and Observation

@@ -13,7 +13,8 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from healthstack.config import Settings
-from healthstack.fhir.api import BaseAlias, build_fhir_app
+from healthstack.fhir.api import build_fhir_app
+from healthstack.fhir.http import BaseAlias
 from healthstack.fhir.outcome import http_error_response
 from healthstack.service import health
 from healthstack.service.db import create_pool, pool_stats, probe_capabilities
