@@ -123,8 +123,10 @@ class Cluster:
         self.replicas.append(replica)
         return replica
 
-    def start_haproxy(self, slots: list[Slot], retry_on: str = "conn-failure") -> HAProxy:
-        self.haproxy = HAProxy(self.workdir, self.spec, free_port(), slots, retry_on)
+    def start_haproxy(
+        self, slots: list[Slot], retry_on: str = "conn-failure", retries: int = 3
+    ) -> HAProxy:
+        self.haproxy = HAProxy(self.workdir, self.spec, free_port(), slots, retry_on, retries)
         self.haproxy.start()
         return self.haproxy
 
@@ -155,8 +157,8 @@ def make_slots(count: int) -> list[Slot]:
     return [Slot(f"pod{i}", free_port()) for i in range(count)]
 
 
-def start_database(root: Path) -> EmbeddedPostgres:
-    pg = EmbeddedPostgres(root)
+def start_database(root: Path, fsync: bool = False) -> EmbeddedPostgres:
+    pg = EmbeddedPostgres(root, fsync=fsync)
     try:
         pg.init()
         pg.start()
@@ -169,10 +171,10 @@ def start_database(root: Path) -> EmbeddedPostgres:
 
 
 @contextlib.contextmanager
-def cluster(spec: RolloutSpec, keep: bool = False) -> Iterator[Cluster]:
+def cluster(spec: RolloutSpec, keep: bool = False, fsync: bool = False) -> Iterator[Cluster]:
     workdir = Path(tempfile.mkdtemp(prefix="hs-drill-"))
     try:
-        state = Cluster(workdir, spec, start_database(workdir / "pg"))
+        state = Cluster(workdir, spec, start_database(workdir / "pg", fsync))
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

@@ -3,9 +3,11 @@
 Writes are conditional creates; every one answered 2xx (before, during or after the outage) is read
 back by id at the end. While the database is down, readiness of every replica must turn 503 (so the
 endpoints stop routing to them) while liveness stays 200 (so nothing restarts them); after the
-database returns, readiness must recover in the same processes. Recovery time is measured from the
-database accepting connections again until every replica is ready, and until the first write is
-acknowledged again.
+database returns, readiness must recover in the same processes, and writes must be acknowledged
+again within ``write_bound_s`` (readiness probe period x (successThreshold + 1) + 5 s to reconnect),
+with no failed request started after that bound. The database runs with ``fsync=on``, as in
+production. Control: the database comes back at another address, so the service can never
+re-open its pool: writes never recover and the drill must FAIL.
 """
 
 from __future__ import annotations
@@ -21,11 +23,21 @@ from healthstack.ops.drills.cluster import Cluster, Replica, cluster
 from healthstack.ops.drills.fhir import FhirClient, write_picker
 from healthstack.ops.drills.load import LoadGenerator, LoadResult
 from healthstack.ops.drills.spec import RolloutSpec
+from healthstack.service.embedded_pg import free_port
+
+RECONNECT_SECONDS = 5.0  # pool re-open and connect timeouts: not faster with the time scale
+
+
+def write_bound(spec: RolloutSpec) -> float:
+    """Writes must be acknowledged again this soon after the database is back."""
+    return spec.probe_period * (spec.success_threshold + 1) + RECONNECT_SECONDS
 
 
 @dataclass
 class OutageReport:
     outage_s: float
+    write_bound_s: float = 0.0
+    reconnectable: bool = True
     api: bool = True
     load: dict[str, Any] = field(default_factory=dict)
     acknowledged: int = 0
@@ -36,11 +48,17 @@ class OutageReport:
     restarts: int = 0
     ready_recovery_s: float | None = None
     write_recovery_s: float | None = None
+    failed_after_bound: int = 0
 
     @property
     def passed(self) -> bool:
+        recovered = (
+            self.write_recovery_s is not None and self.write_recovery_s <= self.write_bound_s
+        )
         return (
             self.api
+            and recovered
+            and self.failed_after_bound == 0
             and self.acknowledged > 0
             and self.lost == 0
             and self.restarts == 0
@@ -103,9 +121,11 @@ def run_db_outage(
     before_s: float = 2.0,
     after_s: float = 3.0,
     workers: int = 8,
+    reconnectable: bool = True,
 ) -> OutageReport:
-    report = OutageReport(outage_s)
-    with cluster(spec) as state:
+    """``reconnectable=False`` is the negative control (the database returns elsewhere)."""
+    report = OutageReport(outage_s, write_bound(spec), reconnectable)
+    with cluster(spec, fsync=True) as state:
         replicas = state.fleet(spec.replicas)
         pids = [r.process.pid for r in replicas]
         assert state.haproxy is not None
@@ -139,7 +159,13 @@ def _outage(
     acked_before = len(load.result.acknowledged)
     _watch_outage(replicas, outage_s, report)
     report.acknowledged_during_outage = len(load.result.acknowledged) - acked_before
+    if not report.reconnectable:
+        state.pg.port = free_port()
     state.pg.start()
-    _wait_recovered(replicas, load, max(30.0, outage_s * 3), report)
+    back = time.monotonic()
+    _wait_recovered(replicas, load, report.write_bound_s + 1.0, report)
     time.sleep(after_s)
-    return load.stop()
+    result = load.stop()
+    bound = back + report.write_bound_s
+    report.failed_after_bound = sum(1 for s in result.samples if s.started > bound and s.failure)
+    return result

@@ -29,6 +29,7 @@ AUDIT_SQL = "SELECT chain_id, seq, hash FROM audit_log"
 
 @dataclass
 class RestoreReport:
+    control_dropped_table: str | None = None
     api: bool = True
     resources: int = 0
     versions: int = 0
@@ -85,21 +86,28 @@ def generate(client: FhirClient, patients: int, observations: int, versions: int
             http.get("/api/fhir/Observation", params={"patient": pid}).raise_for_status()
 
 
-def _fingerprints(url: str, query: str) -> dict[tuple[Any, ...], bytes]:
+def _rows(url: str, query: str) -> list[tuple[Any, ...]]:
+    """The rows, or none when the table is missing (what a backup without it restores)."""
     with psycopg.connect(url) as conn:
-        rows = conn.execute(query).fetchall()
+        try:
+            return conn.execute(query).fetchall()
+        except psycopg.errors.UndefinedTable:
+            return []
+
+
+def _fingerprints(url: str, query: str) -> dict[tuple[Any, ...], bytes]:
+    rows = _rows(url, query)
     return {tuple(r[:3]): hashlib.sha256(bytes(r[-1] or b"")).digest() for r in rows}
 
 
 def _decrypt_all(url: str, keyring: Keyring) -> int:
     ok = 0
-    with psycopg.connect(url) as conn:
-        for rtype, rid, version, key_id, body in conn.execute(VERSIONS_SQL):
-            try:
-                if body is None or keyring.decrypt(key_id, bytes(body), aad(rtype, rid, version)):
-                    ok += 1
-            except DecryptionError:
-                continue
+    for rtype, rid, version, key_id, body in _rows(url, VERSIONS_SQL):
+        try:
+            if body is None or keyring.decrypt(key_id, bytes(body), aad(rtype, rid, version)):
+                ok += 1
+        except DecryptionError:
+            continue
     return ok
 
 
@@ -119,10 +127,20 @@ def _compare(source: str, target: str, keyring: Keyring, report: RestoreReport) 
     report.problems = [str(p) for p in chain.problems[:10]]
 
 
-def _backup_and_restore(state: Cluster, report: RestoreReport) -> str:
+def _without_table(state: Cluster, table: str) -> str:
+    """The negative control's source: a copy of the database with ``table`` dropped."""
+    for replica in state.replicas:
+        replica.kill()  # CREATE DATABASE ... TEMPLATE needs the source free of sessions
+    state.pg.psql('CREATE DATABASE "partial" TEMPLATE "healthstack"')
+    state.pg.psql(f'DROP TABLE "{table}" CASCADE', database="partial")
+    return state.pg.url(SUPERUSER, "partial")
+
+
+def _backup_and_restore(state: Cluster, report: RestoreReport, drop_table: str | None) -> str:
     key = bytes.fromhex(state.backup_key)
+    source = _without_table(state, drop_table) if drop_table else state.pg.url(SUPERUSER)
     started = time.monotonic()
-    manifest = backup.create(state.pg.url(SUPERUSER), state.workdir / "backup", key)
+    manifest = backup.create(source, state.workdir / "backup", key)
     report.backup_s = time.monotonic() - started
     report.backup_bytes = int(manifest["files"][backup.DUMP]["bytes"])
     state.pg.ensure_database("restored")
@@ -134,9 +152,15 @@ def _backup_and_restore(state: Cluster, report: RestoreReport) -> str:
 
 
 def run_restore(
-    spec: RolloutSpec, *, patients: int = 5, observations: int = 3, versions: int = 3
+    spec: RolloutSpec,
+    *,
+    patients: int = 5,
+    observations: int = 3,
+    versions: int = 3,
+    drop_table: str | None = None,
 ) -> RestoreReport:
-    report = RestoreReport()
+    """``drop_table`` is the negative control: a backup missing that table must FAIL."""
+    report = RestoreReport(control_dropped_table=drop_table)
     with cluster(spec) as state:
         state.fleet(1)
         assert state.haproxy is not None
@@ -145,7 +169,7 @@ def run_restore(
         if not report.api:
             return report
         generate(client, patients, observations, versions)
-        target = _backup_and_restore(state, report)
+        target = _backup_and_restore(state, report, drop_table)
         keyring = Keyring(bytes.fromhex(state.encryption_key))
         _compare(state.pg.url(SUPERUSER), target, keyring, report)
     return report
