@@ -97,6 +97,16 @@ def test_db_outage_recovers_writes_within_the_bound(tmp_path: Path) -> None:
     assert report["write_recovery_s"] is not None
     assert report["write_recovery_s"] <= report["write_bound_s"]
     assert report["failed_after_bound"] == 0
+    # The same targets when the database hangs (SIGSTOP) instead of closing its sockets.
+    hang = report["hang"]
+    assert hang["kind"] == "hang"
+    assert hang["acknowledged"] > 0
+    assert hang["lost"] == 0
+    assert hang["unready_during_outage"]
+    assert hang["live_during_outage"]
+    assert hang["write_recovery_s"] is not None
+    assert hang["write_recovery_s"] <= hang["write_bound_s"]
+    assert hang["passed"]
     # Control: the database returns where the service cannot reconnect: writes never recover.
     unprotected = control(report)
     assert unprotected["write_recovery_s"] is None
@@ -111,6 +121,11 @@ def test_restore_brings_everything_back_and_fails_without_a_table(tmp_path: Path
     assert report["audit_restored"] == report["audit_records"] > 0
     assert report["decrypted"] == report["versions"]
     assert report["audit_chain_intact"]
+    # On the wheel's PostgreSQL 18 and on Debian's 15, each with its own server's tools.
+    assert report["server_majors"] == [18, 15]
+    assert all(server["passed"] for server in report["servers"])
+    # A service started on each restored database serves every resource and search again.
+    assert report["api_read_ok"] == report["api_reads"] > report["resources"]
     # Control: a backup without fhir_resource_version brings no version back.
     unprotected = control(report)
     assert unprotected["control_dropped_table"] == "fhir_resource_version"

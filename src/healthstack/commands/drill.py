@@ -131,16 +131,19 @@ def _outage(spec: RolloutSpec, args: argparse.Namespace, control: bool) -> dict[
 
 
 def _restore(spec: RolloutSpec, args: argparse.Namespace, control: bool) -> dict[str, Any]:
-    from healthstack.ops.drills.restore import run_restore
+    from healthstack.ops.drills.restore import run_restore_on
 
     full = args.drill == "all"
-    return run_restore(
+    # The wheel's PostgreSQL 18 and Debian's 15; the control needs one server to fail on.
+    majors: list[int | None] = [None] if control else [None, 15]
+    return run_restore_on(
+        majors,
         spec,
-        patients=20 if full else 4,
-        observations=5 if full else 2,
+        patients=100 if full else 6,
+        observations=20 if full else 4,
         versions=3,
         drop_table="fhir_resource_version" if control else None,
-    ).to_dict()
+    )
 
 
 RUNNERS: dict[str, Callable[[RolloutSpec, argparse.Namespace, bool], dict[str, Any]]] = {
@@ -178,10 +181,17 @@ def headline(report: dict[str, Any]) -> str:
             f"{report['acknowledged']} acknowledged; failed attempts by retry-on [{failed}]"
         )
     if name == "db-outage":
+        hang = report.get("hang")
+        hung = (
+            f"; SIGSTOP hang: {hang['lost']} lost of {hang['acknowledged']}, first write after "
+            f"{_seconds(hang['write_recovery_s'])}, unready {hang['unready_during_outage']}"
+            if hang
+            else ""
+        )
         return (
             f"{report['lost']} lost of {report['acknowledged']} acknowledged writes, "
             f"unready during outage {report['unready_during_outage']}, readiness recovered "
-            f"in {_seconds(report['ready_recovery_s'])}, first write after {_seconds(report['write_recovery_s'])}, restarts {report['restarts']}"
+            f"in {_seconds(report['ready_recovery_s'])}, first write after {_seconds(report['write_recovery_s'])} (bound {report['write_bound_s']:.1f}s), restarts {report['restarts']}{hung}"
         )
     return (
         f"{report['versions_restored']}/{report['versions']} versions, "
