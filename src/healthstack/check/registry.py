@@ -21,6 +21,8 @@ from healthstack.check.policies import (
     dh_committed_secret,
     dh_config_secrets,
     dh_database_isolation,
+    # issue 14: deployment at its limits
+    lim_init_network,
     np_intent,
     sc_schema,
     sup_reason,
@@ -79,6 +81,8 @@ CHECKS: tuple[Check, ...] = (
     dh_backup_schedule.CHECK,
     dh_database_isolation.CHECK,
     sup_reason.CHECK,
+    # issue 14: deployment at its limits
+    lim_init_network.CHECK,
 )
 
 
