@@ -6,8 +6,9 @@ TOOLS := .tools
 STAMP := $(VENV)/.installed
 # `make run` needs only the runtime dependencies: a newcomer's first start stays short.
 RUNTIME_STAMP := $(VENV)/.runtime-installed
-# Debian packages the tests and drills use for real (load balancer, load generator, wasm toolchain).
-APT_PACKAGES := haproxy wrk clang-14 lld-14 wasi-libc
+# Debian packages the tests and drills use for real (load balancer, load generator, wasm toolchain,
+# the PgBouncer production runs in front of PostgreSQL).
+APT_PACKAGES := haproxy wrk clang-14 lld-14 wasi-libc pgbouncer
 
 .PHONY: run test lint drill bench sysdeps tools clean docs
 

@@ -16,7 +16,7 @@ LIMIT_CHECKS = [c for c in CHECKS if c.id.startswith("HS-LIM-")]
 # Rules whose mistake the old manifests made in each environment (the others hold in staging).
 OLD_FAILS: dict[str, set[str]] = {
     "prod": {c.id for c in LIMIT_CHECKS},
-    "staging": {c.id for c in LIMIT_CHECKS},
+    "staging": {c.id for c in LIMIT_CHECKS} - {"HS-LIM-002"},  # POOL_SIZE 10 x 5 pods fits
 }
 
 

@@ -22,6 +22,7 @@ from healthstack.check.policies import (
     dh_config_secrets,
     dh_database_isolation,
     # issue 14: deployment at its limits
+    lim_connections,
     lim_init_network,
     np_intent,
     sc_schema,
@@ -83,6 +84,7 @@ CHECKS: tuple[Check, ...] = (
     sup_reason.CHECK,
     # issue 14: deployment at its limits
     lim_init_network.CHECK,
+    lim_connections.CHECK,
 )
 
 
