@@ -22,8 +22,10 @@ from healthstack.check.policies import (
     dh_config_secrets,
     dh_database_isolation,
     # issue 14: deployment at its limits
+    lim_config_rollout,
     lim_connections,
     lim_init_network,
+    lim_migration_secret,
     np_intent,
     sc_schema,
     sup_reason,
@@ -85,6 +87,8 @@ CHECKS: tuple[Check, ...] = (
     # issue 14: deployment at its limits
     lim_init_network.CHECK,
     lim_connections.CHECK,
+    lim_migration_secret.CHECK,
+    lim_config_rollout.CHECK,
 )
 
 
