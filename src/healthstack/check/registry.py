@@ -22,8 +22,10 @@ from healthstack.check.policies import (
     dh_config_secrets,
     dh_database_isolation,
     # issue 14: deployment at its limits
+    lim_backup_contents,
     lim_config_rollout,
     lim_connections,
+    lim_database_qos,
     lim_init_network,
     lim_migration_secret,
     np_intent,
@@ -89,6 +91,8 @@ CHECKS: tuple[Check, ...] = (
     lim_connections.CHECK,
     lim_migration_secret.CHECK,
     lim_config_rollout.CHECK,
+    lim_backup_contents.CHECK,
+    lim_database_qos.CHECK,
 )
 
 
