@@ -300,5 +300,7 @@ async def record_detached(state: ServiceState, event: AuditEvent) -> None:
 def _chain_hint(conn: asyncpg.Connection) -> int:
     # A connection prefers one chain (its backend pid), so concurrent connections rarely meet on a
     # chain head; audit_append skips locked heads anyway (docs/audit.md).
+    # Behind PgBouncer the "pid" is the pooler's random key, often negative: SQL's % would then
+    # name a chain that does not exist, so keep it a non-negative int4.
     pid = conn.get_server_pid()
-    return pid if pid is not None else 0
+    return pid & 0x7FFFFFFF if pid is not None else 0
