@@ -6,8 +6,10 @@ TOOLS := .tools
 STAMP := $(VENV)/.installed
 # `make run` needs only the runtime dependencies: a newcomer's first start stays short.
 RUNTIME_STAMP := $(VENV)/.runtime-installed
-# Debian packages the tests and drills use for real (load balancer, load generator, wasm toolchain).
-APT_PACKAGES := haproxy wrk clang-14 lld-14 wasi-libc
+# Debian packages the tests and drills use for real (load balancer, load generator, wasm toolchain,
+# PostgreSQL 15 for backups across server versions, the PgBouncer production runs in front of
+# PostgreSQL).
+APT_PACKAGES := haproxy wrk clang-14 lld-14 wasi-libc postgresql-15 pgbouncer
 
 .PHONY: run test lint drill bench sysdeps tools clean docs
 
@@ -57,6 +59,7 @@ lint: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/healthstack check --list --format markdown > docs/checks.md
+	$(BIN)/python -m healthstack.fhir.reference_docs > docs/fhir-search.md
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .healthstack .pytest_cache .mypy_cache .ruff_cache

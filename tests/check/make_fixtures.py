@@ -575,6 +575,12 @@ def write_cli_stacks() -> None:
     folder = Path(__file__).parent / "cli"
     folder.mkdir(exist_ok=True)
     stack = clean_stack()
+    for doc in stack:  # issue 14: a Secret change rolls the pods (HS-LIM-004)
+        if doc["kind"] == "Deployment":
+            pod = doc["spec"]["template"]["metadata"]
+            pod["annotations"] = {"checksum/web-secrets": "sha256 of the Secret, set by CD"}
+        if doc["kind"] == "Schedule":  # HS-LIM-005: Secrets stay with the secret manager
+            doc["spec"]["template"]["excludedResources"] = ["secrets"]
     (folder / "clean.yaml").write_text(yaml.safe_dump_all(stack, sort_keys=False), "utf-8")
     tagged = [
         set_path(d, f"{C0}.image", "registry.example/web:1.0") if d["kind"] == "Deployment" else d

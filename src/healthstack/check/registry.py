@@ -26,6 +26,13 @@ from healthstack.check.policies import (
     dh_database_isolation,
     ex_service_type,
     ha_prestop,
+    # issue 14: deployment at its limits
+    lim_backup_contents,
+    lim_config_rollout,
+    lim_connections,
+    lim_database_qos,
+    lim_init_network,
+    lim_migration_secret,
     ms_authz_coverage,
     ms_destination_tls,
     ms_gateway_selector,
@@ -114,6 +121,13 @@ CHECKS: tuple[Check, ...] = (
     bk_volumes.CHECK,
     bk_pvc_retention.CHECK,
     np_private_ranges.CHECK,
+    # issue 14: deployment at its limits
+    lim_init_network.CHECK,
+    lim_connections.CHECK,
+    lim_migration_secret.CHECK,
+    lim_config_rollout.CHECK,
+    lim_backup_contents.CHECK,
+    lim_database_qos.CHECK,
 )
 
 

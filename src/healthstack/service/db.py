@@ -32,8 +32,10 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(url: str, size: int) -> asyncpg.Pool:
+async def create_pool(url: str, size: int, pooler: str | None = None) -> asyncpg.Pool:
     # min_size=1 so a pod becomes ready fast; connections grow on demand up to POOL_SIZE.
+    # Behind PgBouncer in transaction mode consecutive statements may reach different server
+    # connections, where asyncpg's named prepared statements do not exist: no statement cache.
     return await asyncpg.create_pool(
         url,
         min_size=1,
@@ -42,6 +44,7 @@ async def create_pool(url: str, size: int) -> asyncpg.Pool:
         reset=_keep_session,
         command_timeout=30,
         timeout=5,
+        statement_cache_size=0 if pooler == "pgbouncer" else 100,
     )
 
 
@@ -80,3 +83,14 @@ async def readiness(pool: asyncpg.Pool, limit_seconds: float = 1.0) -> str | Non
 def pool_stats(pool: asyncpg.Pool) -> dict[str, Any]:
     size = pool.get_size()
     return {"size": size, "in_use": size - pool.get_idle_size(), "max": pool.get_max_size()}
+
+
+# Errors that mean "the database cannot be reached right now" (retryable: 503), as opposed to a
+# statement the database refused (the request's or the code's fault).
+DATABASE_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    OSError,
+)
