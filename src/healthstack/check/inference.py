@@ -2,9 +2,9 @@
 
 Allowed flows: the ingress gateway to each pod a gateway-bound VirtualService routes to (target
 port); Prometheus to each monitored port; each workload to the databases its configuration points
-at; workloads to the internet on the ports their namespace's ServiceEntries declare (and
-CloudNativePG clusters with an object-store backup on 443); every pod to DNS, and sidecar pods
-to istiod. Denied flows: a database port from anyone but its clients, judged on the database's
+at; workloads to the internet on a ServiceEntry's ports when their configuration names one of
+its hosts (and CloudNativePG clusters with an object-store backup on 443); every pod to DNS, and
+sidecar pods to istiod. Denied flows: a database port from anyone but its clients, judged on the database's
 own ingress rule (a pod the rule admits is an intruder even if its own egress is closed).
 """
 
@@ -144,8 +144,12 @@ def _egress_flows(inv: Inventory) -> Iterator[Flow]:
     for se in inv.of_kind("ServiceEntry"):
         if se.spec.get("location") != "MESH_EXTERNAL":
             continue
+        hosts = [str(h) for h in se.spec.get("hosts") or [] if not str(h).startswith("*")]
         for w in inv.workloads:
-            if w.namespace == se.namespace and w.injected and not w.is_database:
+            if w.namespace != se.namespace or not w.injected or w.is_database:
+                continue
+            # Only the workloads whose configuration names one of the hosts need it.
+            if any(h in _config_text(inv, w) for h in hosts):
                 for p in se.spec.get("ports") or []:
                     if isinstance(p.get("number"), int):
                         yield Flow(w.key, "internet", Port(p["number"]), True, 0)
