@@ -217,8 +217,8 @@ def test_phi_typed_into_urls_stays_out_of_the_audit_trail(
 
 @pytest.mark.parametrize(("method", "path", "status"), [
     ("GET", "/api/fhir/Patient/a/b/c/d", 404), ("GET", "/nothing-here", 404),
-    ("PATCH", "/api/fhir/Patient/abc", 405), ("POST", "/health", 405),
-    ("DELETE", "/api/fhir/metadata", 405),
+    ("PATCH", "/api/fhir/Patient", 405), ("POST", "/health", 405),
+    ("POST", "/api/fhir/Patient/abc/_history", 405),
 ])  # fmt: skip
 def test_routing_errors_are_operation_outcomes(
     live_service: Service, method: str, path: str, status: int
