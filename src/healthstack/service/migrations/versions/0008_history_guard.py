@@ -17,36 +17,34 @@ down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-GUARDS = """
-CREATE FUNCTION fhir_version_reseal_only() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF TG_OP <> 'UPDATE'
-       OR (NEW.resource_type, NEW.id, NEW.version, NEW.deleted, NEW.last_updated)
-          IS DISTINCT FROM (OLD.resource_type, OLD.id, OLD.version, OLD.deleted, OLD.last_updated)
-       OR (NEW.body IS NULL) <> (OLD.body IS NULL) THEN
-        RAISE EXCEPTION 'version history is append-only: % refused (only key_id/body re-sealing)',
-            TG_OP USING ERRCODE = 'insufficient_privilege';
-    END IF;
-    RETURN NEW;
-END $$;
-CREATE TRIGGER fhir_version_append_only BEFORE UPDATE OR DELETE ON fhir_resource_version
-    FOR EACH ROW EXECUTE FUNCTION fhir_version_reseal_only();
-CREATE TRIGGER fhir_version_no_truncate BEFORE TRUNCATE ON fhir_resource_version
-    FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
 
-CREATE FUNCTION audit_reason_reseal_only() RETURNS trigger LANGUAGE plpgsql AS $$
+def _guard(table: str, name: str, refuse_when: str, what: str) -> str:
+    """A row trigger (UPDATE/DELETE) refusing ``refuse_when``, and a TRUNCATE guard, on ``table``."""
+    return f"""
+CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    IF TG_OP <> 'UPDATE' OR NEW.chain_id <> OLD.chain_id OR NEW.seq <> OLD.seq THEN
-        RAISE EXCEPTION 're-sealed audit reasons may only be re-sealed again: % refused', TG_OP
-            USING ERRCODE = 'insufficient_privilege';
+    IF TG_OP <> 'UPDATE' OR {refuse_when} THEN
+        RAISE EXCEPTION '{what}: % refused', TG_OP USING ERRCODE = 'insufficient_privilege';
     END IF;
     RETURN NEW;
 END $$;
-CREATE TRIGGER audit_reason_append_only BEFORE UPDATE OR DELETE ON audit_reason
-    FOR EACH ROW EXECUTE FUNCTION audit_reason_reseal_only();
-CREATE TRIGGER audit_reason_no_truncate BEFORE TRUNCATE ON audit_reason
+CREATE TRIGGER {table}_reseal_only BEFORE UPDATE OR DELETE ON {table}
+    FOR EACH ROW EXECUTE FUNCTION {name}();
+CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table}
     FOR EACH STATEMENT EXECUTE FUNCTION audit_refuse_change();
 """
+
+
+VERSION_CHANGED = """(NEW.resource_type, NEW.id, NEW.version, NEW.deleted, NEW.last_updated)
+       IS DISTINCT FROM (OLD.resource_type, OLD.id, OLD.version, OLD.deleted, OLD.last_updated)
+       OR (NEW.body IS NULL) <> (OLD.body IS NULL)"""
+GUARDS = (
+    _guard("fhir_resource_version", "fhir_version_reseal_only", VERSION_CHANGED,
+           "version history is append-only, only key_id/body may be re-sealed")
+    + _guard("audit_reason", "audit_reason_reseal_only",
+             "NEW.chain_id <> OLD.chain_id OR NEW.seq <> OLD.seq",
+             "re-sealed audit reasons may only be re-sealed again")
+)  # fmt: skip
 
 
 def upgrade() -> None:
@@ -54,10 +52,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for trigger, table in (("fhir_version_append_only", "fhir_resource_version"),
-                           ("fhir_version_no_truncate", "fhir_resource_version"),
-                           ("audit_reason_append_only", "audit_reason"),
-                           ("audit_reason_no_truncate", "audit_reason")):  # fmt: skip
-        op.execute(f"DROP TRIGGER IF EXISTS {trigger} ON {table}")
+    for table in ("fhir_resource_version", "audit_reason"):
+        for suffix in ("reseal_only", "no_truncate"):
+            op.execute(f"DROP TRIGGER IF EXISTS {table}_{suffix} ON {table}")
     op.execute("DROP FUNCTION IF EXISTS fhir_version_reseal_only()")
     op.execute("DROP FUNCTION IF EXISTS audit_reason_reseal_only()")
