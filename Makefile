@@ -7,8 +7,9 @@ STAMP := $(VENV)/.installed
 # `make run` needs only the runtime dependencies: a newcomer's first start stays short.
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 # Debian packages the tests and drills use for real (load balancer, load generator, wasm toolchain,
-# PostgreSQL 15 for backups across server versions).
-APT_PACKAGES := haproxy wrk clang-14 lld-14 wasi-libc postgresql-15
+# PostgreSQL 15 for backups across server versions, the PgBouncer production runs in front of
+# PostgreSQL).
+APT_PACKAGES := haproxy wrk clang-14 lld-14 wasi-libc postgresql-15 pgbouncer
 
 .PHONY: run test lint drill bench sysdeps tools clean docs
 

@@ -91,6 +91,13 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _pooler(env: Mapping[str, str]) -> str | None:
+    value = env.get("DATABASE_POOLER", "").strip().lower()
+    if value not in ("", "none", "pgbouncer"):
+        raise HealthstackError("DATABASE_POOLER must be pgbouncer or none")
+    return value if value == "pgbouncer" else None
+
+
 def _bool(env: Mapping[str, str], *names: str) -> bool:
     for name in names:
         raw = env.get(name)
@@ -122,6 +129,8 @@ class Settings:
     public_host: str = "localhost"
     port: int = 4000
     pool_size: int = 10
+    # "pgbouncer": connections go through a transaction-mode pooler (no named prepared statements).
+    database_pooler: str | None = None
     log_level: str = "info"
     db_ipv6: bool = False
     drain_seconds: float = 10.0
@@ -162,6 +171,7 @@ class Settings:
             public_host=env.get("PHX_HOST") or env.get("PUBLIC_HOST") or "localhost",
             port=_int(env, "PORT", 4000, minimum=0, maximum=65535),
             pool_size=_int(env, "POOL_SIZE", 10, minimum=1),
+            database_pooler=_pooler(env),
             log_level=log_level,
             db_ipv6=_bool(env, "ECTO_IPV6", "DB_IPV6"),
             drain_seconds=_float(env, "SHUTDOWN_DRAIN_SECONDS", 10.0),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import time
@@ -30,12 +31,19 @@ class Rendered:
 
     def find(self, kind: str, name: str | None = None) -> list[dict[str, Any]]:
         return [d for d in self.docs if d["kind"] == kind
-                and (name is None or d["metadata"]["name"] == name)]  # fmt: skip
+                and (name is None or _named(d, name))]  # fmt: skip
 
     def one(self, kind: str, name: str) -> dict[str, Any]:
         found = self.find(kind, name)
         assert len(found) == 1, f"{self.env}: expected one {kind}/{name}, found {len(found)}"
         return found[0]
+
+
+def _named(doc: dict[str, Any], name: str) -> bool:
+    """``name`` itself, or for generated ConfigMaps ``name`` plus kustomize's content hash."""
+    actual = doc["metadata"]["name"]
+    hashed = doc["kind"] == "ConfigMap" and re.fullmatch(re.escape(name) + r"-[a-z0-9]{10}", actual)
+    return actual == name or bool(hashed)
 
 
 def render(env: str) -> Rendered:

@@ -63,7 +63,8 @@ def test_config_names_are_the_ones_the_service_reads(overlay: Rendered) -> None:
     assert config["PORT"] == str(PORT)
     for name in ("healthcare-app", "migrate"):
         container = _container(overlay, name)
-        assert container["envFrom"] == [{"configMapRef": {"name": "healthcare-app-config"}}]
+        generated = overlay.one("ConfigMap", "healthcare-app-config")["metadata"]["name"]
+        assert container["envFrom"] == [{"configMapRef": {"name": generated}}]
         for var in container["env"]:
             assert var["name"].endswith("_FILE"), f"{var['name']}: secrets are files"
             assert var["name"].removesuffix("_FILE") in contract_secrets(), var["name"]
@@ -74,9 +75,24 @@ def test_secret_files_are_mounted_where_the_env_points(overlay: Rendered) -> Non
     spec = _app(overlay)
     volume = next(v for v in spec["volumes"] if v["name"] == "secrets")
     assert volume["secret"]["secretName"] == "healthcare-app-secrets"
+    volumes = {v["name"]: v for v in spec["volumes"]}
     for container in spec["initContainers"] + spec["containers"]:
-        mount = next(m for m in container["volumeMounts"] if m["name"] == "secrets")
-        assert all(v["value"].startswith(mount["mountPath"] + "/") for v in container["env"])
+        mounts = [m for m in container["volumeMounts"] if "secret" in volumes[m["name"]]]
+        for var in container["env"]:
+            mount = next(m for m in mounts if var["value"].startswith(m["mountPath"] + "/"))
+            key = var["value"].removeprefix(mount["mountPath"] + "/")
+            items = volumes[mount["name"]]["secret"].get("items")
+            assert items is None or key in {i["path"] for i in items}, (container["name"], key)
+
+
+def test_only_the_migration_sees_the_schema_owner(overlay: Rendered) -> None:
+    spec = _app(overlay)
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    for container in spec["containers"]:
+        for mount in container["volumeMounts"]:
+            secret = volumes[mount["name"]].get("secret")
+            if secret is not None:  # a whole-Secret mount would carry every key
+                assert "MIGRATION_DATABASE_URL" not in {i["key"] for i in secret["items"]}
 
 
 def test_port_and_probe_paths(overlay: Rendered) -> None:

@@ -143,7 +143,7 @@ def container_env(container: dict[str, Any], config: dict[str, str], base: dict[
                   secret_dir: Path, mount: str) -> dict[str, str]:  # fmt: skip
     env = dict(base)
     for source in container.get("envFrom", []):
-        assert source["configMapRef"]["name"] == "healthcare-app-config"
+        assert source["configMapRef"]["name"].startswith("healthcare-app-config-")  # hashed
         env.update(config)
     for var in container.get("env", []):
         env[var["name"]] = var["value"].replace(mount, str(secret_dir))

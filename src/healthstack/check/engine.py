@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from healthstack.check.config import Config
+from healthstack.check.inference import infer_intent
 from healthstack.check.intent import Intent
 from healthstack.check.inventory import Inventory
 from healthstack.check.model import Finding, K8sObject
@@ -18,8 +19,12 @@ from healthstack.check.registry import CHECKS
 def make_context(
     objects: list[K8sObject], crds_dir: Path | None = None, intent: Intent | None = None
 ) -> Context:
-    ip = intent.internet_ip if intent and intent.internet_ip else DEFAULT_INTERNET_IP
-    return Context(Inventory(objects), crds_dir=crds_dir, intent=intent, internet_ip=ip)
+    """A context for one run; without an explicit intent, the intent is inferred from the
+    objects (``ctx.intent.inferred`` says so)."""
+    inv = Inventory(objects)
+    intent = intent or infer_intent(inv)
+    ip = intent.internet_ip or DEFAULT_INTERNET_IP
+    return Context(inv, crds_dir=crds_dir, intent=intent, internet_ip=ip)
 
 
 def run_checks(

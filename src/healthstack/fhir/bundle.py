@@ -77,7 +77,7 @@ def parse_entry(index: int, raw: Any) -> Entry:
         or (method == "POST" and rid)
     ):
         raise _bad(index, "request.url does not fit the method (e.g. POST Patient, PUT Patient/id)")
-    if rid is not None and not ID_RE.match(rid):
+    if rid is not None and not ID_RE.fullmatch(rid):
         raise _bad(index, "request.url has an id that is not a FHIR id ([A-Za-z0-9-.]{1,64})")
     if method in ("POST", "PUT") and not isinstance(raw.get("resource"), dict):
         raise _bad(index, f"{method} needs a resource")

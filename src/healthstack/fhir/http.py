@@ -42,7 +42,7 @@ def database_error(error: Exception) -> FhirError:
 def path_id(request: Request) -> str:
     """The URL's id, checked against the FHIR id pattern before anything else uses it."""
     rid: str = request.path_params["id"]
-    if not ID_RE.match(rid):
+    if not ID_RE.fullmatch(rid):
         raise FhirError(400, "invalid", "the URL's id is not a FHIR id ([A-Za-z0-9-.]{1,64})")
     return rid
 

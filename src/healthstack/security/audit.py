@@ -107,9 +107,9 @@ def redact_query(resource_type: str | None, params: Mapping[str, Sequence[str]])
         name = raw_name[:64]
         base, _, modifier = name.partition(":")
         if base in CONTROL_PARAMS and not modifier:
-            redacted[name] = [v if _SAFE_VALUE.match(v) else Withheld(v) for v in values]
+            redacted[name] = [v if _SAFE_VALUE.fullmatch(v) else Withheld(v) for v in values]
         elif base in ID_PARAMS and modifier in ("", "Patient"):
-            redacted[name] = [v if _ID_VALUE.match(v) else Withheld(v) for v in values]
+            redacted[name] = [v if _ID_VALUE.fullmatch(v) else Withheld(v) for v in values]
         else:
             redacted[name] = [Withheld(v) for v in values]
     return redacted
@@ -117,7 +117,7 @@ def redact_query(resource_type: str | None, params: Mapping[str, Sequence[str]])
 
 def known_id(resource_type: str | None, resource_id: str) -> bool:
     """Whether an id may stay in clear in the trail (server-assigned, or an operator's name)."""
-    return resource_type in _NAMED_TYPES or _KNOWN_ID.match(resource_id) is not None
+    return resource_type in _NAMED_TYPES or _KNOWN_ID.fullmatch(resource_id) is not None
 
 
 def event_for(
@@ -300,5 +300,7 @@ async def record_detached(state: ServiceState, event: AuditEvent) -> None:
 def _chain_hint(conn: asyncpg.Connection) -> int:
     # A connection prefers one chain (its backend pid), so concurrent connections rarely meet on a
     # chain head; audit_append skips locked heads anyway (docs/audit.md).
+    # Behind PgBouncer the "pid" is the pooler's random key, often negative: SQL's % would then
+    # name a chain that does not exist, so keep it a non-negative int4.
     pid = conn.get_server_pid()
-    return pid if pid is not None else 0
+    return pid & 0x7FFFFFFF if pid is not None else 0

@@ -29,7 +29,7 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state.pool = await create_pool(database_url, settings.pool_size)
+        state.pool = await create_pool(database_url, settings.pool_size, settings.database_pooler)
         state.metrics.watch_pool(lambda: pool_stats(state.pool) if state.pool else None)
         with contextlib.suppress(OSError, Exception):
             # Best effort: with the database down the service still starts, unready.

@@ -32,8 +32,10 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(url: str, size: int) -> asyncpg.Pool:
+async def create_pool(url: str, size: int, pooler: str | None = None) -> asyncpg.Pool:
     # min_size=1 so a pod becomes ready fast; connections grow on demand up to POOL_SIZE.
+    # Behind PgBouncer in transaction mode consecutive statements may reach different server
+    # connections, where asyncpg's named prepared statements do not exist: no statement cache.
     return await asyncpg.create_pool(
         url,
         min_size=1,
@@ -42,6 +44,7 @@ async def create_pool(url: str, size: int) -> asyncpg.Pool:
         reset=_keep_session,
         command_timeout=30,
         timeout=5,
+        statement_cache_size=0 if pooler == "pgbouncer" else 100,
     )
 
 
