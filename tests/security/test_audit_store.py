@@ -247,3 +247,34 @@ def test_history_rows_are_append_only_for_the_service_role(database: Database) -
                     await conn.execute(sql)
 
     run_with_pool(database.url, body, size=1)
+
+
+_VERSION = ("INSERT INTO fhir_resource_version (resource_type, id, version, deleted, last_updated, "
+            "key_id, body) VALUES ('Patient', 'p1', 1, false, now(), 'k1', '\\x00')")  # fmt: skip
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE fhir_resource_version SET version = 2",
+    "UPDATE fhir_resource_version SET last_updated = now() - interval '1 year'",
+    "UPDATE fhir_resource_version SET deleted = true, body = NULL",
+    "DELETE FROM fhir_resource_version",
+    "TRUNCATE fhir_resource_version",
+    "UPDATE audit_reason SET seq = seq + 1",
+    "DELETE FROM audit_reason",
+    "TRUNCATE audit_reason",
+])  # fmt: skip
+def test_even_the_owner_may_only_reseal_history_and_reasons(database: Database, sql: str) -> None:
+    """Migration 0008: `keys rotate` (the owner) swaps key_id/body and upserts re-sealed reasons;
+    what a version is, and whether a re-sealed reason exists, nobody changes."""
+    with psycopg.connect(database.owner_url, autocommit=True) as conn:
+        conn.execute(_VERSION)
+        conn.execute('SELECT audit_append(3, \'{"interaction":"read","outcome":"success"}\')')
+        conn.execute("INSERT INTO audit_reason (chain_id, seq, key_id, ciphertext) "
+                     "SELECT chain_id, seq, 'k1', '\\x00' FROM audit_log")  # fmt: skip
+        # What rotation does is allowed:
+        conn.execute("UPDATE fhir_resource_version SET key_id = 'k2', body = '\\x01'")
+        conn.execute("INSERT INTO audit_reason (chain_id, seq, key_id, ciphertext) SELECT chain_id, "
+                     "seq, 'k2', '\\x01' FROM audit_log ON CONFLICT (chain_id, seq) DO UPDATE SET "
+                     "key_id = EXCLUDED.key_id, ciphertext = EXCLUDED.ciphertext")  # fmt: skip
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(sql)
