@@ -113,7 +113,10 @@ def _rollout(spec: RolloutSpec, args: argparse.Namespace, control: bool) -> dict
 def _crash(spec: RolloutSpec, args: argparse.Namespace, control: bool) -> dict[str, Any]:
     from healthstack.ops.drills.crash import run_crash
 
-    return run_crash(spec, workers=args.workers, idempotent=not control).to_dict()
+    identifiers = 1000 if args.drill == "all" else 150  # per variant, searched one by one after
+    return run_crash(
+        spec, workers=args.workers, identifiers=identifiers, idempotent=not control
+    ).to_dict()
 
 
 def _outage(spec: RolloutSpec, args: argparse.Namespace, control: bool) -> dict[str, Any]:
@@ -181,12 +184,11 @@ def headline(report: dict[str, Any]) -> str:
             f"{report['acknowledged']} acknowledged; failed attempts by retry-on [{failed}]"
         )
     if name == "db-outage":
-        hang = report.get("hang")
-        hung = (
-            f"; SIGSTOP hang: {hang['lost']} lost of {hang['acknowledged']}, first write after "
-            f"{_seconds(hang['write_recovery_s'])}, unready {hang['unready_during_outage']}"
-            if hang
-            else ""
+        hung = "".join(
+            f"; {kind}: {phase['lost']} lost of {phase['acknowledged']}, first write after "
+            f"{_seconds(phase['write_recovery_s'])}, unready {phase['unready_during_outage']}"
+            for kind in ("hang", "failover")
+            if (phase := report.get(kind))
         )
         return (
             f"{report['lost']} lost of {report['acknowledged']} acknowledged writes, "

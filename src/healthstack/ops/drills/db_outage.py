@@ -25,6 +25,7 @@ from typing import Any
 import httpx
 
 from healthstack.ops.drills.cluster import Cluster, Replica, cluster
+from healthstack.ops.drills.failover import promote, start_standby
 from healthstack.ops.drills.fhir import FhirClient, write_picker
 from healthstack.ops.drills.load import LoadGenerator, LoadResult
 from healthstack.ops.drills.spec import RolloutSpec
@@ -43,7 +44,8 @@ class OutageReport:
     outage_s: float
     write_bound_s: float = 0.0
     reconnectable: bool = True
-    kind: str = "stop"  # or "hang" (SIGSTOP)
+    kind: str = "stop"  # or "hang" (SIGSTOP), or "failover" (standby promoted)
+    fsync: bool = False  # as the server reports it (SHOW fsync)
     api: bool = True
     load: dict[str, Any] = field(default_factory=dict)
     acknowledged: int = 0
@@ -56,6 +58,7 @@ class OutageReport:
     write_recovery_s: float | None = None
     failed_after_bound: int = 0
     hang: OutageReport | None = None
+    failover: OutageReport | None = None
 
     @property
     def passed(self) -> bool:
@@ -73,11 +76,19 @@ class OutageReport:
             and self.live_during_outage
             and self.ready_recovery_s is not None
             and (self.hang is None or self.hang.passed)
+            and (self.failover is None or self.failover.passed)
         )
 
     def to_dict(self) -> dict[str, Any]:
         hang = self.hang.to_dict() if self.hang else None
-        return {"drill": "db-outage", "passed": self.passed, **self.__dict__, "hang": hang}
+        failover = self.failover.to_dict() if self.failover else None
+        return {
+            "drill": "db-outage",
+            "passed": self.passed,
+            **self.__dict__,
+            "hang": hang,
+            "failover": failover,
+        }
 
 
 def server_pids(pg: EmbeddedPostgres) -> list[int]:
@@ -151,11 +162,13 @@ def run_db_outage(
     workers: int = 8,
     reconnectable: bool = True,
     hang: bool = True,
+    failover: bool = True,
 ) -> OutageReport:
     """``reconnectable=False`` is the negative control (the database returns elsewhere)."""
     report = OutageReport(outage_s, write_bound(spec), reconnectable)
     phases = (before_s, outage_s, after_s)
     with cluster(spec, fsync=True) as state:
+        report.fsync = state.pg.psql("SHOW fsync").strip() == "on"
         replicas = state.fleet(spec.replicas)
         pids = [r.process.pid for r in replicas]
         assert state.haproxy is not None
@@ -167,6 +180,13 @@ def run_db_outage(
         if hang and reconnectable:
             report.hang = OutageReport(outage_s, report.write_bound_s, kind="hang")
             _phase(state, client, replicas, pids, report.hang, phases, workers)
+        if failover and reconnectable:
+            report.failover = OutageReport(outage_s, report.write_bound_s, kind="failover")
+            standby = start_standby(state.pg, state.workdir / "standby")
+            try:
+                _phase(state, client, replicas, pids, report.failover, phases, workers, standby)
+            finally:
+                standby.destroy()
     return report
 
 
@@ -178,8 +198,9 @@ def _phase(
     report: OutageReport,
     phases: tuple[float, float, float],
     workers: int,
+    standby: EmbeddedPostgres | None = None,
 ) -> None:
-    result = _outage(state, client, replicas, report, phases, workers)
+    result = _outage(state, client, replicas, report, phases, workers, standby)
     report.restarts = sum(
         1 for r, pid in zip(replicas, pids, strict=True) if not r.alive() or r.process.pid != pid
     )
@@ -194,6 +215,7 @@ def _outage(
     report: OutageReport,
     phases: tuple[float, float, float],
     workers: int,
+    standby: EmbeddedPostgres | None = None,
 ) -> LoadResult:
     before_s, outage_s, after_s = phases
     load = LoadGenerator(client, write_picker(client), workers=workers).start()
@@ -202,7 +224,7 @@ def _outage(
     if hung:
         _signal_all(hung, signal.SIGSTOP)
     else:
-        state.pg.stop("fast")
+        state.pg.stop("immediate" if standby else "fast")
     acked_before = len(load.result.acknowledged)
     try:
         _watch_outage(replicas, outage_s, report)
@@ -211,7 +233,9 @@ def _outage(
     report.acknowledged_during_outage = len(load.result.acknowledged) - acked_before
     if not report.reconnectable:
         state.pg.port = free_port()
-    if not hung:
+    if standby:
+        promote(state.pg, standby)
+    elif not hung:
         state.pg.start()
     back = time.monotonic()
     _wait_recovered(replicas, load, report.write_bound_s + 1.0, report)
