@@ -26,8 +26,10 @@ from healthstack.check.policies import (
     lim_config_rollout,
     lim_connections,
     lim_database_qos,
+    lim_hpa_memory,
     lim_init_network,
     lim_migration_secret,
+    lim_quota,
     np_intent,
     sc_schema,
     sup_reason,
@@ -93,6 +95,8 @@ CHECKS: tuple[Check, ...] = (
     lim_config_rollout.CHECK,
     lim_backup_contents.CHECK,
     lim_database_qos.CHECK,
+    lim_quota.CHECK,
+    lim_hpa_memory.CHECK,
 )
 
 
