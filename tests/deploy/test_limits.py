@@ -42,3 +42,24 @@ def test_rendered_overlay_has_no_findings(
 def test_old_manifests_fail_each_rule(env: str) -> None:
     found = {check_id for check_id, _ in _findings([OLD / f"{env}.yaml"])}
     assert OLD_FAILS[env] <= found, sorted(OLD_FAILS[env] - found)
+
+
+IDENTITY_ANNOTATIONS = ("eks.amazonaws.com/role-arn", "iam.gke.io/gcp-service-account",
+                        "azure.workload.identity/client-id")  # fmt: skip
+
+
+def test_wal_archiving_has_a_cloud_identity(rendered: dict[str, Rendered]) -> None:
+    """inheritFromIAMRole without a workload identity never archives WAL (issue 14, item 5)."""
+    cluster = rendered["prod"].one("Cluster", "postgres")
+    store = cluster["spec"]["backup"]["barmanObjectStore"]
+    assert store["s3Credentials"] == {"inheritFromIAMRole": True}
+    annotations = cluster["spec"]["serviceAccountTemplate"]["metadata"]["annotations"]
+    assert any(a in annotations for a in IDENTITY_ANNOTATIONS), annotations
+    old = [d for d in _docs(OLD / "prod.yaml") if d.get("kind") == "Cluster"]
+    assert "serviceAccountTemplate" not in old[0]["spec"]
+
+
+def _docs(path: Path) -> list[dict[str, object]]:
+    import yaml
+
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
