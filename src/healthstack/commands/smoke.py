@@ -20,7 +20,7 @@ import httpx
 
 from healthstack.errors import HealthstackError
 
-TOKEN_ENV = "HEALTHSTACK_SMOKE_TOKEN"
+TOKEN_ENV = "HEALTHSTACK_SMOKE_TOKEN"  # noqa: S105 (the variable's name, not a token)
 SYSTEM = "urn:healthstack:smoke"
 FHIR_JSON = "application/fhir+json"
 
