@@ -46,6 +46,7 @@ def _token(args: argparse.Namespace) -> str:
             raise HealthstackError(f"--token-file {args.token_file}: {exc.strerror}") from None
     else:
         token = os.environ.get(TOKEN_ENV, "").strip()
+    token = str(token)
     if not token:
         raise HealthstackError(f"no token: set {TOKEN_ENV} or pass --token-file")
     return token
