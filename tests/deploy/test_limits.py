@@ -63,3 +63,17 @@ def _docs(path: Path) -> list[dict[str, object]]:
     import yaml
 
     return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def test_prerequisites_match_the_crds() -> None:
+    """docs/deploy.md names the exact versions whose CRDs the manifests are validated against."""
+    from tests.deploy.conftest import CRDS, REPO
+
+    docs = (REPO / "docs" / "deploy.md").read_text()
+    section = docs.split("## Prerequisites", 1)[1].split("\n## ", 1)[0]
+    if not CRDS.is_dir():
+        pytest.skip(f"{CRDS} absent")
+    for folder in sorted(p.name for p in CRDS.iterdir() if p.is_dir()):
+        version = folder.rsplit("-", 1)[1].removeprefix("v")
+        assert version in section, f"docs/deploy.md prerequisites lack {folder}"
+    assert "healthstack smoke --base-url" in section
