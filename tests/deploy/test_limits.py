@@ -77,3 +77,16 @@ def test_prerequisites_match_the_crds() -> None:
         version = folder.rsplit("-", 1)[1].removeprefix("v")
         assert version in section, f"docs/deploy.md prerequisites lack {folder}"
     assert "healthstack smoke --base-url" in section
+
+
+def test_production_database_is_timescaledb_preloaded_and_pinned(
+    rendered: dict[str, Rendered],
+) -> None:
+    """Production runs the seed's TimescaleDB like staging (issue 14, item 6)."""
+    import re
+
+    spec = rendered["prod"].one("Cluster", "postgres")["spec"]
+    assert re.fullmatch(r"[\w./-]+timescaledb@sha256:[0-9a-f]{64}", spec["imageName"])
+    assert "timescaledb" in spec["postgresql"]["shared_preload_libraries"]
+    dockerfile = (OLD.parents[2] / "deploy/images/cnpg-timescaledb/Dockerfile").read_text()
+    assert "timescaledb-2-postgresql-16" in dockerfile
