@@ -8,8 +8,9 @@ STAMP := $(VENV)/.installed
 # start stays short.
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 # Debian packages the tests and drills use for real (load balancer, load generator, wasm toolchain,
-# the PgBouncer production runs in front of PostgreSQL).
-APT_PACKAGES := haproxy wrk clang-14 lld-14 wasi-libc pgbouncer
+# PostgreSQL 15 for backups across server versions, the PgBouncer production runs in front of
+# PostgreSQL).
+APT_PACKAGES := haproxy wrk clang-14 lld-14 wasi-libc postgresql-15 pgbouncer
 
 .PHONY: run test lint drill bench sysdeps tools clean docs lock
 
@@ -59,6 +60,7 @@ lint: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/healthstack check --list --format markdown > docs/checks.md
+	$(BIN)/python -m healthstack.fhir.reference_docs > docs/fhir-search.md
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .healthstack .pytest_cache .mypy_cache .ruff_cache

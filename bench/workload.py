@@ -27,7 +27,7 @@ from healthstack.fhir.access import redact
 from healthstack.fhir.crypto import Keyring, aad
 from healthstack.fhir.store import READ_SQL
 from healthstack.fhir.vitals import LASTN_SQL
-from healthstack.security.audit import content_of
+from healthstack.security.audit import Withheld, content_of, withheld_digest
 from healthstack.security.audit_event import AuditEvent
 
 API = "/api/fhir"
@@ -53,8 +53,21 @@ def entries(count: int) -> Callable[[Any], bool]:
     return lambda body: len(body.get("entry", [])) == count
 
 
+_DIGESTS = Keyring(b"\x00" * 32)  # any key: a digest has the same size whatever the key
+
+
+def _stored_query(query: dict[str, Any]) -> dict[str, Any]:
+    """The query as the trail stores it: client-typed values as keyed digests (audit._withhold)."""
+    return {
+        name: [withheld_digest(_DIGESTS, v.value) if isinstance(v, Withheld) else v for v in vs]
+        for name, vs in query.items()
+    }
+
+
 def audit_template(interaction: str, rtype: str, **fields: Any) -> tuple[str, str]:
     """The audit record a request writes, its time left as a mark filled at execution."""
+    if "query" in fields:
+        fields["query"] = _stored_query(fields["query"])
     event = AuditEvent(
         interaction, "success", SUBJECT, resource_type=rtype, source_ip="127.0.0.1",
         request_id=uuid.uuid4().hex, **fields,

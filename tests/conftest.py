@@ -142,3 +142,16 @@ def live_service(
 @pytest.fixture
 def port() -> int:
     return free_port()
+
+
+@pytest.fixture(scope="session")
+def pg15(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgres]:
+    """Debian's PostgreSQL 15 (`make sysdeps`): backups must work across server major versions."""
+    from healthstack.ops.pgtools import cluster
+
+    server = cluster(tmp_path_factory.mktemp("pg15"), 15)
+    server.init()
+    server.start()
+    server.ensure_database()
+    yield server
+    server.destroy()

@@ -22,7 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("db", "database tasks: migrate, status"),
     "token": ("token", "mint a development access token (HS256)"),
     "keys": ("keys", "PHI encryption keys: generate, rotate"),
-    "audit": ("audit", "audit trail: verify the hash chain"),
+    "audit": ("audit", "audit trail: verify the hash chains, sign anchors of their heads"),
     "check": ("check", "verify Kubernetes manifests offline"),
     "secrets": ("secrets", "deployment secrets: init, apply"),
     "backup": ("backup", "encrypted logical backups: create, restore"),

@@ -43,6 +43,11 @@ SECRET_NAMES = (
 )
 
 
+def secret_from_env(name: str, env: Mapping[str, str] | None = None) -> str | None:
+    """A secret outside :class:`Settings` (tools' keys), with the same ``NAME_FILE`` rule."""
+    return _secret(os.environ if env is None else env, name)
+
+
 def _secret(env: Mapping[str, str], name: str) -> str | None:
     """A secret from ``NAME`` or from the file ``NAME_FILE`` names (a mounted Secret key)."""
     file_var = f"{name}_FILE"

@@ -1,7 +1,7 @@
 """Regenerate tests/check/fixtures/<CHECK-ID>/{pass,fail}/*.yaml (run by hand, output committed).
 
 Each pair starts from one small, correct stack and changes the one thing the check is about, so
-a fixture shows exactly what passes and what fails: `.venv/bin/python tests/check/make_fixtures.py`.
+a fixture shows exactly what passes and what fails: `.venv/bin/python -m tests.check.make_fixtures`.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def meta(name: str, **extra: Any) -> Doc:
 
 
 def namespace() -> Doc:
-    labels = {"istio-injection": "enabled"}
+    labels = {"istio-injection": "enabled", "pod-security.kubernetes.io/enforce": "restricted"}
     return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": labels}}
 
 
@@ -47,6 +47,7 @@ def container() -> Doc:
         "startupProbe": probe,
         "livenessProbe": probe,
         "readinessProbe": {"httpGet": {"path": "/health/ready", "port": "http"}},
+        "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
         "volumeMounts": [{"name": "secrets", "mountPath": "/run/secrets/app", "readOnly": True}],
         "env": [
             {"name": "LOG_LEVEL", "value": "info"},
@@ -551,6 +552,8 @@ def _clean(doc: Any) -> Any:
 
 def clean_stack() -> list[Doc]:
     """A small stack every check accepts (the CLI tests start from it)."""
+    from tests.check import fixtures_issue17
+
     return [
         namespace(),
         deployment(),
@@ -563,7 +566,8 @@ def clean_stack() -> list[Doc]:
         virtualservice(),
         *istio_security(),
         velero(),
-        servicemonitor("http"),
+        fixtures_issue17.tls_monitor(),
+        *fixtures_issue17.clean_stack_additions(),
     ]
 
 
@@ -593,9 +597,11 @@ def write_cli_stacks() -> None:
 
 
 def main() -> None:
+    from tests.check import fixtures_issue17
+
     write_cli_stacks()
     shutil.rmtree(ROOT, ignore_errors=True)
-    for check_id, make in _pairs().items():
+    for check_id, make in {**_pairs(), **fixtures_issue17.pairs()}.items():
         for verdict, docs in zip(("pass", "fail"), make(), strict=True):
             folder = ROOT / check_id / verdict
             folder.mkdir(parents=True)

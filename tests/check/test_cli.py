@@ -70,7 +70,7 @@ def test_json_carries_position_and_references(capsys: pytest.CaptureFixture[str]
     _, out, _ = run(capsys, str(FAIL), "--format", "json")
     finding = json.loads(out)["findings"][0]
     assert finding["check"] == "HS-WL-004"
-    assert finding["line"] == 8
+    assert finding["line"] == 9
     assert finding["object"] == "Deployment/demo/web"
     assert any(r.startswith("HIPAA 164.312") for r in finding["references"])
 

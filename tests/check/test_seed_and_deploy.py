@@ -60,7 +60,8 @@ def test_overlay_has_no_findings(
     folder = REPO / "deploy/overlays" / overlay
     if not (folder / "kustomization.yaml").is_file():
         pytest.fail(f"{folder} has no kustomization.yaml")
-    # deploy/intent.yaml names the production namespace; staging runs every other check.
+    # deploy/intent.yaml names the production namespace; staging is checked against the intent
+    # inferred from its own objects.
     intent = ["--intent", str(REPO / "deploy/intent.yaml")] if overlay == "prod" else []
     code = main(["check", "--crds", str(crds_dir), "--kustomize", str(folder), *intent])
     out = capsys.readouterr().out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -11,14 +12,28 @@ import psycopg
 from tests.conftest import Database
 from tests.security.test_audit_store import TAMPERING, chain_of, populate, tamper
 
+from healthstack.security.anchor import generate_key
 from healthstack.security.chain import genesis, link
 
+KEY, PUBLIC = generate_key()
 
-def audit_cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    base = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "MIGRATION_"))}
+
+def audit_cli(*args: str, action: str = "verify", **env: str) -> subprocess.CompletedProcess[str]:
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("DATABASE_", "MIGRATION_", "AUDIT_ANCHOR"))}  # fmt: skip
     base.update(HEALTHSTACK_ENV="test", **env)
-    return subprocess.run([sys.executable, "-m", "healthstack.cli", "audit", "verify", *args],
+    return subprocess.run([sys.executable, "-m", "healthstack.cli", "audit", action, *args],
                           capture_output=True, text=True, env=base, check=False, timeout=60)  # fmt: skip
+
+
+def take_anchor(db: Database, out: Path, key: str = KEY) -> subprocess.CompletedProcess[str]:
+    return audit_cli("--database-url", db.owner_url, "--out", str(out), action="anchor",
+                     AUDIT_ANCHOR_KEY=key)  # fmt: skip
+
+
+def verify_with(db: Database, anchors: Path) -> subprocess.CompletedProcess[str]:
+    return audit_cli("--database-url", db.owner_url, "--anchor", str(anchors),
+                     "--anchor-public-key", PUBLIC)  # fmt: skip
 
 
 def test_intact_trail_exits_zero_with_counts(database: Database) -> None:
@@ -70,13 +85,82 @@ def _rewrite_chain(db: Database, chain: int) -> None:
 
 def test_anchor_catches_a_recomputed_chain(database: Database, tmp_path: Path) -> None:
     populate(database)
-    anchor = tmp_path / "heads.json"
-    saved = audit_cli("--database-url", database.owner_url, "--save-anchor", str(anchor))
+    anchors = tmp_path / "anchors.jsonl"
+    saved = take_anchor(database, anchors)
     assert saved.returncode == 0, saved.stderr
+    assert "anchored 64 chain heads" in saved.stdout
     populate(database, 3)  # the trail grows after the anchor was taken: still fine
+    assert verify_with(database, anchors).returncode == 0
     _rewrite_chain(database, chain_of(database))
     # Self-consistent again: only the anchor kept outside the database can tell.
     assert audit_cli("--database-url", database.owner_url).returncode == 0
-    result = audit_cli("--database-url", database.owner_url, "--anchor", str(anchor))
+    result = verify_with(database, anchors)
     assert result.returncode == 1
     assert "differs from the anchored head: chain rewritten" in result.stdout
+
+
+def test_anchor_catches_a_cut_tail_with_its_head_rolled_back(database: Database,
+                                                             tmp_path: Path) -> None:  # fmt: skip
+    """Issue 12 item 14: records and head removed together look like a shorter chain."""
+    populate(database)
+    anchors = tmp_path / "anchors"
+    anchors.mkdir()
+    assert take_anchor(database, anchors).returncode == 0
+    chain = chain_of(database)
+    with psycopg.connect(database.owner_url, autocommit=True) as conn:
+        conn.execute("SET session_replication_role = replica")
+        conn.execute("DELETE FROM audit_log WHERE chain_id = %s AND seq > 9", (chain,))
+        head = conn.execute("SELECT hash FROM audit_log WHERE chain_id = %s AND seq = 9",
+                            (chain,)).fetchone()  # fmt: skip
+        assert head is not None
+        conn.execute("UPDATE audit_chain SET seq = 9, head = %s WHERE chain_id = %s",
+                     (head[0], chain))  # fmt: skip
+    assert audit_cli("--database-url", database.owner_url).returncode == 0  # self-consistent
+    result = verify_with(database, anchors)
+    assert result.returncode == 1
+    assert "ends before its anchored seq" in result.stdout
+
+
+def test_anchors_append_and_never_overwrite(database: Database, tmp_path: Path) -> None:
+    populate(database, 2)
+    as_file, as_dir = tmp_path / "a.jsonl", tmp_path / "dir"
+    as_dir.mkdir()
+    for _ in range(2):
+        assert take_anchor(database, as_file).returncode == 0
+        assert take_anchor(database, as_dir).returncode == 0
+    assert len(as_file.read_text().splitlines()) == 2
+    assert len(list(as_dir.glob("anchor-*.json"))) == 2
+    assert oct(as_file.stat().st_mode & 0o777) == "0o600"
+
+
+def test_forged_unsigned_or_foreign_anchors_are_refused(database: Database,
+                                                        tmp_path: Path) -> None:  # fmt: skip
+    populate(database, 2)
+    anchors = tmp_path / "anchors.jsonl"
+    assert take_anchor(database, anchors).returncode == 0
+    genuine = anchors.read_text()
+    record = json.loads(genuine)
+    forged = tmp_path / "forged.jsonl"
+    record["chains"]["0"] = [0, "00" * 32]
+    forged.write_text(json.dumps(record) + "\n")
+    unsigned = tmp_path / "unsigned.json"
+    unsigned.write_text(json.dumps({"0": [0, "00" * 32]}))
+    foreign = tmp_path / "foreign.jsonl"
+    other_key, _ = generate_key()
+    assert take_anchor(database, foreign, other_key).returncode == 0
+    for path, words in ((forged, "signature does not verify"), (unsigned, "not a signed anchor"),
+                        (foreign, "signed by another key")):  # fmt: skip
+        result = verify_with(database, path)
+        assert result.returncode == 2, path
+        assert words in result.stderr
+    assert "needs --anchor-public-key" in audit_cli(
+        "--database-url", database.owner_url, "--anchor", str(anchors)).stderr  # fmt: skip
+
+
+def test_a_broken_trail_is_never_anchored(database: Database, tmp_path: Path) -> None:
+    populate(database)
+    statements, _ = TAMPERING["altered content"]
+    tamper(database, *statements(chain_of(database)))
+    result = take_anchor(database, tmp_path / "anchors.jsonl")
+    assert result.returncode == 1
+    assert not (tmp_path / "anchors.jsonl").exists()

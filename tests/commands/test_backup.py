@@ -11,8 +11,10 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from tests.conftest import Database
+from tests.conftest import Database, create_database
 
+from healthstack.errors import HealthstackError
+from healthstack.ops.pgtools import tools_for
 from healthstack.service.embedded_pg import SUPERUSER, EmbeddedPostgres
 
 ENCRYPTION_KEY = secrets.token_hex(32)
@@ -31,7 +33,7 @@ def _seed(db: Database) -> None:
     with psycopg.connect(db.owner_url) as conn:
         conn.execute("INSERT INTO service_capability (name, enabled) VALUES ('drill', true)")
         conn.execute("SELECT audit_append(1, '{\"time\": \"2025-01-01T00:00:00+00:00\", "
-                     "\"interaction\": \"read\", \"outcome\": \"0\"}')")  # fmt: skip
+                     "\"interaction\": \"read\", \"outcome\": \"success\"}')")  # fmt: skip
 
 
 def _empty_database(pg: EmbeddedPostgres, name: str) -> str:
@@ -104,3 +106,43 @@ def test_restore_with_another_key_is_refused(database: Database, tmp_path: Path)
                   BACKUP_KEY=secrets.token_hex(32))  # fmt: skip
     assert result.returncode == 2
     assert "another BACKUP_KEY" in result.stderr
+
+
+def test_backup_of_postgresql_15_restores_into_15_and_18(
+    pg15: EmbeddedPostgres, pg: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    """Each end uses its own server's tools: PostgreSQL 18's pg_restore breaks a 15 server."""
+    source = create_database(pg15)
+    with psycopg.connect(source.owner_url) as conn:
+        assert conn.info.server_version // 10000 == 15
+    _seed(source)
+    out = tmp_path / "backup"
+    created = _cli("create", "--out", str(out), "--database-url", source.owner_url)
+    assert created.returncode == 0, created.stderr
+    assert json.loads((out / "manifest.json").read_text())["server_major"] == 15
+    for server in (pg15, pg):
+        target = _empty_database(server, f"{source.name}_r")
+        restored = _cli("restore", str(out), "--database-url", target)
+        assert restored.returncode == 0, restored.stderr
+        with psycopg.connect(target) as conn:
+            assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (1,)
+
+
+def test_restore_into_an_older_server_is_refused_before_touching_it(
+    pg15: EmbeddedPostgres, database: Database, tmp_path: Path
+) -> None:
+    out = tmp_path / "backup"
+    assert _cli("create", "--out", str(out), "--database-url", database.owner_url).returncode == 0
+    target = _empty_database(pg15, f"{database.name}_old")
+    result = _cli("restore", str(out), "--database-url", target)
+    assert result.returncode == 2
+    assert "comes from PostgreSQL 18 and the target is PostgreSQL 15" in result.stderr
+    assert "Traceback" not in result.stderr
+    with psycopg.connect(target) as conn:
+        tables = conn.execute("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+        assert tables.fetchone() == (0,)
+
+
+def test_server_without_tools_of_its_version_is_refused_clearly() -> None:
+    with pytest.raises(HealthstackError, match="no PostgreSQL 99 client tools were found"):
+        tools_for(99, "backup create")

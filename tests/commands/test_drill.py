@@ -39,8 +39,20 @@ def drill(name: str, tmp_path: Path, *args: str) -> dict[str, Any]:
     return data
 
 
-def test_rollout_drops_no_request(tmp_path: Path) -> None:
-    report = drill("rollout", tmp_path, "--min-requests", "300")
+def control(report: dict[str, Any]) -> dict[str, Any]:
+    """The negative control ran, failed, and the drill's verdict says so."""
+    ran = report["control"]
+    assert ran["verdict"] == "FAIL", ran
+    assert ran["failed_as_expected"]
+    assert report["protected_passed"]
+    assert report["verdict"] == "PASS"
+    result: dict[str, Any] = ran["report"]
+    assert not result["passed"]
+    return result
+
+
+def test_rollout_drops_no_request_and_fails_without_prestop(tmp_path: Path) -> None:
+    report = drill("rollout", tmp_path, "--min-requests", "300", "--propagation-seconds", "10")
     assert report["load"]["failed"] == 0, report["load"]["failures"]
     assert report["load"]["requests"] >= 300
     assert report["load"]["during_rollout"] > 0
@@ -49,20 +61,32 @@ def test_rollout_drops_no_request(tmp_path: Path) -> None:
     # Every replica was replaced and exited by itself (drained), none needed SIGKILL.
     assert len(report["replicas"]) == report["spec"]["replicas"]
     assert all(r["exit_code"] == 0 and not r["killed"] for r in report["replicas"])
+    # The mesh's retries come from the rendered VirtualService, which does not retry a 503.
+    retry = report["spec"]["retry"]
+    assert retry["source"].startswith("VirtualService healthcare-routes")
+    assert "5xx" not in retry["retry_on"]
+    assert retry["attempts"] == 2
+    # Control: without preStop and drain, the pod leaves before routing catches up.
+    unprotected = control(report)
+    assert unprotected["spec"]["prestop_seconds"] == 0
+    assert unprotected["load"]["failures"].get("http:503", 0) > 0
     assert report["passed"]
 
 
-def test_crash_never_duplicates_a_conditional_create(tmp_path: Path) -> None:
+def test_crash_never_duplicates_or_loses_a_retried_create(tmp_path: Path) -> None:
     report = drill("crash", tmp_path, "--replicas", "2")
     assert report["duplicates"] == 0
-    assert report["missing"] == 0
-    variants = report["variants"]
-    # Retrying connection failures can only help: never more failures than without retries.
-    assert variants["conn-failure"]["failed"] <= variants["none"]["failed"] + 2
+    assert report["lost"] == 0
+    assert report["created_after_kill"] > 0
+    assert report["retried"] > 0  # connection losses really happened and were retried
+    assert report["variants"]["none"]["failed_attempts_after_kill"] > 0
+    # Control: the same writers without If-None-Exist duplicate what they resend.
+    unprotected = control(report)
+    assert unprotected["duplicates"] > 0
     assert report["passed"]
 
 
-def test_db_outage_loses_no_acknowledged_write(tmp_path: Path) -> None:
+def test_db_outage_recovers_writes_within_the_bound(tmp_path: Path) -> None:
     report = drill("db-outage", tmp_path, "--replicas", "2", "--outage-seconds", "30")
     assert report["acknowledged"] > 0
     assert report["lost"] == 0
@@ -70,16 +94,42 @@ def test_db_outage_loses_no_acknowledged_write(tmp_path: Path) -> None:
     assert report["live_during_outage"]
     assert report["restarts"] == 0
     assert report["ready_recovery_s"] is not None
+    assert report["write_recovery_s"] is not None
+    assert report["write_recovery_s"] <= report["write_bound_s"]
+    assert report["failed_after_bound"] == 0
+    # The same targets when the database hangs (SIGSTOP) instead of closing its sockets.
+    hang = report["hang"]
+    assert hang["kind"] == "hang"
+    assert hang["acknowledged"] > 0
+    assert hang["lost"] == 0
+    assert hang["unready_during_outage"]
+    assert hang["live_during_outage"]
+    assert hang["write_recovery_s"] is not None
+    assert hang["write_recovery_s"] <= hang["write_bound_s"]
+    assert hang["passed"]
+    # Control: the database returns where the service cannot reconnect: writes never recover.
+    unprotected = control(report)
+    assert unprotected["write_recovery_s"] is None
+    assert unprotected["failed_after_bound"] > 0
     assert report["passed"]
 
 
-def test_restore_brings_everything_back(tmp_path: Path) -> None:
+def test_restore_brings_everything_back_and_fails_without_a_table(tmp_path: Path) -> None:
     report = drill("restore", tmp_path)
     assert report["versions"] > report["resources"] > 0  # several versions per observation
     assert report["versions_restored"] == report["versions"]
     assert report["audit_restored"] == report["audit_records"] > 0
     assert report["decrypted"] == report["versions"]
     assert report["audit_chain_intact"]
+    # On the wheel's PostgreSQL 18 and on Debian's 15, each with its own server's tools.
+    assert report["server_majors"] == [18, 15]
+    assert all(server["passed"] for server in report["servers"])
+    # A service started on each restored database serves every resource and search again.
+    assert report["api_read_ok"] == report["api_reads"] > report["resources"]
+    # Control: a backup without fhir_resource_version brings no version back.
+    unprotected = control(report)
+    assert unprotected["control_dropped_table"] == "fhir_resource_version"
+    assert unprotected["versions_restored"] == 0
     assert report["passed"]
 
 

@@ -144,8 +144,23 @@ def test_postgres_only_from_the_app(overlay: Rendered) -> None:
     assert overlay.one("NetworkPolicy", "default-deny")["spec"] == {
         "podSelector": {}, "policyTypes": ["Ingress", "Egress"]}  # fmt: skip
     ingress = overlay.one("NetworkPolicy", "postgres")["spec"]["ingress"]
-    assert ingress == [{"from": [{"podSelector": {"matchLabels": {"app": "healthcare"}}}],
+    # The service, and the audit-anchor job that reads the trail as the service role.
+    assert ingress == [{"from": [{"podSelector": {"matchLabels": {"app": "healthcare"}}},
+                                 {"podSelector": {"matchLabels": {"app": "audit-anchor"}}}],
                         "ports": [{"protocol": "TCP", "port": 5432}]}]  # fmt: skip
+
+
+def test_the_audit_anchor_job_is_hardened_and_completes_in_the_mesh(overlay: Rendered) -> None:
+    job = overlay.one("CronJob", "audit-anchor")
+    pod = job["spec"]["jobTemplate"]["spec"]["template"]
+    assert pod["metadata"]["annotations"]["sidecar.istio.io/nativeSidecar"] == "true"
+    spec = pod["spec"]
+    assert spec["automountServiceAccountToken"] is False
+    container = spec["containers"][0]
+    assert container["command"] == ["healthstack", "audit", "anchor", "--out", "/anchors"]
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    database = next(v for v in spec["volumes"] if v["name"] == "database")
+    assert database["secret"]["items"] == [{"key": "DATABASE_URL", "path": "DATABASE_URL"}]
 
 
 def test_slo_alerts(overlay: Rendered) -> None:

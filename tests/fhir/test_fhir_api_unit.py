@@ -7,9 +7,9 @@ import datetime as dt
 import asyncpg
 import pytest
 
-from healthstack.fhir.api import database_error
 from healthstack.fhir.bundle import parse_bundle, parse_if_match
 from healthstack.fhir.dates import instant_text, interval
+from healthstack.fhir.http import database_error
 from healthstack.fhir.outcome import FhirError
 from healthstack.fhir.search import parse_prefixed
 
@@ -79,7 +79,7 @@ def test_fhir_date_intervals() -> None:
         {
             "resourceType": "Bundle",
             "type": "batch",
-            "entry": [{"request": {"method": "GET", "url": "Device/1"}}],
+            "entry": [{"request": {"method": "GET", "url": "Gadget/1"}}],
         },
     ],
 )

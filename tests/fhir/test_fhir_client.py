@@ -16,6 +16,9 @@ from fhirpy import SyncFHIRClient
 from fhirpy.base.exceptions import OperationOutcome as ClientOutcome
 from tests.conftest import Service
 from tests.fhir.conftest import token
+from tests.fhir.minimal import minimal
+
+from healthstack.fhir import ops
 
 
 @pytest.fixture(scope="module")
@@ -86,3 +89,22 @@ def test_outputs_validate_as_fhir(live_service: Service, client: SyncFHIRClient)
     )
     for parameter in stats["parameter"]:
         Observation.model_validate(parameter["resource"])
+
+
+def test_fhirpy_crud_and_search_on_every_resource_type(client: SyncFHIRClient) -> None:
+    """Issue 13: a client we did not write creates, reads, searches, updates and deletes a
+    minimal valid instance of every type the server stores."""
+    for rtype in sorted(ops.TYPES - {"Bundle"}):  # fhirpy posts any Bundle to the base
+        resource = client.resource(rtype, **{k: v for k, v in minimal(rtype).items()
+                                             if k != "resourceType"})  # fmt: skip
+        resource.save()
+        assert resource["meta"]["versionId"] == "1", rtype
+        found = client.resources(rtype).search(_id=resource["id"]).fetch()
+        assert [r["id"] for r in found] == [resource["id"]], rtype
+        resource["meta"] = {"tag": [{"system": "urn:test", "code": "updated"}]}
+        resource.save()
+        assert client.reference(rtype, resource["id"]).to_resource()["meta"]["versionId"] == "2"
+        tagged = client.resources(rtype).search(_tag="urn:test|updated", _id=resource["id"])
+        assert len(tagged.fetch()) == 1, rtype
+        resource.delete()
+        assert client.resources(rtype).search(_id=resource["id"]).fetch() == [], rtype

@@ -94,7 +94,8 @@ def _write(client: httpx.Client, count: int, offset: int) -> list[str]:
 
 
 def _rotate(db: Database) -> str:
-    env = service_env(db, ENCRYPTION_KEY=NEW_KEY, ENCRYPTION_OLD_KEYS=TEST_ENCRYPTION_KEY)
+    env = service_env(db, ENCRYPTION_KEY=NEW_KEY, ENCRYPTION_OLD_KEYS=TEST_ENCRYPTION_KEY,
+                      MIGRATION_DATABASE_URL=db.owner_url)  # fmt: skip
     result = subprocess.run(
         [sys.executable, "-m", "healthstack.cli", "keys", "rotate", "--batch-size", "4"],
         env=env,
@@ -112,6 +113,10 @@ def test_rotation_under_concurrent_writes_then_no_plaintext_in_dump(
 ) -> None:
     with client_for(old_service) as client:
         before = _write(client, 12, 0)
+    with client_for(old_service, "user/Patient.rs break-glass") as glass:
+        reason = "unconscious on arrival, no relatives reachable"
+        read = glass.get(f"/Patient/{before[0]}", headers={"X-Break-Glass-Reason": reason})
+        assert read.status_code == 200
     old_service.stop()
     rotating = start_service(
         module_database,
@@ -147,6 +152,9 @@ def test_rotation_under_concurrent_writes_then_no_plaintext_in_dump(
     assert not failures, failures
     assert during >= 1, "the writer did not overlap the rotation"
     assert "rotated to key" in report
+    assert "keys rotate: " in report  # progress lines, batch by batch
+    assert "so far" in report
+    assert "1 break-glass reasons" in report
     active = key_id_of(bytes.fromhex(NEW_KEY))
     for table in ("fhir_resource", "fhir_resource_version"):
         assert _query(pg, module_database, f"SELECT DISTINCT key_id FROM {table}") == active
@@ -162,6 +170,16 @@ def test_rotation_under_concurrent_writes_then_no_plaintext_in_dump(
             assert [e["resource"]["id"] for e in found] == [before[3]]
             matches = client.get(f"/Patient?family={PHI['family']}&_count=100").json()["entry"]
             assert len(matches) == len(before + written)
+        # The old key is retired: the break-glass reason still reads (re-sealed, issue 12 item 18).
+        with client_for(only_new, "user/AuditEvent.rs") as auditor:
+            events = auditor.get("/AuditEvent", params={"_count": "500"}).json()["entry"]
+        reasons = [p["text"] for e in events for a in e["resource"]["agent"]
+                   for p in a.get("purposeOfUse", [])]  # fmt: skip
+        assert reasons == ["unconscious on arrival, no relatives reachable"]
+        rotations = [e["resource"] for e in events
+                     if e["resource"].get("outcomeDesc", "").startswith("to key")]  # fmt: skip
+        assert len(rotations) == 2  # one per run, each with its counts
+        assert all(r["outcome"] == "0" for r in rotations)
     finally:
         only_new.stop()
     _assert_dump_has_no_phi(pg, module_database, tmp_path)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from healthstack.fhir.outcome import FhirError
-from healthstack.fhir.validate import TYPES, validate
+from healthstack.fhir.structure import table, validate
 
 GOOD_PATIENT: dict[str, Any] = {
     "resourceType": "Patient",
@@ -111,7 +111,8 @@ def _expressions(resource: dict[str, Any]) -> set[str]:
         ({"category": {"text": "x"}}, "Observation.category"),
         ({"category": []}, "Observation.category"),
         ({"component": [{"valueString": "x"}]}, "Observation.component[0].code"),
-        ({"contained": [{"resourceType": "Patient"}]}, "Observation.contained"),
+        # contained resources are allowed now, and validated like any other
+        ({"contained": [{"resourceType": "Observation"}]}, "Observation.contained[0].status"),
         ({"modifierExtension": [{"url": "http://x"}]}, "Observation.modifierExtension"),
         ({"extension": [{"valueString": "x"}]}, "Observation.extension[0].url"),
         ({"id": "has space"}, "Observation.id"),
@@ -194,7 +195,7 @@ json_values = st.recursive(
 @given(
     st.sampled_from(["Patient", "Observation"]),
     st.dictionaries(
-        st.sampled_from(list(TYPES["Observation"]) + list(TYPES["Patient"]) + ["zz"]),
+        st.sampled_from([*table("Observation").fields, *table("Patient").fields, "zz"]),
         json_values,
         max_size=6,
     ),

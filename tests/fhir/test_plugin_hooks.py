@@ -323,3 +323,20 @@ def test_derived_resources_must_stay_with_the_source_patient() -> None:
     assert derived_problem(derived, "p2") == "subject is not the patient of the source observation"
     assert derived_problem({**derived, "resourceType": "Patient"}, "p1") is not None
     assert derived_problem({**derived, "status": "bogus"}, "p1") is not None
+
+
+def test_derived_resources_need_the_callers_own_create_scope(
+    admin: httpx.Client, scored: tuple[str, list[str]], live_service: Service,
+    module_database: Database,
+) -> None:  # fmt: skip
+    """Issue 12 item 3: an update by a token without Observation.c derives nothing."""
+    pid, observation_ids = scored
+    before = len(news2_scores(admin, pid))
+    current = admin.get(f"/Observation/{observation_ids[0]}").json()
+    current["valueQuantity"]["value"] = 24  # still a vital sign: derive runs on updates too
+    with client_for(live_service, "user/Observation.ru") as updater:
+        response = updater.put(f"/Observation/{observation_ids[0]}", json=current)
+    assert response.status_code == 200, response.text
+    assert len(news2_scores(admin, pid)) == before
+    denied = audit_rows(module_database, "outcome = 'denied' AND interaction = 'create'")
+    assert any("may not create Observation" in (row["detail"] or "") for row in denied)

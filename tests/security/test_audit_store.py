@@ -171,3 +171,110 @@ def test_verify_catches_superuser_tampering(database: Database, case: str) -> No
     statements, expected = TAMPERING[case]
     tamper(database, *statements(chain_of(database)))
     assert _only(verify(database.owner_url)) == expected
+
+
+@pytest.mark.parametrize("change", ["delete chain", "add chain"])
+def test_verify_requires_exactly_the_schemas_chains(database: Database, change: str) -> None:
+    """Issue 12 item 12: removing a whole chain (head and records) or adding one is caught."""
+    populate(database)
+    c = chain_of(database)
+    statements = {
+        "delete chain": [f"DELETE FROM audit_log WHERE chain_id = {c}",
+                         f"DELETE FROM audit_chain WHERE chain_id = {c}"],
+        "add chain": ["INSERT INTO audit_chain VALUES (64, 0, "
+                      "sha256(convert_to('healthstack-audit-genesis/64', 'UTF8')))"],
+    }[change]  # fmt: skip
+    tamper(database, *statements)
+    report = verify(database.owner_url)
+    assert not report.intact
+    assert report.problems[0].kind == ("deleted" if change == "delete chain" else "inserted")
+
+
+def test_an_anchored_chain_that_vanished_is_reported(database: Database) -> None:
+    populate(database)
+    c = chain_of(database)
+    anchors = verify(database.owner_url).heads
+    tamper(database, f"DELETE FROM audit_log WHERE chain_id = {c}",
+           f"DELETE FROM audit_chain WHERE chain_id = {c}")  # fmt: skip
+    problems = verify(database.owner_url, anchors).problems
+    assert [(p.chain_id, p.kind) for p in problems] == [(c, "deleted")]
+
+
+def _append_raw(db: Database, content: str) -> None:
+    async def body(pool: asyncpg.Pool) -> None:
+        async with pool.acquire() as conn:
+            await conn.execute("SELECT audit_append(1, $1)", content)
+
+    run_with_pool(db.url, body, size=1)
+
+
+def test_the_database_stamps_the_time_not_the_caller(database: Database) -> None:
+    """Issue 12 item 13: a record 'from 2020' appended by the service role is dated now."""
+    _append_raw(database, '{"interaction":"read","outcome":"success","subject":"u",'
+                          '"time":"2020-01-01T00:00:00+00:00"}')  # fmt: skip
+    with psycopg.connect(database.owner_url) as conn:
+        row = conn.execute("SELECT recorded_at > now() - interval '1 minute' FROM audit_log")
+        assert row.fetchone() == (True,)
+    assert verify(database.owner_url).intact
+
+
+@pytest.mark.parametrize("content", [
+    '["not", "an", "object"]',
+    '{"interaction":"read","outcome":"success","recorded_at":"2020-01-01"}',
+    '{"interaction":"read","outcome":"fine"}',
+    '{"interaction":"DROP TABLE","outcome":"success"}',
+    '{"interaction":"read","outcome":"success","subject":["a"]}',
+    '{"interaction":"read","outcome":"success","subject":"a\\nb"}',
+    '{"interaction":"read","outcome":"success","version":"2"}',
+    '{"interaction":"read","outcome":"success","detail":"' + "x" * 5000 + '"}',
+])  # fmt: skip
+def test_audit_append_refuses_what_the_caller_may_not_set(database: Database, content: str) -> None:
+    with pytest.raises(asyncpg.PostgresError):
+        _append_raw(database, content)
+    with psycopg.connect(database.owner_url) as conn:
+        assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (0,)
+
+
+def test_history_rows_are_append_only_for_the_service_role(database: Database) -> None:
+    """Issue 12 item 5: clinical history cannot be rewritten by the application role."""
+
+    async def body(pool: asyncpg.Pool) -> None:
+        async with pool.acquire() as conn:
+            for sql in ("UPDATE fhir_resource_version SET body = NULL",
+                        "UPDATE fhir_resource_version SET key_id = 'x'",
+                        "DELETE FROM fhir_resource_version", "TRUNCATE fhir_resource_version"):  # fmt: skip
+                with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                    await conn.execute(sql)
+
+    run_with_pool(database.url, body, size=1)
+
+
+_VERSION = ("INSERT INTO fhir_resource_version (resource_type, id, version, deleted, last_updated, "
+            "key_id, body) VALUES ('Patient', 'p1', 1, false, now(), 'k1', '\\x00')")  # fmt: skip
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE fhir_resource_version SET version = 2",
+    "UPDATE fhir_resource_version SET last_updated = now() - interval '1 year'",
+    "UPDATE fhir_resource_version SET deleted = true, body = NULL",
+    "DELETE FROM fhir_resource_version",
+    "TRUNCATE fhir_resource_version",
+    "UPDATE audit_reason SET seq = seq + 1",
+    "DELETE FROM audit_reason",
+    "TRUNCATE audit_reason",
+])  # fmt: skip
+def test_even_the_owner_may_only_reseal_history_and_reasons(database: Database, sql: str) -> None:
+    """Migration 0008: `keys rotate` (the owner) swaps key_id/body and upserts re-sealed reasons;
+    what a version is, and whether a re-sealed reason exists, nobody changes."""
+    with psycopg.connect(database.owner_url, autocommit=True) as conn:
+        conn.execute(_VERSION)
+        conn.execute('SELECT audit_append(3, \'{"interaction":"read","outcome":"success"}\')')
+        conn.execute("INSERT INTO audit_reason (chain_id, seq, key_id, ciphertext) "
+                     "SELECT chain_id, seq, 'k1', '\\x00' FROM audit_log")  # fmt: skip
+        # What rotation does is allowed:
+        conn.execute("UPDATE fhir_resource_version SET key_id = 'k2', body = '\\x01'")
+        conn.execute("INSERT INTO audit_reason (chain_id, seq, key_id, ciphertext) SELECT chain_id, "
+                     "seq, 'k2', '\\x01' FROM audit_log ON CONFLICT (chain_id, seq) DO UPDATE SET "
+                     "key_id = EXCLUDED.key_id, ciphertext = EXCLUDED.ciphertext")  # fmt: skip
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(sql)

@@ -6,7 +6,7 @@ import pytest
 
 from healthstack.fhir.outcome import FhirError
 from healthstack.security import authz
-from healthstack.security.audit import REDACTED, redact_query
+from healthstack.security.audit import REDACTED, Withheld, redact_query
 from healthstack.security.principal import Principal
 from healthstack.security.scopes import parse_scope
 
@@ -82,19 +82,18 @@ def test_require_matrix(scopes: str, patient: str | None, rtype: str, interactio
 def test_patient_context_confines_even_user_scopes() -> None:
     principal = who("user/Patient.rs patient/Observation.rs", patient="p1")
     assert authz.patient_scope(principal) == "p1"
-    own = {"resourceType": "Observation", "subject": {"reference": "Patient/p1"}}
-    other = {"resourceType": "Observation", "subject": {"reference": "Patient/p2"}}
-    assert authz.in_compartment(principal, "Observation", own)
-    assert not authz.in_compartment(principal, "Observation", other)
-    assert authz.in_compartment(principal, "Patient", {"id": "p1"})
-    assert not authz.in_compartment(principal, "Patient", {"id": "p2"})
-    assert not authz.in_compartment(principal, "Observation", {"subject": {"reference": "p1"}})
+    for interaction in ("read", "create", "update"):
+        assert authz.compartment_permits(principal, ["p1"], interaction)
+        assert authz.compartment_permits(principal, ["p2", "p1"], interaction)
+        assert not authz.compartment_permits(principal, ["p2"], interaction)
+        assert not authz.compartment_permits(principal, [], interaction)
 
 
 def test_unconfined_principal_sees_everything() -> None:
     principal = who("user/Patient.rs")
     assert authz.patient_scope(principal) is None
-    assert authz.in_compartment(principal, "Patient", {"id": "anyone"})
+    assert authz.compartment_permits(principal, ["anyone"], "update")
+    assert authz.compartment_permits(principal, [], "update")
 
 
 def test_break_glass_widens_reads_only_and_lifts_the_compartment() -> None:
@@ -103,6 +102,9 @@ def test_break_glass_widens_reads_only_and_lifts_the_compartment() -> None:
     assert not authz.allowed(plain, "Patient", "read")
     glass = who("patient/Observation.rs break-glass", patient="p1", reason="unconscious in ER")
     assert authz.patient_scope(glass) is None
+    for write in ("create", "update", "delete"):  # emergency access never widens writes
+        assert authz.patient_scope(glass, write) == "p1"
+        assert not authz.compartment_permits(glass, ["p2"], write)
     assert authz.allowed(glass, "Patient", "read")
     assert authz.allowed(glass, "Observation", "search")
     assert not authz.allowed(glass, "Patient", "update")
@@ -115,15 +117,17 @@ def test_hidden_is_a_plain_not_found() -> None:
     assert error.issues[0]["code"] == "not-found"
 
 
-def test_redact_query_keeps_names_and_only_safe_values() -> None:
-    redacted = redact_query("Patient", {
+def test_redact_query_keeps_in_clear_only_values_that_cannot_be_phi() -> None:
+    uuid = "0b6c5f8e-2f65-4a51-9c1e-3f1f7d0e9a11"
+    params = {
         "name": ["Smith"], "birthdate": ["ge1970-01-01"], "identifier": ["urn:mrn|12345"],
-        "_count": ["10"], "status": ["final"], "code": ["http://loinc.org|8867-4"],
-        "date": ["ge2024-01-01"], "gender": ["female"], "code:text": ["Smith"],
-        "_id": ["abc-1"],
-    })  # fmt: skip
-    assert redacted == {
-        "name": [REDACTED], "birthdate": [REDACTED], "identifier": [REDACTED],
-        "_count": ["10"], "status": ["final"], "code": ["http://loinc.org|8867-4"],
-        "date": [REDACTED], "gender": [REDACTED], "code:text": [REDACTED], "_id": ["abc-1"],
+        "_count": ["10"], "status": ["final"], "code": ["Smith"], "date": ["ge2024-01-01"],
+        "gender": ["female"], "code:text": ["Smith"], "_id": ["MRN-12345"],
+        "patient": [f"Patient/{uuid}"], "subject": ["Patient/Jane-Doe"], "_sort": ["-date"],
     }  # fmt: skip
+    redacted = redact_query("Patient", params)
+    clear = {"_count": ["10"], "patient": [f"Patient/{uuid}"], "_sort": ["-date"]}
+    for name, values in params.items():
+        expected = clear.get(name, [Withheld(v) for v in values])
+        assert redacted[name] == expected, name
+    assert repr(Withheld("Smith")) == REDACTED  # never printed in clear by accident

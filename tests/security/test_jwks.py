@@ -163,3 +163,81 @@ def test_unknown_kid_refreshes_are_rate_limited(provider: tuple[Provider, str]) 
     for n in range(20):
         assert refused(v, sign(stranger, f"made-up-{n}", "RS256")) == "key"
     assert idp.hits == 1
+
+
+def _forge(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """A token with any header and claims, signed with nothing meaningful (the header decides)."""
+    import base64
+
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part(header)}.{part(claims)}.{part({'sig': 'x'})}"
+
+
+@pytest.mark.parametrize(("header_alg", "kid"), [("ES256", "r1"), ("RS256", "e1")])
+def test_algorithm_of_another_key_family_is_a_clean_refusal(
+    provider: tuple[Provider, str], header_alg: str, kid: str
+) -> None:
+    # Issue 12 item 7: an ES256 header with an RSA key's kid (or the reverse) was a 500.
+    idp, url = provider
+    idp.add_rsa("r1"), idp.add_ec("e1")
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "iat": now, "exp": now + 60}
+    assert refused(verifier(url), _forge({"alg": header_alg, "kid": kid}, claims)) == "algorithm"
+
+
+def test_a_key_published_with_another_alg_refuses_the_token(provider: tuple[Provider, str]) -> None:
+    idp, url = provider
+    key = idp.add_rsa("r1")
+    idp.keys["r1"]["alg"] = "RS512"  # the provider says this key is for RS512 only
+    assert refused(verifier(url), sign(key, "r1", "RS256")) == "algorithm"
+
+
+CLAIM_VALUES = [
+    "soon",
+    "",
+    None,
+    True,
+    [1],
+    {"a": 1},
+    1.5e308,
+    -(2**70),
+    2**70,
+    float("nan"),
+    "1700000000",
+]
+
+
+@pytest.mark.parametrize("claim", ["exp", "iat", "nbf", "sub", "jti", "patient", "scope"])
+@pytest.mark.parametrize("value", CLAIM_VALUES, ids=repr)
+def test_signed_claims_of_the_wrong_type_are_refused_not_crashed(
+    provider: tuple[Provider, str], claim: str, value: Any
+) -> None:
+    """Every signed claim of a wrong type gives AuthError (a 401), never another exception."""
+    idp, url = provider
+    key = idp.add_rsa("r1")
+    v = verifier(url)
+    now = int(time.time())
+    claims: dict[str, Any] = {"iss": ISSUER, "aud": AUDIENCE, "sub": "x", "iat": now,
+                              "exp": now + 60, claim: value}  # fmt: skip
+    body = json.dumps(claims, allow_nan=True).replace("NaN", "1e999")
+    token = jwt.api_jws.encode(body.encode(), key, algorithm="RS256", headers={"kid": "r1"})
+    try:
+        principal = check(v, token)
+    except AuthError:
+        return
+    # Accepted only where the value is legitimately of the claim's type.
+    assert claim in ("sub", "jti", "patient", "scope")
+    assert isinstance(value, str)
+    assert value or claim != "sub"
+    assert principal.subject
+
+
+def test_garbage_tokens_are_refused(provider: tuple[Provider, str]) -> None:
+    _, url = provider
+    v = verifier(url)
+    for token in ["a.b.c", "x" * 5000, "e30.e30.", _forge({"alg": "ES256", "kid": 7}, {}),
+                  _forge({"alg": "none"}, {"sub": "x"}), _forge({"alg": ["RS256"]}, {})]:  # fmt: skip
+        with pytest.raises(AuthError):
+            check(v, token)

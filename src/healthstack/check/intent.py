@@ -31,6 +31,9 @@ class Flow:
     allowed: bool  # what the intent requires
     line: int
     excluded: tuple[str, ...] = ()
+    # Judge only the destination's ingress rule (a database's own policy must not admit the
+    # source, whether or not the source's egress is open).
+    ingress_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,10 @@ class Intent:
     file: str
     flows: tuple[Flow, ...]
     internet_ip: str | None
+    inferred: bool = False  # derived from the manifests (no --intent given)
+
+    def where(self, flow: Flow) -> str:
+        return "the inferred intent" if self.inferred else f"intent {self.file}:{flow.line}"
 
 
 def _port(raw: Any, where: str) -> Port:

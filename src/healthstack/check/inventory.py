@@ -22,6 +22,7 @@ SIDECAR_PORTS = (
     {"name": "http-envoy-prom", "containerPort": 15090, "protocol": "TCP"},
     {"name": "status-port", "containerPort": 15020, "protocol": "TCP"},
 )
+DATABASE_PORTS = frozenset({5432, 3306, 6379, 27017})
 CNPG_PORTS = (
     {"name": "postgresql", "containerPort": 5432, "protocol": "TCP"},
     {"name": "metrics", "containerPort": 9187, "protocol": "TCP"},
@@ -59,6 +60,17 @@ class Workload:
     def all_containers(self) -> list[dict[str, Any]]:
         init = [c for c in self.pod_spec.get("initContainers") or [] if isinstance(c, dict)]
         return init + self.containers
+
+    @property
+    def injected(self) -> bool:
+        """Runs the Istio sidecar (see :meth:`Inventory.sidecar_injected`)."""
+        return any(c.get("_injected") for c in self.containers)
+
+    @property
+    def is_database(self) -> bool:
+        """An operator-made database pod, or a template declaring a well-known database port."""
+        ports = {p.get("containerPort") for c in self.containers for p in c.get("ports") or []}
+        return self.synthetic or bool(ports & DATABASE_PORTS)
 
     @property
     def replicas(self) -> int | None:

@@ -6,9 +6,12 @@ and text output can point at the object in its file.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +23,7 @@ from healthstack.errors import HealthstackError
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 YAML_SUFFIXES = (".yaml", ".yml")
+ORIGIN = "config.kubernetes.io/origin"
 
 
 def parse_stream(text: str, source: str) -> list[K8sObject]:
@@ -118,5 +122,70 @@ def render_kustomize(folder: str) -> str:
 
 
 def load_kustomize(folder: str) -> list[K8sObject]:
-    """Objects of a rendered Kustomize folder; positions are lines of the rendered stream."""
-    return parse_stream(render_kustomize(folder), f"{folder.rstrip('/')}/kustomization.yaml")
+    """Objects of a rendered Kustomize folder, each positioned in the base or component file
+    that produced it (kustomize's origin annotations); objects without a readable origin keep
+    their line in the rendered stream."""
+    label = f"{folder.rstrip('/')}/kustomization.yaml"
+    with tempfile.TemporaryDirectory(prefix="healthstack-origin-") as wrapper:
+        text = _render_with_origins(folder, Path(wrapper))
+        if text is None:
+            return parse_stream(render_kustomize(folder), label)
+        sources: dict[Path, list[K8sObject]] = {}
+        return [_at_origin(o, Path(wrapper), sources) for o in parse_stream(text, label)]
+
+
+def _render_with_origins(folder: str, wrapper: Path) -> str | None:
+    """Render ``folder`` through a wrapper kustomization that asks for origin annotations
+    (kustomize has no flag for them); None when that fails, so the plain render reports why."""
+    if (
+        not Path(folder, "kustomization.yaml").is_file()
+        and not Path(folder, "kustomization.yml").is_file()
+    ):
+        return None
+    target = os.path.relpath(Path(folder).resolve(), wrapper.resolve())
+    (wrapper / "kustomization.yaml").write_text(
+        f"resources:\n  - {json.dumps(target)}\nbuildMetadata: [originAnnotations]\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.run(
+        [kubectl(), "kustomize", str(wrapper)], capture_output=True, text=True, check=False
+    )
+    return proc.stdout if proc.returncode == 0 else None
+
+
+def _at_origin(obj: K8sObject, wrapper: Path, sources: dict[Path, list[K8sObject]]) -> K8sObject:
+    annotations = dict(obj.metadata.get("annotations") or {})
+    raw = annotations.pop(ORIGIN, None)
+    metadata = {k: v for k, v in obj.metadata.items() if k != "annotations"}
+    if annotations:
+        metadata["annotations"] = annotations
+    doc = {**obj.doc, "metadata": metadata}
+    try:
+        origin = yaml.safe_load(str(raw)) if raw else None
+    except yaml.YAMLError:
+        origin = None
+    path = origin.get("path") if isinstance(origin, dict) else None
+    source = (wrapper.resolve() / str(path)).resolve() if path else None
+    if source is None or not source.is_file():
+        return K8sObject(doc, obj.file, obj.line)
+    if source not in sources:
+        try:
+            sources[source] = parse_stream(_read(source), str(source))
+        except HealthstackError:
+            sources[source] = []
+    line = _line_in(sources[source], obj)
+    return K8sObject(doc, _display(source), line)
+
+
+def _line_in(candidates: list[K8sObject], obj: K8sObject) -> int:
+    same_kind = [c for c in candidates if c.kind == obj.kind]
+    named = [c for c in same_kind if c.name == obj.name]
+    return (named or same_kind or [K8sObject({}, "", 1)])[0].line
+
+
+def _display(path: Path) -> str:
+    """Relative to the working directory (the repository root in CI) when inside it."""
+    try:
+        return path.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        return str(path)

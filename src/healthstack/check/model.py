@@ -6,6 +6,10 @@ import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+# What code hits when an object has a field of the wrong type (a string where the schema says
+# mapping): the schema check reports the field; other checks report that they could not judge.
+MALFORMED = (AttributeError, TypeError, ValueError, KeyError, IndexError)
+
 
 class Severity(enum.IntEnum):
     """Ordered so that ``finding.severity >= threshold`` means "report"."""
@@ -105,6 +109,7 @@ class Finding:
     message: str
     remediation: str
     references: tuple[str, ...] = field(default=())
+    field_path: str = ""  # dotted path of the offending field inside the object, when known
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -117,4 +122,5 @@ class Finding:
             "message": self.message,
             "remediation": self.remediation,
             "references": list(self.references),
+            **({"field": self.field_path} if self.field_path else {}),
         }

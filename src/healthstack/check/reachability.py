@@ -87,6 +87,12 @@ class Verdict:
     ingress: str  # same for the destination side
     blamed: tuple[K8sObject, ...] = ()  # policies whose rule allowed it, or that denied it
 
+    @property
+    def fix_target(self) -> K8sObject | None:
+        """On a denial: the policy that should admit the flow (a pod's own policy before the
+        namespace default-deny); None when no policy is involved."""
+        return self.blamed[0] if self.blamed else None
+
 
 def _ports_of(containers: Iterable[dict[str, Any]]) -> tuple[Port, ...]:
     ports = []
@@ -125,6 +131,11 @@ class Network:
         in_ok, in_why, in_blame = self._side(dst, src, port, "Ingress")
         return Verdict(eg_ok and in_ok, eg_why, in_why, eg_blame + in_blame)
 
+    def ingress_verdict(self, src: Endpoint, dst: Endpoint, port: Port) -> Verdict:
+        """The destination's ingress alone, whatever the source's egress says."""
+        ok, why, blame = self._side(dst, src, port, "Ingress")
+        return Verdict(ok, "not judged (ingress only)", why, blame)
+
     def _side(
         self, subject: Endpoint, peer: Endpoint, port: Port, direction: str
     ) -> tuple[bool, str, tuple[K8sObject, ...]]:
@@ -141,10 +152,13 @@ class Network:
                 if self._rule_admits(policy, rule, peer, dst, port, direction):
                     return True, f"{policy.ref} {direction.lower()} rule #{index + 1}", (policy,)
         names = ", ".join(p.ref for p in selecting)
+        # The policy to fix is one written for this pod, not the namespace's default-deny:
+        # policies with rules (or a non-empty podSelector) come first in ``blamed``.
+        ranked = sorted(selecting, key=lambda p: _is_deny_all(p, direction))
         return (
             False,
             f"{direction} of {subject.key} limited by {names}; no rule admits it",
-            tuple(selecting),
+            tuple(ranked),
         )
 
     def _rule_admits(
@@ -164,7 +178,7 @@ class Network:
 
     def _peer_matches(self, policy: K8sObject, peer_rule: dict[str, Any], ep: Endpoint) -> bool:
         if "ipBlock" in peer_rule:
-            return ep.ip is not None and _in_block(peer_rule["ipBlock"], ep.ip)
+            return ep.ip is not None and in_block(peer_rule["ipBlock"], ep.ip)
         if ep.namespace is None:
             return False  # pod/namespace selectors only ever match pods in the cluster
         ns_sel = peer_rule.get("namespaceSelector")
@@ -191,11 +205,16 @@ def _applies(policy: K8sObject, ep: Endpoint, direction: str) -> bool:
 
 
 def policy_types(policy: K8sObject) -> list[str]:
-    """``policyTypes`` with the API defaults: Ingress always, Egress when rules exist."""
+    """``policyTypes`` with the API defaults: Ingress always, Egress only when ``egress`` holds
+    at least one rule (``egress: []`` without policyTypes leaves egress open)."""
     declared = policy.spec.get("policyTypes")
     if declared:
         return [str(t) for t in declared]
-    return ["Ingress", *(["Egress"] if "egress" in policy.spec else [])]
+    return ["Ingress", *(["Egress"] if policy.spec.get("egress") else [])]
+
+
+def _is_deny_all(policy: K8sObject, direction: str) -> bool:
+    return not policy.spec.get("podSelector") and not _rules(policy, direction)
 
 
 def _rules(policy: K8sObject, direction: str) -> list[dict[str, Any]]:
@@ -203,7 +222,7 @@ def _rules(policy: K8sObject, direction: str) -> list[dict[str, Any]]:
     return [r if isinstance(r, dict) else {} for r in rules]
 
 
-def _in_block(block: dict[str, Any], ip: str) -> bool:
+def in_block(block: dict[str, Any], ip: str) -> bool:
     addr = ipaddress.ip_address(ip)
     try:
         if addr not in ipaddress.ip_network(str(block.get("cidr")), strict=False):

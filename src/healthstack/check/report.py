@@ -12,6 +12,7 @@ from typing import Any
 from healthstack import __version__
 from healthstack.check.model import Finding, Severity
 from healthstack.check.policies.base import Check
+from healthstack.check.positions import field_line
 
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 _SARIF_LEVEL = {
@@ -40,8 +41,12 @@ def text(findings: Sequence[Finding]) -> str:
     return "\n".join(lines)
 
 
-def as_json(findings: Sequence[Finding]) -> str:
-    return json.dumps({"findings": [f.to_json() for f in findings]}, indent=2)
+def as_json(findings: Sequence[Finding], intent: str | None = None) -> str:
+    """``intent`` says what reachability was checked against: a file, or ``inferred``."""
+    body: dict[str, Any] = {"findings": [f.to_json() for f in findings]}
+    if intent is not None:
+        body["intent"] = intent
+    return json.dumps(body, indent=2)
 
 
 def _rule(check: Check) -> dict[str, Any]:
@@ -51,15 +56,41 @@ def _rule(check: Check) -> dict[str, Any]:
         "shortDescription": {"text": check.title},
         "help": {"text": check.remediation},
         "defaultConfiguration": {"level": _SARIF_LEVEL[check.severity]},
-        "properties": {"tags": [check.family, *check.references]},
+        "properties": {
+            "tags": [check.family, *check.references],
+            "security-severity": _SECURITY_SEVERITY[check.severity],
+        },
     }
 
 
-def _uri(file: str) -> str:
+# GitHub code scanning ranks alerts by this CVSS-like score (rules' "security-severity").
+_SECURITY_SEVERITY = {
+    Severity.LOW: "3.0",
+    Severity.MEDIUM: "5.5",
+    Severity.HIGH: "8.0",
+    Severity.CRITICAL: "9.5",
+}
+SRCROOT = "%SRCROOT%"
+
+
+def _artifact(file: str) -> dict[str, str]:
+    """Paths inside the working directory (the repository root in CI) are relative to the
+    ``%SRCROOT%`` base; others stay absolute file URIs; ``<stdin>`` stays as given."""
     path = Path(file)
     if path.is_absolute():
-        return path.as_uri()
-    return path.as_posix()
+        try:
+            path = path.resolve().relative_to(Path.cwd().resolve())
+        except ValueError:
+            return {"uri": path.as_uri()}
+    if file.startswith("<"):
+        return {"uri": file}
+    return {"uri": path.as_posix(), "uriBaseId": SRCROOT}
+
+
+def _line(f: Finding) -> int:
+    if not f.field_path:
+        return f.line
+    return field_line(f.file, f.line, f.object_ref.split("/", 1)[0], f.field_path)
 
 
 def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
@@ -71,17 +102,20 @@ def _result(f: Finding, index: dict[str, int]) -> dict[str, Any]:
         "locations": [
             {
                 "physicalLocation": {
-                    "artifactLocation": {"uri": _uri(f.file)},
-                    "region": {"startLine": max(f.line, 1)},
+                    "artifactLocation": _artifact(f.file),
+                    "region": {"startLine": max(_line(f), 1)},
                 },
                 "logicalLocations": [{"fullyQualifiedName": f.object_ref, "kind": "object"}],
             }
         ],
-        "properties": {"severity": f.severity.name.lower()},
+        "properties": {
+            "severity": f.severity.name.lower(),
+            "security-severity": _SECURITY_SEVERITY[f.severity],
+        },
     }
 
 
-def sarif(findings: Sequence[Finding], checks: Sequence[Check]) -> str:
+def sarif(findings: Sequence[Finding], checks: Sequence[Check], intent: str | None = None) -> str:
     index = {c.id: i for i, c in enumerate(checks)}
     run = {
         "tool": {
@@ -92,8 +126,11 @@ def sarif(findings: Sequence[Finding], checks: Sequence[Check]) -> str:
             }
         },
         "results": [_result(f, index) for f in findings],
+        "originalUriBaseIds": {SRCROOT: {"uri": Path.cwd().resolve().as_uri() + "/"}},
         "columnKind": "utf16CodeUnits",
     }
+    if intent is not None:
+        run["properties"] = {"intent": intent}
     return json.dumps({"$schema": SARIF_SCHEMA, "version": "2.1.0", "runs": [run]}, indent=2)
 
 
@@ -110,7 +147,10 @@ def list_markdown(checks: Sequence[Check]) -> str:
         '`healthstack.io/suppress.<ID>: "<reason>"` (an empty reason is itself a finding).',
         "",
     ]
-    for family, group in groupby(checks, key=lambda c: c.family):
+    # One section per family, in order of first appearance, wherever the registry lists it.
+    families = list(dict.fromkeys(c.family for c in checks))
+    for family in families:
+        group = [c for c in checks if c.family == family]
         lines += [
             f"## {family}",
             "",

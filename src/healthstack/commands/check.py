@@ -84,6 +84,15 @@ def _check(args: argparse.Namespace) -> int:
     findings = run_checks(ctx, config)
     if args.matrix:
         print(render_matrix(ctx.net), file=sys.stdout if args.format == "text" else sys.stderr)
-    rendered = {"text": report.text, "json": report.as_json}.get(args.format)
-    print(rendered(findings) if rendered else report.sarif(findings, CHECKS))
+    intent = ctx.intent
+    source = "inferred" if intent is None or intent.inferred else intent.file
+    if intent is not None and intent.inferred:
+        print(f"note: no --intent: reachability checked against {len(intent.flows)} flow(s) "
+              "inferred from the manifests", file=sys.stderr)  # fmt: skip
+    if args.format == "text":
+        print(report.text(findings))
+    elif args.format == "json":
+        print(report.as_json(findings, source))
+    else:
+        print(report.sarif(findings, CHECKS, source))
     return 1 if any(f.severity >= threshold for f in findings) else 0

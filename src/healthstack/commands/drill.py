@@ -1,8 +1,10 @@
 """``healthstack drill rollout|crash|db-outage|restore|all``: reliability drills (docs/drills.md).
 
-Each drill runs real processes on loopback (service replicas, embedded PostgreSQL, HAProxy) and
-exits 1 when its target is missed. ``all`` is what ``make drill`` runs: every drill at full length
-(the manifests' own durations) and a summary table.
+Each drill runs real processes on loopback (service replicas, embedded PostgreSQL, HAProxy), then
+its negative control: the same drill with the protection it tests removed, which must FAIL (a
+drill that cannot fail proves nothing). It exits 1 when its target is missed or its control
+passes. Each report (figures, verdict, control result) is printed and written as JSON. ``all`` is
+what ``make drill`` runs: every drill at full length (the manifests' own durations).
 """
 
 from __future__ import annotations
@@ -18,6 +20,13 @@ from typing import Any
 from healthstack.ops.drills.spec import RolloutSpec, load_spec
 
 DRILLS = ("rollout", "crash", "db-outage", "restore", "all")
+# What each drill's negative control removes (docs/drills.md): the run without it must FAIL.
+CONTROLS = {
+    "rollout": "preStop and SHUTDOWN_DRAIN_SECONDS (both 0)",
+    "crash": "conditional create (plain POST, no If-None-Exist)",
+    "db-outage": "reconnection (the database returns at another address)",
+    "restore": "one table in the backup (fhir_resource_version dropped before backup create)",
+}
 FULL_ROLLOUT_REQUESTS = 10_000
 
 
@@ -69,11 +78,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=10.0,
         help="db-outage: how long the database stays down (before --time-scale)",
     )
-    parser.add_argument("--json", type=Path, help="also write the reports to this file")
+    parser.add_argument(
+        "--propagation-seconds",
+        type=float,
+        default=5.0,
+        help="rollout: how long a terminating pod still receives new connections (before scale)",
+    )
+    parser.add_argument(
+        "--no-control", action="store_true", help="skip the negative controls (faster, proves less)"
+    )
+    parser.add_argument(
+        "--json",
+        type=Path,
+        default=Path(".healthstack/drills/report.json"),
+        help="write the reports here (default .healthstack/drills/report.json)",
+    )
 
 
-def _rollout(spec: RolloutSpec, args: argparse.Namespace) -> dict[str, Any]:
+def _rollout(spec: RolloutSpec, args: argparse.Namespace, control: bool) -> dict[str, Any]:
     from healthstack.ops.drills.rollout import run_rollout
+
+    if control:
+        spec = replace(spec, prestop_seconds=0.0, drain_seconds=0.0)
 
     minimum = (
         args.min_requests
@@ -84,13 +110,13 @@ def _rollout(spec: RolloutSpec, args: argparse.Namespace) -> dict[str, Any]:
     return run_rollout(spec, workers=args.workers, min_requests=minimum, settle_s=settle).to_dict()
 
 
-def _crash(spec: RolloutSpec, args: argparse.Namespace) -> dict[str, Any]:
+def _crash(spec: RolloutSpec, args: argparse.Namespace, control: bool) -> dict[str, Any]:
     from healthstack.ops.drills.crash import run_crash
 
-    return run_crash(spec, workers=args.workers).to_dict()
+    return run_crash(spec, workers=args.workers, idempotent=not control).to_dict()
 
 
-def _outage(spec: RolloutSpec, args: argparse.Namespace) -> dict[str, Any]:
+def _outage(spec: RolloutSpec, args: argparse.Namespace, control: bool) -> dict[str, Any]:
     from healthstack.ops.drills.db_outage import run_db_outage
 
     scale = args.time_scale
@@ -100,19 +126,27 @@ def _outage(spec: RolloutSpec, args: argparse.Namespace) -> dict[str, Any]:
         before_s=max(1.0, 3 * scale),
         after_s=max(1.0, 5 * scale),
         workers=args.workers,
+        reconnectable=not control,
     ).to_dict()
 
 
-def _restore(spec: RolloutSpec, args: argparse.Namespace) -> dict[str, Any]:
-    from healthstack.ops.drills.restore import run_restore
+def _restore(spec: RolloutSpec, args: argparse.Namespace, control: bool) -> dict[str, Any]:
+    from healthstack.ops.drills.restore import run_restore_on
 
     full = args.drill == "all"
-    return run_restore(
-        spec, patients=20 if full else 4, observations=5 if full else 2, versions=3
-    ).to_dict()
+    # The wheel's PostgreSQL 18 and Debian's 15; the control needs one server to fail on.
+    majors: list[int | None] = [None] if control else [None, 15]
+    return run_restore_on(
+        majors,
+        spec,
+        patients=100 if full else 6,
+        observations=20 if full else 4,
+        versions=3,
+        drop_table="fhir_resource_version" if control else None,
+    )
 
 
-RUNNERS: dict[str, Callable[[RolloutSpec, argparse.Namespace], dict[str, Any]]] = {
+RUNNERS: dict[str, Callable[[RolloutSpec, argparse.Namespace, bool], dict[str, Any]]] = {
     "rollout": _rollout,
     "crash": _crash,
     "db-outage": _outage,
@@ -139,14 +173,25 @@ def headline(report: dict[str, Any]) -> str:
         )
     if name == "crash":
         failed = ", ".join(
-            f"{k}: {v['failed']}/{v['requests']}" for k, v in report["variants"].items()
+            f"{k}: {v['failed_attempts_after_kill']}" for k, v in report["variants"].items()
         )
-        return f"failed by retry-on [{failed}]; duplicates {report['duplicates']}"
+        return (
+            f"{report['created_after_kill']} creates after the kill, {report['retried']} retried "
+            f"on connection loss; duplicates {report['duplicates']}, lost {report['lost']} of "
+            f"{report['acknowledged']} acknowledged; failed attempts by retry-on [{failed}]"
+        )
     if name == "db-outage":
+        hang = report.get("hang")
+        hung = (
+            f"; SIGSTOP hang: {hang['lost']} lost of {hang['acknowledged']}, first write after "
+            f"{_seconds(hang['write_recovery_s'])}, unready {hang['unready_during_outage']}"
+            if hang
+            else ""
+        )
         return (
             f"{report['lost']} lost of {report['acknowledged']} acknowledged writes, "
             f"unready during outage {report['unready_during_outage']}, readiness recovered "
-            f"in {_seconds(report['ready_recovery_s'])}, first write after {_seconds(report['write_recovery_s'])}, restarts {report['restarts']}"
+            f"in {_seconds(report['ready_recovery_s'])}, first write after {_seconds(report['write_recovery_s'])} (bound {report['write_bound_s']:.1f}s), restarts {report['restarts']}{hung}"
         )
     return (
         f"{report['versions_restored']}/{report['versions']} versions, "
@@ -156,11 +201,37 @@ def headline(report: dict[str, Any]) -> str:
 
 
 def table(reports: list[dict[str, Any]]) -> str:
-    lines = ["| drill | result | figures |", "|---|---|---|"]
+    lines = ["| drill | result | figures | negative control |", "|---|---|---|---|"]
     for report in reports:
         verdict = "PASS" if report["passed"] else "FAIL"
-        lines.append(f"| {report['drill']} | {verdict} | {headline(report)} |")
+        control = report.get("control")
+        states = (
+            "not run"
+            if control is None
+            else f"{control['removes']}: {control['verdict']} "
+            f"({'as expected' if control['failed_as_expected'] else 'the drill cannot fail'}); "
+            f"{headline(control['report'])}"
+        )
+        lines.append(f"| {report['drill']} | {verdict} | {headline(report)} | {states} |")
     return "\n".join(lines)
+
+
+def run_drill(name: str, spec: RolloutSpec, args: argparse.Namespace) -> dict[str, Any]:
+    """The drill, then its control; it passes only if it passes and its control fails."""
+    report = RUNNERS[name](spec, args, False)
+    report["protected_passed"] = report["passed"]
+    if not args.no_control:
+        print(f"drill {name}: control run without {CONTROLS[name]}", flush=True)
+        control = RUNNERS[name](spec, args, True)
+        report["control"] = {
+            "removes": CONTROLS[name],
+            "verdict": "PASS" if control["passed"] else "FAIL",
+            "failed_as_expected": not control["passed"],
+            "report": control,
+        }
+        report["passed"] = report["passed"] and not control["passed"]
+    report["verdict"] = "PASS" if report["passed"] else "FAIL"
+    return report
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -177,6 +248,7 @@ def run(args: argparse.Namespace) -> int:
         spec = spec.scaled(args.time_scale)
     if args.replicas is not None:
         spec = replace(spec, replicas=args.replicas)
+    spec = replace(spec, propagation_seconds=args.propagation_seconds * args.time_scale)
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so every process and temporary
     # database the drill started is stopped by its context managers.
     signal.signal(signal.SIGTERM, _interrupt)
@@ -187,8 +259,10 @@ def run(args: argparse.Namespace) -> int:
             f"drill {name}: running ({spec.name} from {spec.source}, time scale {args.time_scale})",
             flush=True,
         )
-        reports.append(RUNNERS[name](spec, args))
+        reports.append(run_drill(name, spec, args))
+        print(json.dumps(reports[-1], indent=2, default=str), flush=True)
     print(table(reports))
-    if args.json:
-        args.json.write_text(json.dumps(reports, indent=2, default=str) + "\n")
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(reports, indent=2, default=str) + "\n")
+    print(f"reports written to {args.json}")
     return 0 if all(r["passed"] for r in reports) else 1

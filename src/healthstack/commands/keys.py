@@ -5,7 +5,9 @@
 small transactions, rows locked by the API skipped (``FOR UPDATE SKIP LOCKED``) and revisited,
 progress kept in the data itself (each row's key id), so an interrupted run resumes and a repeated
 run changes nothing. Procedure: deploy the new key as ``ENCRYPTION_KEY`` with the old one in
-``ENCRYPTION_OLD_KEYS``, run ``keys rotate``, then drop the old key. See docs/fhir.md.
+``ENCRYPTION_OLD_KEYS``, run ``keys rotate`` (as the schema owner: MIGRATION_DATABASE_URL), then
+drop the old key. Break-glass reasons in the audit trail are re-sealed too (into ``audit_reason``),
+the rotation is itself an audit record, and each batch prints a progress line. See docs/fhir.md.
 """
 
 from __future__ import annotations
@@ -22,8 +24,9 @@ import orjson
 
 from healthstack.config import Settings
 from healthstack.errors import HealthstackError
-from healthstack.fhir import index
 from healthstack.fhir.crypto import DecryptionError, Keyring, aad
+from healthstack.fhir.store import search_terms
+from healthstack.security import audit
 
 CURRENT_BATCH = """
 SELECT resource_type, id, version, key_id, body FROM fhir_resource
@@ -49,6 +52,19 @@ INSERT INTO fhir_token (resource_type, id, kind, digest)
 SELECT $1, $2, k, d FROM unnest($3::text[], $4::bytea[]) AS u(k, d)
 """
 REMAINING = "SELECT (SELECT count(*) FROM {table} WHERE key_id <> $1)"
+REASON_BATCH = """
+SELECT l.chain_id, l.seq, l.content::jsonb->>'break_glass_reason' AS stored,
+       r.key_id AS resealed_key, r.ciphertext AS resealed
+FROM audit_log l LEFT JOIN audit_reason r USING (chain_id, seq)
+WHERE l.break_glass AND (l.chain_id, l.seq) > ($1, $2)
+ORDER BY l.chain_id, l.seq LIMIT $3
+"""
+UPSERT_REASON = """
+INSERT INTO audit_reason (chain_id, seq, key_id, ciphertext) VALUES ($1, $2, $3, $4)
+ON CONFLICT (chain_id, seq) DO UPDATE SET key_id = EXCLUDED.key_id,
+    ciphertext = EXCLUDED.ciphertext, resealed_at = now()
+"""
+AUDIT_SQL = "SELECT audit_append(0, $1)"
 MAX_PASSES = 50
 
 
@@ -63,7 +79,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 class Progress:
     current: int = 0
     versions: int = 0
+    reasons: int = 0
     passes: int = 0
+
+    def line(self) -> str:
+        return (f"{self.current} current rows, {self.versions} history rows, "
+                f"{self.reasons} break-glass reasons")  # fmt: skip
 
 
 class Rotator:
@@ -89,7 +110,12 @@ class Rotator:
             for row in rows:
                 await self.rotate_current(conn, row)
         self.progress.current += len(rows)
+        self.report()
         return (rows[-1]["resource_type"], rows[-1]["id"]) if rows else None
+
+    def report(self) -> None:
+        """A plain progress line per batch (log-friendly: no terminal control codes)."""
+        print(f"keys rotate: {self.progress.line()} so far", flush=True)
 
     async def rotate_current(self, conn: asyncpg.Connection, row: asyncpg.Record) -> None:
         rtype, rid = row["resource_type"], row["id"]
@@ -98,7 +124,7 @@ class Rotator:
         await conn.execute(DELETE_TOKENS, rtype, rid)
         if plaintext is None:
             return  # a deleted resource has no tokens
-        terms = index.extract(rtype, rid, orjson.loads(plaintext)).terms
+        terms = search_terms(rtype, rid, orjson.loads(plaintext))
         digests = [self.keyring.active.digest(kind, value) for kind, value in terms]
         await conn.execute(INSERT_TOKENS, rtype, rid, [k for k, _ in terms], digests)
 
@@ -120,6 +146,7 @@ class Rotator:
                     blob,
                 )
         self.progress.versions += len(rows)
+        self.report()
         last = rows[-1] if rows else None
         return (last["resource_type"], last["id"], last["version"]) if last else None
 
@@ -130,7 +157,36 @@ class Rotator:
         version_after: tuple[str, str, int] | None = ("", "", 0)
         while version_after is not None:
             version_after = await self.version_batch(conn, version_after)
+        reason_after: tuple[int, int] | None = (-1, 0)
+        while reason_after is not None:
+            reason_after = await self.reason_batch(conn, reason_after)
         self.progress.passes += 1
+
+    async def reason_batch(
+        self, conn: asyncpg.Connection, after: tuple[int, int]
+    ) -> tuple[int, int] | None:
+        """Break-glass reasons not yet under the active key, re-sealed into ``audit_reason``.
+
+        The chained record is immutable (its hash covers the old ciphertext); the re-sealed copy
+        beside it is what auditors read once the old key is retired (docs/audit.md)."""
+        async with conn.transaction():
+            rows = await conn.fetch(REASON_BATCH, *after, self.batch_size)
+            due = [r for r in rows if _reason_key(r) != self.active]
+            for row in due:
+                reason = audit.open_reason(self.keyring, _stored_reason(row), _resealed(row),
+                                           row["chain_id"], row["seq"])  # fmt: skip
+                if reason.startswith("[encrypted under key "):
+                    raise HealthstackError(
+                        "a break-glass reason is under a key that is not configured: "
+                        "add it to ENCRYPTION_OLD_KEYS"
+                    )
+                bound = audit.resealed_aad(row["chain_id"], row["seq"])
+                _, blob = self.keyring.encrypt(reason.encode(), bound)
+                await conn.execute(UPSERT_REASON, row["chain_id"], row["seq"], self.active, blob)
+        self.progress.reasons += len(due)
+        if due:
+            self.report()
+        return (rows[-1]["chain_id"], rows[-1]["seq"]) if rows else None
 
     async def remaining(self, conn: asyncpg.Connection) -> int:
         total = 0
@@ -151,12 +207,45 @@ class Rotator:
         )
 
 
+def _stored_reason(row: asyncpg.Record) -> str:
+    return str(row["stored"] or "")
+
+
+def _resealed(row: asyncpg.Record) -> tuple[str, bytes] | None:
+    return (row["resealed_key"], row["resealed"]) if row["resealed"] is not None else None
+
+
+def _reason_key(row: asyncpg.Record) -> str | None:
+    """The key id a reason is readable under now (the re-sealed copy's, else the chained one's)."""
+    if row["resealed"] is not None:
+        return str(row["resealed_key"])
+    stored = _stored_reason(row)
+    if not stored.startswith(audit.REASON_PREFIX):
+        return None  # written before sealing: nothing to re-seal
+    return stored[len(audit.REASON_PREFIX) :].partition(":")[0]
+
+
+async def _audit(conn: asyncpg.Connection, outcome: str, detail: str) -> None:
+    """The rotation itself is an audited event (who: the command; what: counts, never data)."""
+    content = {"interaction": "key-rotation", "outcome": outcome,
+               "subject": "healthstack keys rotate", "detail": detail}  # fmt: skip
+    await conn.execute(AUDIT_SQL, orjson.dumps(content).decode())
+
+
 async def rotate(url: str, keyring: Keyring, batch_size: int) -> Progress:
     conn = await asyncpg.connect(url, timeout=10)
+    rotator = Rotator(keyring, batch_size)
     try:
-        return await Rotator(keyring, batch_size).run(conn)
-    except DecryptionError as exc:
+        progress = await rotator.run(conn)
+    except (DecryptionError, HealthstackError) as exc:
+        await _audit(conn, "error", f"to key {keyring.active.key_id}: stopped after "
+                     f"{rotator.progress.line()}")  # fmt: skip
+        if isinstance(exc, HealthstackError):
+            raise
         raise HealthstackError(f"{exc}: add the missing key to ENCRYPTION_OLD_KEYS") from exc
+    else:
+        await _audit(conn, "success", f"to key {keyring.active.key_id}: {progress.line()}")
+        return progress
     finally:
         await conn.close()
 
@@ -168,13 +257,16 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise HealthstackError("--batch-size must be >= 1")
     settings = Settings.from_env()
-    if not settings.database_url:
-        raise HealthstackError("DATABASE_URL (or DATABASE_URL_FILE) is required for keys rotate")
+    if not settings.migration_database_url:
+        # History rows are append-only for the service role (DATABASE_URL): re-encrypting them is
+        # the schema owner's job, like a migration.
+        raise HealthstackError(
+            "MIGRATION_DATABASE_URL (or MIGRATION_DATABASE_URL_FILE) is required for keys rotate"
+        )
     keyring = Keyring.from_settings(settings)
-    progress: Any = asyncio.run(rotate(settings.database_url, keyring, args.batch_size))
+    progress: Any = asyncio.run(rotate(settings.migration_database_url, keyring, args.batch_size))
     print(
-        f"rotated to key {keyring.active.key_id}: {progress.current} current rows, "
-        f"{progress.versions} history rows, {progress.passes} pass(es)",
+        f"rotated to key {keyring.active.key_id}: {progress.line()}, {progress.passes} pass(es)",
         file=sys.stdout,
     )
     return 0

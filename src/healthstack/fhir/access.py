@@ -15,6 +15,8 @@ import asyncpg
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
+from healthstack.fhir import searchdefs
+from healthstack.fhir.extract import compartment_of
 from healthstack.fhir.outcome import FhirError
 from healthstack.security import audit, authz
 from healthstack.security.middleware import AuthMiddleware, principal_of
@@ -47,21 +49,42 @@ class Caller:
 
     @property
     def patient(self) -> str | None:
-        """The patient compartment the caller is confined to (None: unrestricted)."""
-        return authz.patient_scope(self.principal)
+        """The compartment reads and searches are confined to (None: unrestricted)."""
+        return authz.patient_scope(self.principal, "read")
+
+    def patient_for(self, resource_type: str) -> str | None:
+        """Read confinement for ``resource_type``: none for types that the CompartmentDefinition
+        puts in no patient's compartment (Practitioner, Organization...: no patient's data)."""
+        if self.principal.patient is None or not searchdefs.in_some_compartment(resource_type):
+            return None
+        return self.patient
+
+    @property
+    def write_patient(self) -> str | None:
+        """The compartment writes are confined to: break-glass never widens it."""
+        return authz.patient_scope(self.principal, "create")
+
+    def may(self, resource_type: str, interaction: str) -> bool:
+        """Whether the scopes (or break-glass) allow ``interaction``; no audit record."""
+        return authz.allowed(self.principal, resource_type, interaction)
 
     async def authorize(self, resource_type: str, interaction: str, **fields: Any) -> None:
         try:
             authz.require(self.principal, resource_type, interaction)
         except FhirError as denial:
             self.marks[DENIAL_AUDITED] = True
+            what = fields.pop("detail", None)  # e.g. "$lastn": which operation was refused
+            detail = f"{what}: {denial}" if what else str(denial)
             await self.record_detached(
-                interaction, "denied", resource_type=resource_type, detail=str(denial), **fields
+                interaction, "denied", resource_type=resource_type, detail=detail, **fields
             )
             raise
 
     def in_compartment(self, resource_type: str, resource: Mapping[str, Any]) -> bool:
-        return authz.in_compartment(self.principal, resource_type, resource)
+        """Whether a resource to be written is inside the caller's write compartment (the
+        patients the official CompartmentDefinition places it with)."""
+        patients = compartment_of(resource_type, str(resource.get("id", "")), dict(resource))
+        return authz.compartment_permits(self.principal, patients, "create")
 
     async def audit(
         self,
@@ -87,6 +110,23 @@ class Caller:
                 self.principal, "create", "success", resource_type=rtype, resource_id=rid, version=1
             )
             for rtype, rid in created
+        ]
+        await audit.record_many(conn, self.state, events)
+
+    async def audit_reads(
+        self, conn: asyncpg.Connection, read: Sequence[tuple[str, str]], detail: str
+    ) -> None:
+        """One ``read`` record per (type, id), in one round trip (included resources)."""
+        events = [
+            audit.event_for(
+                self.principal,
+                "read",
+                "success",
+                resource_type=rtype,
+                resource_id=rid,
+                detail=detail,
+            )
+            for rtype, rid in read
         ]
         await audit.record_many(conn, self.state, events)
 
@@ -139,14 +179,16 @@ async def audit_failure(
     """
     scope_state = request.scope.get("state", {})
     principal = scope_state.get("principal")
-    if error.status in (401, 500) or scope_state.get(DENIAL_AUDITED) or principal is None:
+    if isinstance(error, audit.AuditWriteError) or error.status == 401:
+        return error  # an audit outage cannot be audited; a 401 was audited by authentication
+    if scope_state.get(DENIAL_AUDITED) or principal is None:
         return error
     rtype = resource_type or request.path_params.get(
         "rtype", "Bundle" if interaction == "batch" else "Observation"
     )
     fields: dict[str, Any] = {"resource_type": rtype, "detail": f"HTTP {error.status}"}
     if "id" in request.path_params:
-        fields["resource_id"] = request.path_params["id"][:64]
+        fields["resource_id"] = request.path_params["id"][:64]  # a digest unless server-assigned
     outcome = "denied" if error.status == 403 else "error"
     try:
         await Caller(state, principal).record_detached(interaction, outcome, **fields)

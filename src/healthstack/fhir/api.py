@@ -10,29 +10,57 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
 import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route, Router
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from healthstack.errors import HealthstackError
-from healthstack.fhir import ops, plugins_api, search, vitals
+from healthstack.fhir import (
+    conditional,
+    everything,
+    history,
+    ops,
+    patch,
+    plugins_api,
+    search,
+    vitals,
+)
 from healthstack.fhir.access import Caller, audit_failure, protect
+from healthstack.fhir.boundary import ErrorBoundary
 from healthstack.fhir.bundle import BundleRunner, parse_bundle, parse_if_match
 from healthstack.fhir.capability import capability_statement
 from healthstack.fhir.crypto import DecryptionError, Keyring
-from healthstack.fhir.dates import http_date, instant_text
-from healthstack.fhir.outcome import FHIR_JSON, FhirError, FhirResponse
-from healthstack.fhir.store import Version
-from healthstack.security import audit_api
+from healthstack.fhir.http import (
+    bundle_entry,
+    database_error,
+    form_params,
+    history_bundle,
+    json_body,
+    negotiate,
+    not_modified,
+    path_id,
+    path_type,
+    prefer,
+    query_params,
+    resource_response,
+)
+from healthstack.fhir.outcome import (
+    FHIR_JSON,
+    UNEXPECTED,
+    FhirError,
+    FhirResponse,
+    issue,
+    outcome_body,
+)
+from healthstack.numbers import INT4_MAX, ascii_int
+from healthstack.security import audit, audit_api
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.fhir")
-JSON_TYPES = ("application/fhir+json", "application/json")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -67,6 +95,7 @@ class Api:
     ) -> Handler:
         async def endpoint(request: Request) -> Response:
             try:
+                negotiate(request)
                 return await handler(request)
             except FhirError as error:
                 if interaction is not None:
@@ -92,6 +121,14 @@ class Api:
                         request, self.state, interaction, failure, resource_type
                     )
                 return failure.response()
+            except Exception as error:  # a bug: answered and audited, never a bare 500
+                log.error("unexpected error in the FHIR API", extra={"error": type(error).__name__})
+                failure = FhirError(500, "exception", UNEXPECTED)
+                if interaction is not None:
+                    failure = await audit_failure(
+                        request, self.state, interaction, failure, resource_type
+                    )
+                return failure.response()
 
         return endpoint
 
@@ -100,26 +137,29 @@ class Api:
 
     # -- reads --------------------------------------------------------------------------------------
     async def read(self, request: Request) -> Response:
-        rtype, rid = _type(request), request.path_params["id"]
+        rtype, rid = path_type(request), path_id(request)
         caller = self.caller(request)
         async with self.state.require_pool().acquire() as conn:
             version = await ops.read(self.engine, caller, conn, rtype, rid)
+        if not_modified(request, version):  # audited as the read it is: the client knows it
+            return Response(status_code=304, headers={"ETag": version.etag})
         return resource_response(version, 200)
 
     async def vread(self, request: Request) -> Response:
-        rtype, rid, vid = _type(request), request.path_params["id"], request.path_params["vid"]
-        if not vid.isdigit():
+        rtype, rid, vid = path_type(request), path_id(request), request.path_params["vid"]
+        number = ascii_int(vid, INT4_MAX)
+        if number is None:
             raise FhirError(404, "not-found", f"{rtype}/{rid}/_history/{vid} not found")
         caller = self.caller(request)
         async with self.state.require_pool().acquire() as conn:
-            version = await ops.vread(self.engine, caller, conn, rtype, rid, int(vid))
+            version = await ops.vread(self.engine, caller, conn, rtype, rid, number)
         return resource_response(version, 200)
 
     async def history(self, request: Request) -> Response:
-        rtype, rid = _type(request), request.path_params["id"]
+        rtype, rid = path_type(request), path_id(request)
         params, caller = query_params(request), self.caller(request)
         async with self.state.require_pool().acquire() as conn:
-            versions, before = await ops.history(self.engine, caller, conn, rtype, rid, params)
+            versions, before = await history.history(self.engine, caller, conn, rtype, rid, params)
         base = self.base(request)
         links = [{"relation": "self", "url": f"{base}/{rtype}/{rid}/_history"}]
         if before is not None:
@@ -133,9 +173,9 @@ class Api:
         return FhirResponse(history_bundle(base, versions, links))
 
     async def type_history(self, request: Request) -> Response:
-        rtype, params, caller = _type(request), query_params(request), self.caller(request)
+        rtype, params, caller = path_type(request), query_params(request), self.caller(request)
         async with self.state.require_pool().acquire() as conn:
-            versions, cursor = await ops.type_history(self.engine, caller, conn, rtype, params)
+            versions, cursor = await history.type_history(self.engine, caller, conn, rtype, params)
         base = self.base(request)
         links = [{"relation": "self", "url": f"{base}/{rtype}/_history"}]
         if cursor is not None:
@@ -143,9 +183,30 @@ class Api:
         return FhirResponse(history_bundle(base, versions, links))
 
     async def search(self, request: Request) -> Response:
-        rtype, params, caller = _type(request), query_params(request), self.caller(request)
+        rtype, params, caller = path_type(request), query_params(request), self.caller(request)
+        return await self._search(request, rtype, params, caller)
+
+    async def search_post(self, request: Request) -> Response:
+        """``POST [type]/_search``: parameters in the body keep PHI out of URLs and logs."""
+        rtype, caller = path_type(request), self.caller(request)
+        return await self._search(request, rtype, await form_params(request), caller)
+
+    async def validate_only(self, request: Request) -> Response:
+        """``POST [type]/$validate``: the validator's answer, nothing stored (200 either way)."""
+        rtype, caller = path_type(request), self.caller(request)
+        body = await json_body(request)
+        if isinstance(body, dict) and body.get("resourceType") == "Parameters":
+            body = next((p.get("resource") for p in body.get("parameter", [])
+                         if isinstance(p, dict) and p.get("name") == "resource"), None)  # fmt: skip
+        issues = await ops.validate_only(self.engine, caller, rtype, body)
+        return FhirResponse(outcome_body(issues))
+
+    async def _search(
+        self, request: Request, rtype: str, params: list[tuple[str, str]], caller: Caller
+    ) -> Response:
+        lenient = prefer(request, "handling") == "lenient"
         async with self.state.require_pool().acquire() as conn:
-            page = await ops.run_search(self.engine, caller, conn, rtype, params)
+            page = await ops.run_search(self.engine, caller, conn, rtype, params, lenient)
         return FhirResponse(self.searchset(self.base(request), page))
 
     def searchset(self, base: str, page: ops.Page) -> dict[str, Any]:
@@ -164,8 +225,17 @@ class Api:
                 }
             )
         bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
-        if page.versions:
-            bundle["entry"] = [_entry(base, v, {"mode": "match"}) for v in page.versions]
+        if page.total is not None:
+            bundle["total"] = page.total
+        shape = page.query.shape
+        entries = [bundle_entry(base, v, {"mode": "match"}, shape) for v in page.versions]
+        entries += [bundle_entry(base, v, {"mode": "include"}, shape) for v in page.included]
+        if page.query.ignored:  # lenient handling: say what was left out (names only)
+            note = issue("not-supported", "ignored unknown search parameters: "
+                         + ", ".join(page.query.ignored), severity="warning")  # fmt: skip
+            entries.append({"resource": outcome_body([note]), "search": {"mode": "outcome"}})
+        if entries:
+            bundle["entry"] = entries
         return bundle
 
     async def lastn(self, request: Request) -> Response:
@@ -175,8 +245,17 @@ class Api:
         base = self.base(request)
         bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
         if versions:
-            bundle["entry"] = [_entry(base, v, {"mode": "match"}) for v in versions]
+            bundle["entry"] = [bundle_entry(base, v, {"mode": "match"}) for v in versions]
         return FhirResponse(bundle)
+
+    async def everything(self, request: Request) -> Response:
+        pid, caller = path_id(request), self.caller(request)
+        wanted = everything.parse(self.engine.keyring, pid, query_params(request))
+        async with self.state.require_pool().acquire() as conn:
+            result = await everything.everything(self.engine.store, caller, conn, wanted)
+        base = self.base(request)
+        self_url = f"{base}/Patient/{pid}/$everything"
+        return FhirResponse(everything.bundle(base, result, self_url, bundle_entry))
 
     async def stats(self, request: Request) -> Response:
         params, caller = query_params(request), self.caller(request)
@@ -197,14 +276,14 @@ class Api:
 
     # -- writes -------------------------------------------------------------------------------------
     async def create(self, request: Request) -> Response:
-        rtype, body, caller = _type(request), await json_body(request), self.caller(request)
+        rtype, body, caller = path_type(request), await json_body(request), self.caller(request)
         condition = request.headers.get("if-none-exist")
         async with self.state.require_pool().acquire() as conn, conn.transaction():
             status, version = await ops.create(self.engine, caller, conn, rtype, body, condition)
         return resource_response(version, status, prefer(request), self.base(request))
 
     async def update(self, request: Request) -> Response:
-        rtype, rid = _type(request), request.path_params["id"]
+        rtype, rid = path_type(request), path_id(request)
         body, caller = await json_body(request), self.caller(request)
         if_match = parse_if_match(request.headers.get("if-match"))
         async with self.state.require_pool().acquire() as conn, conn.transaction():
@@ -214,12 +293,45 @@ class Api:
         return resource_response(version, status, prefer(request))
 
     async def delete(self, request: Request) -> Response:
-        rtype, rid, caller = _type(request), request.path_params["id"], self.caller(request)
+        rtype, rid, caller = path_type(request), path_id(request), self.caller(request)
         if_match = parse_if_match(request.headers.get("if-match"))
         async with self.state.require_pool().acquire() as conn, conn.transaction():
             version = await ops.delete(self.engine, caller, conn, rtype, rid, if_match)
         headers = {"ETag": version.etag} if version else {}
         return Response(status_code=204, headers=headers)
+
+    async def patch(self, request: Request) -> Response:
+        rtype, rid, caller = path_type(request), path_id(request), self.caller(request)
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json-patch+json":
+            raise FhirError(415, "not-supported", "send application/json-patch+json (JSON Patch); "
+                            "FHIRPath Patch is not supported yet")  # fmt: skip
+        try:
+            operations = orjson.loads(await request.body())
+        except orjson.JSONDecodeError:
+            raise FhirError(400, "structure", "the body is not valid JSON") from None
+        if_match = parse_if_match(request.headers.get("if-match"))
+        async with self.state.require_pool().acquire() as conn, conn.transaction():
+            status, version = await patch.apply(
+                self.engine, caller, conn, rtype, rid, operations, if_match
+            )
+        return resource_response(version, status, prefer(request))
+
+    async def conditional_update(self, request: Request) -> Response:
+        rtype, body, caller = path_type(request), await json_body(request), self.caller(request)
+        if_match = parse_if_match(request.headers.get("if-match"))
+        params = query_params(request)
+        async with self.state.require_pool().acquire() as conn, conn.transaction():
+            status, version = await conditional.update(
+                self.engine, caller, conn, rtype, params, body, if_match
+            )
+        return resource_response(version, status, prefer(request), self.base(request))
+
+    async def conditional_delete(self, request: Request) -> Response:
+        rtype, caller, params = path_type(request), self.caller(request), query_params(request)
+        async with self.state.require_pool().acquire() as conn, conn.transaction():
+            await conditional.delete(self.engine, caller, conn, rtype, params)
+        return Response(status_code=204)
 
     async def bundle(self, request: Request) -> Response:
         kind, entries = parse_bundle(await json_body(request))
@@ -246,140 +358,33 @@ class Api:
             Route("/", g(self.bundle, "batch"), methods=["POST"]),
             Route("/Observation/$lastn", g(self.lastn, "operation"), methods=["GET"]),
             Route("/Observation/$stats", g(self.stats, "operation"), methods=["GET"]),
+            Route(
+                "/Patient/{id}/$everything",
+                g(self.everything, "operation", "Patient"),
+                methods=["GET"],
+            ),
             # The audit trail as AuditEvent (healthstack.security owns it; auditor scopes only).
             *audit_api.routes(self.state),
             Route("/{rtype}", g(self.search, "search"), methods=["GET"]),
+            Route("/{rtype}/_search", g(self.search_post, "search"), methods=["POST"]),
+            Route("/{rtype}/$validate", g(self.validate_only, "operation"), methods=["POST"]),
             Route("/{rtype}/_history", g(self.type_history, "history-type"), methods=["GET"]),
             Route("/{rtype}", g(self.create, "create"), methods=["POST"]),
+            Route("/{rtype}", g(self.conditional_update, "update"), methods=["PUT"]),
+            Route("/{rtype}", g(self.conditional_delete, "delete"), methods=["DELETE"]),
             Route("/{rtype}/{id}", g(self.read, "read"), methods=["GET"]),
             Route("/{rtype}/{id}", g(self.update, "update"), methods=["PUT"]),
             Route("/{rtype}/{id}", g(self.delete, "delete"), methods=["DELETE"]),
+            Route("/{rtype}/{id}", g(self.patch, "update"), methods=["PATCH"]),
             Route("/{rtype}/{id}/_history", g(self.history, "history"), methods=["GET"]),
             Route("/{rtype}/{id}/_history/{vid}", g(self.vread, "vread"), methods=["GET"]),
         ]
 
 
-UNAVAILABLE = (
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.TooManyConnectionsError,
-    asyncpg.InterfaceError,
-    OSError,
-)
-CONFLICTS = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
-
-
-def database_error(error: Exception) -> FhirError:
-    if isinstance(error, UNAVAILABLE):
-        return FhirError(503, "transient", "database unavailable; retry")
-    if isinstance(error, CONFLICTS):
-        return FhirError(409, "conflict", "concurrent change; retry")
-    return FhirError(500, "exception", "internal database error")
-
-
-# -- request/response helpers ---------------------------------------------------------------------------
-def _type(request: Request) -> str:
-    rtype: str = request.path_params.get("rtype", "Observation")
-    ops.check_type(rtype)
-    return rtype
-
-
-def query_params(request: Request) -> list[tuple[str, str]]:
-    raw = request.scope.get("query_string", b"").decode("latin-1")
-    return parse_qsl(raw, keep_blank_values=True)
-
-
-async def json_body(request: Request) -> Any:
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if content_type not in JSON_TYPES:
-        raise FhirError(415, "not-supported", "send application/fhir+json")
-    try:
-        return orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        raise FhirError(400, "structure", "the body is not valid JSON") from None
-
-
-def prefer(request: Request) -> str:
-    for part in request.headers.get("prefer", "").split(","):
-        name, _, value = part.strip().partition("=")
-        if name == "return":
-            return value.strip('"')
-    return "representation"
-
-
-def resource_response(
-    version: Version, status: int, preference: str = "representation", base: str | None = None
-) -> Response:
-    headers = {"ETag": version.etag, "Last-Modified": http_date(version.last_updated)}
-    if base is not None:
-        headers["Location"] = (
-            f"{base}/{version.resource_type}/{version.id}/_history/{version.version}"
-        )
-    body = b"" if preference == "minimal" else (version.body or b"")
-    return Response(
-        body, status_code=status, headers=headers, media_type=FHIR_JSON if body else None
-    )
-
-
-def _entry(
-    base: str, version: Version, search_mode: dict[str, str] | None = None
-) -> dict[str, Any]:
-    entry: dict[str, Any] = {"fullUrl": f"{base}/{version.resource_type}/{version.id}"}
-    if version.body is not None:
-        entry["resource"] = orjson.Fragment(version.body)
-    if search_mode:
-        entry["search"] = search_mode
-    return entry
-
-
-def history_bundle(
-    base: str, versions: list[Version], links: list[dict[str, str]]
-) -> dict[str, Any]:
-    entries = []
-    for version in versions:
-        entry = _entry(base, version)
-        method = "DELETE" if version.deleted else ("POST" if version.version == 1 else "PUT")
-        url = f"{version.resource_type}/{version.id}" if method != "POST" else version.resource_type
-        entry["request"] = {"method": method, "url": url}
-        entry["response"] = {
-            "status": "204" if version.deleted else ("201" if method == "POST" else "200"),
-            "etag": version.etag,
-            "lastModified": instant_text(version.last_updated),
-        }
-        entries.append(entry)
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "link": links}
-    if entries:
-        bundle["entry"] = entries
-    return bundle
-
-
-class BaseAlias:
-    """``POST /api/fhir`` (no trailing slash: where FHIR clients send Bundles) without a 307.
-
-    Mounted next to the ``/api/fhir`` Mount by service/app.py; presents the request to the FHIR
-    app exactly as the Mount would present ``POST /api/fhir/``. A class, not a function, so
-    Starlette's Route passes the raw ASGI scope through.
-    """
-
-    def __init__(self, app: ASGIApp, prefix: str = "/api/fhir") -> None:
-        self.app = app
-        self.prefix = prefix
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        root = scope.get("root_path", "")
-        child = {
-            **scope,
-            "path": scope["path"] + "/",
-            "root_path": root + self.prefix,
-            "app_root_path": scope.get("app_root_path", root),
-        }
-        await self.app(child, receive, send)
-
-
 def build_fhir_app(state: ServiceState) -> ASGIApp:
     api = Api(state)
     state.extras["fhir_api"] = api
-    return protect(Router(routes=api.routes()), state)
+    return protect(ErrorBoundary(Router(routes=api.routes())), state)
 
 
 async def startup(state: ServiceState) -> None:
@@ -388,3 +393,9 @@ async def startup(state: ServiceState) -> None:
 
 async def shutdown(state: ServiceState) -> None:
     await plugins_api.stop(state)
+    flush = state.extras.get("auth_failure_flush")
+    if flush is not None:
+        try:
+            await flush()  # aggregated authentication failures still open: into the trail
+        except (audit.AuditWriteError, OSError, asyncpg.PostgresError):
+            log.error("could not write aggregated authentication failures at shutdown")

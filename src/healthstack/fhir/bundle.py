@@ -21,6 +21,8 @@ from healthstack.fhir.access import Caller
 from healthstack.fhir.dates import instant_text
 from healthstack.fhir.outcome import FhirError, outcome_body
 from healthstack.fhir.store import Version, new_id
+from healthstack.fhir.validate import ID_RE
+from healthstack.numbers import INT4_MAX, ascii_int
 
 METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
 MAX_ENTRIES = 1000
@@ -52,10 +54,10 @@ def _bad(index: int, message: str) -> FhirError:
 def parse_if_match(raw: str | None, where: str = "If-Match") -> int | None:
     if raw is None:
         return None
-    text = raw.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
+    version = ascii_int(raw.strip().removeprefix("W/").strip('"'), INT4_MAX)
+    if version is None:
         raise FhirError(400, "invalid", f'{where} must look like W/"3"')
-    return int(text)
+    return version
 
 
 def parse_entry(index: int, raw: Any) -> Entry:
@@ -75,8 +77,15 @@ def parse_entry(index: int, raw: Any) -> Entry:
         or (method == "POST" and rid)
     ):
         raise _bad(index, "request.url does not fit the method (e.g. POST Patient, PUT Patient/id)")
+    if rid is not None and not ID_RE.fullmatch(rid):
+        raise _bad(index, "request.url has an id that is not a FHIR id ([A-Za-z0-9-.]{1,64})")
     if method in ("POST", "PUT") and not isinstance(raw.get("resource"), dict):
         raise _bad(index, f"{method} needs a resource")
+    for name, value in (("request.ifNoneExist", request.get("ifNoneExist")),
+                        ("request.ifMatch", request.get("ifMatch")),
+                        ("fullUrl", raw.get("fullUrl"))):  # fmt: skip
+        if value is not None and not isinstance(value, str):
+            raise _bad(index, f"{name} must be a string")
     return Entry(
         index,
         method,
@@ -127,6 +136,11 @@ class BundleRunner:
         results: dict[int, dict[str, Any]] = {}
         async with self.conn.transaction():
             mapping = await self._assign_ids(entries)
+            resources = [e.resource for e in entries if isinstance(e.resource, dict)]
+            conditional = await ops.conditional_references(
+                self.eng, self.caller, self.conn, resources
+            )
+            mapping.update(conditional)
             for entry in entries:
                 if isinstance(entry.resource, dict):
                     ops.resolve_references(entry.resource, mapping)
@@ -180,6 +194,7 @@ class BundleRunner:
             if entry.method != "POST":
                 continue
             if entry.if_none_exist:
+                await self.caller.authorize(entry.rtype, "create")
                 entry.existing = await ops.find_existing(
                     self.eng, self.caller, self.conn, entry.rtype, entry.if_none_exist
                 )
@@ -216,14 +231,7 @@ class BundleRunner:
     async def run(self, entry: Entry) -> dict[str, Any]:
         eng, caller, conn = self.eng, self.caller, self.conn
         if entry.method == "POST":
-            if entry.existing is not None:
-                await caller.audit(
-                    conn,
-                    "create",
-                    entry.rtype,
-                    resource_id=entry.existing.id,
-                    detail="conditional: matched existing",
-                )
+            if entry.existing is not None:  # audited as the search and read it was
                 return self.entry(entry.existing, 200)
             status, version = await ops.create(
                 eng,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from healthstack import __version__
-from healthstack.fhir import search
+from healthstack.fhir import extract, ops, searchdefs
 
 INTERACTIONS = [
     "read",
@@ -17,40 +17,31 @@ INTERACTIONS = [
     "create",
     "search-type",
 ]
-PARAM_TYPES = {
-    "_id": "token",
-    "_lastUpdated": "date",
-    "identifier": "token",
-    "family": "string",
-    "given": "string",
-    "name": "string",
-    "birthdate": "date",
-    "gender": "token",
-    "patient": "reference",
-    "subject": "reference",
-    "code": "token",
-    "category": "token",
-    "date": "date",
-}
+# Parameters Patient and Observation answer from their own columns, with their own semantics.
 DOCS = {
-    "family": "Exact word match, case- and accent-insensitive (blind index); no prefix matching.",
-    "given": "Exact word match, case- and accent-insensitive (blind index); no prefix matching.",
-    "name": "Exact word match on family, given, prefix, suffix or text; case/accent-insensitive.",
+    "family": "Word match, case- and accent-insensitive (blind index).",
+    "given": "Word match, case- and accent-insensitive (blind index).",
+    "name": "Word match on family, given, prefix, suffix or text; case/accent-insensitive.",
     "identifier": "system|value or value (exact, case-sensitive); system| alone not supported.",
     "birthdate": "eq, lt, gt, le, ge prefixes.",
     "date": "eq, lt, gt, le, ge prefixes; repeat for a range (date=ge..&date=lt..).",
     "subject": "Patient/id only.",
 }
+COLUMN_PARAMS = {"_id": "token", "_lastUpdated": "date"}
 
 
 def _params(rtype: str) -> list[dict[str, Any]]:
-    out = []
-    for name in search.PARAMS[rtype]:
-        if name in PARAM_TYPES:
-            param = {"name": name, "type": PARAM_TYPES[name]}
-            if name in DOCS:
-                param["documentation"] = DOCS[name]
-            out.append(param)
+    """Every parameter the server answers for ``rtype``: the definitions' (composite and special
+    ones excepted, which the server refuses) plus the two column parameters."""
+    out = [{"name": name, "type": kind} for name, kind in COLUMN_PARAMS.items()]
+    for code, param in sorted(searchdefs.params_of(rtype).items()):
+        if code in COLUMN_PARAMS or param.type == "special":
+            continue
+        entry: dict[str, Any] = {"name": code, "type": param.type,
+                                 "definition": f"http://hl7.org/fhir/SearchParameter/{param.id}"}  # fmt: skip
+        if rtype in extract.NATIVE and code in DOCS and code in extract.NATIVE[rtype]:
+            entry["documentation"] = DOCS[code]
+        out.append(entry)
     return out
 
 
@@ -65,6 +56,8 @@ def _resource(rtype: str) -> dict[str, Any]:
         "conditionalUpdate": False,
         "conditionalDelete": "not-supported",
         "searchParam": _params(rtype),
+        "searchInclude": ["*"],
+        "searchRevInclude": ["*"],
     }
     if rtype == "Observation":
         entry["operation"] = [
@@ -83,7 +76,11 @@ def _resource(rtype: str) -> dict[str, Any]:
             {
                 "name": "evaluate",
                 "definition": "urn:healthstack:OperationDefinition/Patient-evaluate",
-            }
+            },
+            {
+                "name": "everything",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+            },
         ]
     return entry
 
@@ -128,7 +125,7 @@ def capability_statement(base_url: str) -> dict[str, Any]:
                     ],
                     "description": "OAuth2 bearer tokens with SMART v2 scopes.",
                 },
-                "resource": [*(_resource(t) for t in ("Patient", "Observation")), AUDIT_EVENT],
+                "resource": [*(_resource(t) for t in sorted(ops.TYPES)), AUDIT_EVENT],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],

@@ -119,8 +119,12 @@ def observation_extract(resource: dict[str, Any]) -> Extract:
 
 
 def extract(resource_type: str, resource_id: str, resource: dict[str, Any]) -> Extract:
+    """The dedicated columns of Patient and Observation; other types use only ``extract``'s
+    generic index (and ``patient_id`` from their compartment)."""
     if resource_type == "Patient":
         return Extract(
             patient_id=resource_id, gender=resource.get("gender"), terms=patient_terms(resource)
         )
-    return observation_extract(resource)
+    if resource_type == "Observation":
+        return observation_extract(resource)
+    return Extract()

@@ -7,7 +7,7 @@ transaction: writes run inside one (so the audit record commits or rolls back wi
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -16,14 +16,15 @@ from urllib.parse import parse_qsl
 import asyncpg
 import orjson
 
-from healthstack.fhir import search
+from healthstack.fhir import includes, search
+from healthstack.fhir import validate as validate_module
 from healthstack.fhir.access import Caller, redact
 from healthstack.fhir.crypto import Keyring
-from healthstack.fhir.outcome import FhirError
+from healthstack.fhir.outcome import FhirError, issue
 from healthstack.fhir.store import Store, Version, new_id
 from healthstack.fhir.validate import validate
 
-TYPES = ("Patient", "Observation")
+TYPES = validate_module.RESOURCE_TYPES  # every R4 type the definitions let a client store
 
 
 @dataclass
@@ -38,8 +39,11 @@ class Engine:
 
 
 def check_type(rtype: str) -> None:
+    if rtype in validate_module.REFUSED:
+        reason = validate_module.REFUSED[rtype]
+        raise FhirError(404, "not-supported", f"{rtype} is not stored here: {reason}")
     if rtype not in TYPES:
-        raise FhirError(404, "not-supported", f"resource type {rtype!r} is not supported here")
+        raise FhirError(404, "not-supported", f"resource type {rtype[:64]!r} is not an R4 type")
 
 
 def gone(v: Version) -> FhirError:
@@ -53,7 +57,7 @@ async def read(
     eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, rid: str
 ) -> Version:
     await caller.authorize(rtype, "read", resource_id=rid)
-    version = await eng.store.read(conn, rtype, rid, caller.patient)
+    version = await eng.store.read(conn, rtype, rid, caller.patient_for(rtype))
     await caller.audit(conn, "read", rtype, resource_id=rid, version=version.version)
     if version.deleted:
         raise gone(version)
@@ -64,101 +68,11 @@ async def vread(
     eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, rid: str, vid: int
 ) -> Version:
     await caller.authorize(rtype, "vread", resource_id=rid, version=vid)
-    version = await eng.store.vread(conn, rtype, rid, vid, caller.patient)
+    version = await eng.store.vread(conn, rtype, rid, vid, caller.patient_for(rtype))
     await caller.audit(conn, "vread", rtype, resource_id=rid, version=vid)
     if version.deleted:
         raise gone(version)
     return version
-
-
-async def history(
-    eng: Engine,
-    caller: Caller,
-    conn: asyncpg.Connection,
-    rtype: str,
-    rid: str,
-    params: list[tuple[str, str]],
-) -> tuple[list[Version], int | None]:
-    """Newest first; returns the versions and the version to continue before (next page)."""
-    await caller.authorize(rtype, "history", resource_id=rid)
-    count, since, before = _history_params(params)
-    rows = await eng.store.history(conn, rtype, rid, caller.patient, since, before, count + 1)
-    if not rows and before == 2**31 - 1:
-        await eng.store.read(conn, rtype, rid, caller.patient)  # 404 when absent or hidden
-    await caller.audit(conn, "history", rtype, resource_id=rid, query=redact(rtype, params))
-    more = len(rows) > count
-    return rows[:count], (rows[count - 1].version if more else None)
-
-
-def _history_params(params: list[tuple[str, str]]) -> tuple[int, dt.datetime, int]:
-    count, since, before = search.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC), 2**31 - 1
-    for name, value in params:
-        if name == "_count" and value.isdigit() and int(value) > 0:
-            count = min(int(value), search.MAX_COUNT)
-        elif name == "_since":
-            since = search.parse_prefixed("_since", value)[1][0]
-        elif name == "_before" and value.isdigit():
-            before = int(value)
-        else:
-            raise search.bad(name, "history supports _count, _since (and _before from next links)")
-    return count, since, before
-
-
-FAR_FUTURE = dt.datetime.max.replace(tzinfo=dt.UTC)
-
-
-async def type_history(
-    eng: Engine,
-    caller: Caller,
-    conn: asyncpg.Connection,
-    rtype: str,
-    params: list[tuple[str, str]],
-) -> tuple[list[Version], str | None]:
-    """Every version of every resource of a type, newest first; next page as a sealed cursor."""
-    await caller.authorize(rtype, "history-type")
-    count, since, position = search.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC), None
-    for name, value in params:
-        if name == "_count" and value.isdigit() and int(value) > 0:
-            count = min(int(value), search.MAX_COUNT)
-        elif name == "_since":
-            since = search.parse_prefixed("_since", value)[1][0]
-        elif name == "_cursor" and len(params) == 1:
-            count, since, position = _open_history_cursor(eng, rtype, value)
-        else:
-            raise search.bad(name, "type history supports _count and _since")
-    before = position or (FAR_FUTURE, "", 0)
-    rows = await eng.store.type_history(conn, rtype, caller.patient, since, before, count + 1)
-    await caller.audit(conn, "history-type", rtype, query=redact(rtype, params))
-    if len(rows) <= count:
-        return rows, None
-    last = rows[count - 1]
-    state = [rtype, count, since.isoformat(), last.last_updated.isoformat(), last.id, last.version]
-    return rows[:count], _seal(eng, state)
-
-
-def _seal(eng: Engine, state: list[Any]) -> str:
-    import base64
-
-    return base64.urlsafe_b64encode(eng.keyring.seal_cursor(orjson.dumps(state))).decode()
-
-
-def _open_history_cursor(
-    eng: Engine, rtype: str, token: str
-) -> tuple[int, dt.datetime, tuple[dt.datetime, str, int]]:
-    import base64
-
-    from healthstack.fhir.crypto import DecryptionError
-
-    try:
-        kind, count, since, moment, rid, version = orjson.loads(
-            eng.keyring.open_cursor(base64.urlsafe_b64decode(token))
-        )
-    except (ValueError, TypeError, DecryptionError):
-        raise search.bad("_cursor", "invalid; repeat the request") from None
-    if kind != rtype:
-        raise search.bad("_cursor", "for another resource type")
-    parse = dt.datetime.fromisoformat
-    return count, parse(since), (parse(moment), rid, version)
 
 
 @dataclass
@@ -167,10 +81,17 @@ class Page:
     query: search.Query
     start: list[Any] | None
     after: list[Any] | None  # position after the last entry when there is a next page
+    total: int | None = None  # with _total=accurate or _summary=count
+    included: list[Version] = dataclasses.field(default_factory=list)
 
 
 async def run_search(
-    eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, params: list[tuple[str, str]]
+    eng: Engine,
+    caller: Caller,
+    conn: asyncpg.Connection,
+    rtype: str,
+    params: list[tuple[str, str]],
+    lenient: bool = False,
 ) -> Page:
     await caller.authorize(rtype, "search")
     start = None
@@ -178,13 +99,29 @@ async def run_search(
         if len(params) != 1:
             raise search.bad("_cursor", "cannot be combined with other parameters")
         params, start = search.unseal(eng.keyring, rtype, params[0][1])
-    query = eng.parser.parse(rtype, params)
-    versions, after = await _scan(eng, conn, query, caller.patient, start)
+    patient = caller.patient_for(rtype)
+    query = eng.parser.parse(rtype, params, patient, lenient)
+    shape = query.shape
+    await includes.authorize(caller, shape.includes, rtype)
+    total = await _count(conn, query, patient) if shape.counts else None
+    if shape.summary == "count":
+        await caller.audit(conn, "search", rtype, query=redact(rtype, params))
+        return Page([], query, start, None, total)
+    versions, after = await scan(eng, conn, query, patient, start)
     await caller.audit(conn, "search", rtype, query=redact(rtype, params))
-    return Page(versions, query, start, after)
+    extra = await includes.included(eng.store, caller, conn, shape.includes, versions)
+    return Page(versions, query, start, after, total, extra)
 
 
-async def _scan(
+async def _count(conn: asyncpg.Connection, query: search.Query, patient: str | None) -> int:
+    if query.post_filters:
+        raise search.bad("_total", "not available for searches decided after decryption")
+    fresh = dataclasses.replace(query, args=list(query.args), where=list(query.where))
+    value = await conn.fetchval(search.count_sql(fresh, patient), *fresh.args)
+    return int(value)
+
+
+async def scan(
     eng: Engine,
     conn: asyncpg.Connection,
     query: search.Query,
@@ -255,6 +192,46 @@ def resolve_references(resource: dict[str, Any], mapping: dict[str, str]) -> Non
             )
 
 
+CONDITIONAL_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)\?(.+)$")
+
+
+async def conditional_references(
+    eng: Engine, caller: Caller, conn: asyncpg.Connection, resources: list[Any]
+) -> dict[str, str]:
+    """``Type?criteria`` references inside a transaction -> ``Type/id`` of their one match.
+
+    Each distinct criteria is one search, authorized, confined and audited like any other; no
+    match or several fail the whole transaction (412), as the spec asks."""
+    mapping: dict[str, str] = {}
+    for resource in resources:
+        for ref in walk_references(resource):
+            match = CONDITIONAL_REFERENCE.match(ref["reference"])
+            if match is None or ref["reference"] in mapping:
+                continue
+            rtype, criteria = match.groups()
+            check_type(rtype)
+            mapping[ref["reference"]] = await _one_match(eng, caller, conn, rtype, criteria)
+    return mapping
+
+
+async def _one_match(
+    eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, criteria: str
+) -> str:
+    params = parse_qsl(criteria, keep_blank_values=True)
+    await caller.authorize(rtype, "search")
+    patient = caller.patient_for(rtype)
+    query = eng.parser.parse(rtype, params, patient)
+    query.count = 2
+    matches, _ = await scan(eng, conn, query, patient, None)
+    await caller.audit(conn, "search", rtype, query=redact(rtype, params),
+                       detail="conditional reference")  # fmt: skip
+    if len(matches) != 1:
+        found = "no resource" if not matches else "more than one resource"
+        raise FhirError(412, "not-found" if not matches else "multiple-matches",
+                        f"a conditional reference to {rtype} matches {found}")  # fmt: skip
+    return f"{rtype}/{matches[0].id}"
+
+
 def _confine(caller: Caller, rtype: str, resource: dict[str, Any]) -> None:
     if not caller.in_compartment(rtype, resource):
         raise FhirError(403, "forbidden", f"the {rtype} is outside the token's patient compartment")
@@ -263,19 +240,33 @@ def _confine(caller: Caller, rtype: str, resource: dict[str, Any]) -> None:
 async def find_existing(
     eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, criteria: str
 ) -> Version | None:
-    """Conditional-create match under advisory locks, so concurrent retries serialize here."""
+    """Conditional-create match under advisory locks, so concurrent retries serialize here.
+
+    Matching is a search and answering with the match is a read: each needs its own permission
+    and is audited as what it is, so ``c`` alone never discloses a record (docs/security.md).
+    """
     params = parse_qsl(criteria.split("?", 1)[-1], keep_blank_values=True)
     if not params:
         raise FhirError(400, "invalid", "If-None-Exist needs search parameters")
+    await caller.authorize(rtype, "search")
+    query = eng.parser.parse(rtype, params, caller.patient_for(rtype))
     canonical = orjson.dumps([rtype, sorted(params)]).decode()
     for lock in eng.keyring.lock_ids(canonical):
         await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
-    query = eng.parser.parse(rtype, params)
     query.count = 2
-    matches, _ = await _scan(eng, conn, query, caller.patient, None)
+    matches, _ = await scan(eng, conn, query, caller.patient_for(rtype), None)
+    detail = "conditional create (If-None-Exist)"
+    await caller.audit(conn, "search", rtype, query=redact(rtype, params), detail=detail)
     if len(matches) > 1:
         raise FhirError(412, "duplicate", "If-None-Exist criteria match more than one resource")
-    return matches[0] if matches else None
+    if not matches:
+        return None
+    match = matches[0]
+    await caller.authorize(rtype, "read", resource_id=match.id)
+    await caller.audit(
+        conn, "read", rtype, resource_id=match.id, version=match.version, detail=detail
+    )
+    return match
 
 
 async def create(
@@ -292,15 +283,7 @@ async def create(
     resolve_references(resource, {})
     if if_none_exist:
         existing = await find_existing(eng, caller, conn, rtype, if_none_exist)
-        if existing is not None:
-            await caller.audit(
-                conn,
-                "create",
-                rtype,
-                resource_id=existing.id,
-                version=existing.version,
-                detail="conditional: matched existing",
-            )
+        if existing is not None:  # audited by find_existing as the search and read it was
             return 200, existing
     rid = rid or new_id()
     _confine(caller, rtype, {**resource, "id": rid})
@@ -309,6 +292,26 @@ async def create(
     await caller.audit(conn, "create", rtype, resource_id=version.id, version=1)
     await caller.after_store(conn, eng.store, version)  # derive plugins
     return 201, version
+
+
+async def validate_only(
+    eng: Engine, caller: Caller, rtype: str, resource: Any
+) -> list[dict[str, Any]]:
+    """``$validate``: the OperationOutcome issues for ``resource``; nothing is stored.
+
+    Needs the permission to create or update the type (it processes such a resource); audited
+    as an operation without the resource's content."""
+    interaction = "update" if caller.may(rtype, "update") else "create"
+    await caller.authorize(rtype, interaction, detail="$validate")
+    try:
+        validate(resource, rtype)
+    except FhirError as error:
+        issues = error.issues
+    else:
+        issues = [issue("informational", "no problems found", severity="information")]
+    await caller.record_detached("operation", "success", resource_type=rtype,
+                                 detail=f"$validate: {len(issues)} issue(s)")  # fmt: skip
+    return issues
 
 
 def check_create(caller: Caller, rtype: str, resource: Any, rid: str) -> None:
@@ -339,8 +342,9 @@ async def _locked_current(
     if_match: int | None,
 ) -> asyncpg.Record:
     current = await eng.store.current(conn, rtype, rid)
-    patient = caller.patient
-    if current is None or (patient is not None and current["patient_id"] != patient):
+    patient = caller.write_patient
+    members = current["compartment"] or [current["patient_id"]] if current is not None else []
+    if current is None or (patient is not None and patient not in members):
         raise FhirError(404, "not-found", f"{rtype}/{rid} not found")
     if if_match is not None and if_match != current["version"]:
         raise FhirError(

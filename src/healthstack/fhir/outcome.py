@@ -66,3 +66,22 @@ class FhirError(Exception):
         return FhirResponse(
             outcome_body(self.issues), status_code=self.status, headers=self.headers
         )
+
+
+# Routing errors (unknown path, wrong method) in the same shape as every other error. Starlette
+# raises HTTPException for them inside an application; these are the answers.
+HTTP_CODES = {404: "not-found", 405: "not-supported", 413: "too-long", 400: "invalid"}
+
+
+def http_error_response(status: int, headers: Mapping[str, str] | None = None) -> FhirResponse:
+    if status == 404:
+        text = "no such endpoint; see /api/fhir/metadata for what this server offers"
+    elif status == 405:
+        allowed = (headers or {}).get("Allow", "")
+        text = f"this endpoint does not support that method (allowed: {allowed})"
+    else:
+        text = "the request could not be handled"
+    return operation_outcome(status, HTTP_CODES.get(status, "processing"), text, headers=headers)
+
+
+UNEXPECTED = "unexpected error; it was logged and audited, and nothing was stored"

@@ -26,7 +26,6 @@ from healthstack.plugins.cache import CachedPluginSource
 from healthstack.plugins.errors import PluginError
 from healthstack.plugins.host import PLUGIN_TAG_SYSTEM, HookResult, InvocationRecord, PluginHost
 from healthstack.plugins.runtime import PluginRuntime
-from healthstack.security import authz
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.plugins")
@@ -106,7 +105,7 @@ class PluginHooks:
         if not self.source.active("derive", "Observation"):
             return
         patient = vital_patient(orjson.loads(version.body))
-        if patient is None or caller.patient not in (None, patient):
+        if patient is None or caller.write_patient not in (None, patient):
             return
         inputs = await latest_vitals(conn, store, patient)
         result = await self.host.run_hook("derive", "Observation", inputs)
@@ -126,6 +125,15 @@ class PluginHooks:
         problem = derived_problem(derived, patient)
         if problem is not None:
             log.warning("derived resource dropped", extra={"plugin": label, "reason": problem})
+            return
+        if not caller.may("Observation", "create"):
+            # Stored on the caller's behalf, so only with the caller's own create permission;
+            # the caller's write itself stands (the plugin's result is not theirs to refuse).
+            log.warning("derived resource dropped", extra={"plugin": label, "reason": "scope"})
+            await caller.audit(
+                conn, "create", "Observation", outcome="denied",
+                detail=f"derived by plugin={label}: the caller may not create Observation",
+            )  # fmt: skip
             return
         derived.pop("id", None)  # the server assigns ids
         stored = await store.create(conn, "Observation", derived)
@@ -209,7 +217,7 @@ def vital_patient(resource: dict[str, Any]) -> str | None:
     }
     if tokens.isdisjoint(VITAL_TOKENS) and VITAL_CATEGORY not in tokens:
         return None
-    return authz.reference_patient(resource.get("subject", {}).get("reference"))
+    return reference_patient(resource.get("subject", {}).get("reference"))
 
 
 async def latest_vitals(conn: asyncpg.Connection, store: Store, patient: str) -> list[Any]:
@@ -234,7 +242,7 @@ def derived_problem(resource: dict[str, Any], patient: str) -> str | None:
         return "only Observations can be derived"
     subject = resource.get("subject")
     reference = subject.get("reference") if isinstance(subject, dict) else None
-    if authz.reference_patient(reference) != patient:
+    if reference_patient(reference) != patient:
         return "subject is not the patient of the source observation"
     try:
         validate(resource, "Observation")
@@ -266,3 +274,10 @@ def _labelled_outcome(outcome: dict[str, Any], plugin: str) -> dict[str, Any]:
         label = f"plugin {plugin!r}"
         issues.append({**issue, "diagnostics": f"{label}: {text}" if text else label})
     return {"resourceType": "OperationOutcome", "issue": issues}
+
+
+def reference_patient(reference: str | None) -> str | None:
+    """The id in a relative ``Patient/<id>`` reference, else None."""
+    if reference and reference.startswith("Patient/"):
+        return reference[len("Patient/") :].split("/", 1)[0]
+    return None

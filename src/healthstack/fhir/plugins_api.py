@@ -25,6 +25,7 @@ from starlette.routing import Route
 from healthstack.fhir.access import PLUGIN_HOOKS, Caller
 from healthstack.fhir.outcome import FhirError, FhirResponse
 from healthstack.fhir.plugin_hooks import PluginHooks
+from healthstack.numbers import ascii_int
 from healthstack.plugins.cache import CachedPluginSource
 from healthstack.plugins.errors import PluginError
 from healthstack.plugins.model import Plugin
@@ -91,7 +92,8 @@ def _flag(request: Request, name: str, default: bool) -> bool:
 
 async def _body(request: Request) -> bytes:
     declared = request.headers.get("content-length", "0")
-    if declared.isdigit() and int(declared) > 2 * MAX_WASM_BYTES:
+    size = ascii_int(declared)
+    if size is not None and size > 2 * MAX_WASM_BYTES:
         raise FhirError(413, "too-long", f"a plugin is at most {MAX_WASM_BYTES} bytes")
     body = await request.body()
     if len(body) > 2 * MAX_WASM_BYTES:

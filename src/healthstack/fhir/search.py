@@ -16,9 +16,19 @@ from typing import Any
 
 import orjson
 
+from healthstack.fhir import (
+    chains,
+    composite,
+    conditions,
+    extract,
+    searchdefs,
+    shaping,
+    sorting,
+)
 from healthstack.fhir.crypto import Keyring, normalize
 from healthstack.fhir.dates import interval
 from healthstack.fhir.outcome import FhirError
+from healthstack.numbers import ascii_int
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 100
@@ -27,11 +37,17 @@ PREFIXES = ("eq", "lt", "gt", "le", "ge")
 GENDERS = frozenset({"male", "female", "other", "unknown"})
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 COMMON = ("_id", "_lastUpdated", "_count", "_sort")
+# Parameters answered from fhir_resource's own columns (fast paths kept from before the generic
+# engine); every other parameter of every type comes from the R4 definitions (searchdefs).
 PARAMS: dict[str, tuple[str, ...]] = {
-    "Patient": (*COMMON, "identifier", "family", "given", "name", "birthdate", "gender"),
-    "Observation": (*COMMON, "patient", "subject", "code", "category", "date"),
+    rtype: (*COMMON, *sorted(names)) for rtype, names in extract.NATIVE.items()
 }
 SORTS = {"Patient": ("_id",), "Observation": ("_id", "date", "-date")}
+
+
+def native_params(rtype: str) -> tuple[str, ...]:
+    return PARAMS.get(rtype, COMMON)
+
 
 Interval = tuple[dt.datetime, dt.datetime]
 PostFilter = Callable[[dict[str, Any]], bool]
@@ -48,9 +64,14 @@ class Query:
     params: list[tuple[str, str]]  # the validated request, kept for the page cursor
     count: int = DEFAULT_COUNT
     sort: str = "_id"
+    sort_keys: list[sorting.SortKey] = field(default_factory=list)  # generic _sort (sorting.py)
     where: list[str] = field(default_factory=list)
     args: list[Any] = field(default_factory=list)
     post_filters: list[PostFilter] = field(default_factory=list)
+    confined_to: str | None = None  # the caller's compartment, for chains and _has
+    shape: shaping.Shape = field(default_factory=shaping.Shape)
+    ignored: list[str] = field(default_factory=list)  # lenient handling: names left out
+    depth: int = 0  # subqueries opened by chains and _has (each gets its own alias)
 
     def arg(self, value: Any) -> str:
         self.args.append(value)
@@ -99,20 +120,68 @@ class Parser:
     def __init__(self, keyring: Keyring) -> None:
         self.keyring = keyring
 
-    def parse(self, rtype: str, params: list[tuple[str, str]]) -> Query:
-        query = Query(rtype, params)
-        allowed = PARAMS[rtype]
-        for name, value in params:
-            if ":" in name:
-                raise bad(name, "modifiers are not supported")
-            if name not in allowed:
-                raise FhirError(
-                    400, "not-supported", f"unknown search parameter {name!r} for {rtype}"
-                )
+    def parse(
+        self,
+        rtype: str,
+        params: list[tuple[str, str]],
+        patient: str | None = None,
+        lenient: bool = False,
+    ) -> Query:
+        """Strict by default (an unknown parameter is a 400); with ``Prefer: handling=lenient``
+        unknown parameters are left out and named in ``Query.ignored`` (never their values)."""
+        kept = [(n, v) for n, v in params if not lenient or self.known(rtype, n)]
+        query = Query(rtype, kept, confined_to=patient)
+        query.ignored = [n[:64] for n, _ in params if lenient and not self.known(rtype, n)]
+        for name, value in kept:
             if value == "":
                 raise bad(name, "empty value")
-            getattr(self, "p_" + name.lstrip("_"))(query, name, value)
+            if name.partition(":")[0] in shaping.RESULT_PARAMS:
+                query.shape.add(rtype, name, value)
+                continue
+            self.condition(query, "r", rtype, name, value)
         return query
+
+    @staticmethod
+    def known(rtype: str, name: str) -> bool:
+        base = name.partition(":")[0]
+        return (
+            base in native_params(rtype)
+            or base in shaping.RESULT_PARAMS
+            or base in ("_has", "_cursor")
+            or "." in name
+            or base in searchdefs.params_of(rtype)
+        )
+
+    def condition(self, query: Query, alias: str, rtype: str, name: str, value: str) -> None:
+        """Add ``name=value`` on ``alias`` (a ``rtype`` row): the columns Patient and Observation
+        keep for their own parameters, else the parameter's definition (``conditions``)."""
+        base, _, modifier = name.partition(":")
+        if base in ("_id", "_lastUpdated") and alias != "r":
+            query.where.append(chains.column(query, alias, name, value))
+            return
+        if base in native_params(rtype) and alias == "r":
+            if modifier:
+                raise bad(name, "modifiers are not supported on this parameter")
+            getattr(self, "p_" + base.lstrip("_"))(query, name, value)
+            return
+        if base == "_has":
+            query.where.append(chains.has(self, query, alias, rtype, name, value))
+            return
+        if "." in name:  # subject.name, subject:Patient.name
+            query.where.append(chains.chain(self, query, alias, rtype, name, value))
+            return
+        param = searchdefs.params_of(rtype).get(base)
+        if param is None or base in ("_count", "_sort"):
+            raise FhirError(
+                400, "not-supported", f"unknown search parameter {name[:64]!r} for {rtype}"
+            )
+        if param.type == "composite":
+            if alias != "r" or modifier:
+                raise bad(name, "composites are supported at the top level, without modifiers")
+            composite.add(self, query, rtype, param, name, value)
+            return
+        ctx = conditions.Context(query, self.keyring, alias, rtype)
+        query.where.append(conditions.condition(ctx, param, name, modifier, value))
 
     def _tokens(self, query: Query, kinds_values: list[tuple[str, str]], rtype: str) -> None:
         digests = [d for kind, v in kinds_values for d in self.keyring.digests(kind, v)]
@@ -133,14 +202,17 @@ class Parser:
         query.where.append(range_condition(query, prefix, span, "r.last_updated", "r.last_updated"))
 
     def p_count(self, query: Query, name: str, value: str) -> None:
-        if not value.isdigit() or int(value) < 1:
+        count = ascii_int(value)
+        if count is None or count < 1:
             raise bad(name, "must be a positive integer")
-        query.count = min(int(value), MAX_COUNT)
+        query.count = min(count, MAX_COUNT)
 
     def p_sort(self, query: Query, name: str, value: str) -> None:
-        if value not in SORTS[query.resource_type]:
-            raise bad(name, f"supported: {', '.join(SORTS[query.resource_type])}")
-        query.sort = value
+        if value in SORTS.get(query.resource_type, ("_id",)):
+            query.sort = value  # the indexed fast paths
+            return
+        query.sort = "generic"
+        query.sort_keys = sorting.parse(query, value)
 
     # -- Patient ----------------------------------------------------------------------------
     def p_identifier(self, query: Query, name: str, value: str) -> None:
@@ -251,6 +323,8 @@ def keyset(query: Query, after: list[Any] | None) -> str | None:
     """The condition for rows after the last one served (sort key, id): stable under inserts."""
     if after is None:
         return None
+    if query.sort_keys:
+        return sorting.after(query, query.sort_keys, after)
     moment, rid = after
     if query.sort == "_id":
         return f"r.id > {query.arg(rid)}"
@@ -268,18 +342,37 @@ def keyset(query: Query, after: list[Any] | None) -> str | None:
 def build_sql(query: Query, patient: str | None, after: list[Any] | None, limit: int) -> str:
     where = [f"r.resource_type = {query.arg(query.resource_type)}", "NOT r.deleted", *query.where]
     if patient is not None:
-        where.append(f"r.patient_id = {query.arg(patient)}")
+        where.append(confinement(query, "r", patient))
     position = keyset(query, after)
     if position:
         where.append(position)
+    ordering = sorting.order(query.sort_keys) if query.sort_keys else _ORDER[query.sort]
     return (
         f"SELECT r.id, r.version, r.deleted, r.last_updated, r.key_id, r.body, "
-        f"r.effective_start FROM fhir_resource r WHERE {' AND '.join(where)} "
-        f"ORDER BY {_ORDER[query.sort]} LIMIT {query.arg(limit)}"
+        f"r.effective_start{sorting.select(query.sort_keys)} FROM fhir_resource r "
+        f"WHERE {' AND '.join(where)} ORDER BY {ordering} LIMIT {query.arg(limit)}"
     )
 
 
+def count_sql(query: Query, patient: str | None) -> str:
+    """How many rows the search matches in all (``_total=accurate``)."""
+    where = [f"r.resource_type = {query.arg(query.resource_type)}", "NOT r.deleted", *query.where]
+    if patient is not None:
+        where.append(confinement(query, "r", patient))
+    return f"SELECT count(*) FROM fhir_resource r WHERE {' AND '.join(where)}"
+
+
+def confinement(query: Query, alias: str, patient: str) -> str:
+    """Rows in ``patient``'s compartment: Patient and Observation by their indexed column, every
+    other type by the compartment list the CompartmentDefinition gave it at write time."""
+    if query.resource_type in extract.NATIVE and alias == "r":
+        return f"{alias}.patient_id = {query.arg(patient)}"
+    return f"{alias}.compartment @> ARRAY[{query.arg(patient)}]::text[]"
+
+
 def sort_key(query: Query, row: Any) -> list[Any]:
+    if query.sort_keys:
+        return sorting.position(query.sort_keys, row)
     moment = row["effective_start"]
     return [moment.isoformat() if (moment and query.sort != "_id") else None, row["id"]]
 

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from healthstack.fhir import index
+from healthstack.fhir import extract, index
 from healthstack.fhir.crypto import Keyring, aad
 from healthstack.fhir.dates import instant_text
 from healthstack.fhir.outcome import FhirError
@@ -23,7 +23,15 @@ from healthstack.fhir.outcome import FhirError
 _COLUMNS = (
     "patient_id, code, codes, categories, effective_start, effective_end, gender, key_id, body"
 )
-_SIDE_EFFECTS = """
+# The search index of every other parameter (``extract.rows_of``), one table per value kind: each
+# argument is an array of the table's row type, so one statement writes them all.
+GENERIC_TABLES = ("fhir_search_token", "fhir_search_string", "fhir_search_date",
+                  "fhir_search_number", "fhir_search_reference")  # fmt: skip
+_GENERIC_INSERTS = ",\n".join(
+    f"g{n} AS (INSERT INTO {table} SELECT u.* FROM r, unnest(${22 + n}::{table}[]) AS u)"
+    for n, table in enumerate(GENERIC_TABLES)
+)
+_SIDE_EFFECTS = f"""
 h AS (INSERT INTO fhir_resource_version
         (resource_type, id, version, deleted, last_updated, key_id, body)
       SELECT $1, $2, $3, $4, $5, $13, $14 FROM r),
@@ -31,59 +39,74 @@ t AS (INSERT INTO fhir_token (resource_type, id, kind, digest)
       SELECT $1, $2, k, d FROM r, unnest($15::text[], $16::bytea[]) AS u(k, d)),
 v AS (INSERT INTO fhir_vital (patient_id, code, effective, value, unit, observation_id)
       SELECT $6, c, e, x, n, $2 FROM r,
-             unnest($17::text[], $18::timestamptz[], $19::float8[], $20::text[]) AS w(c, e, x, n))
+             unnest($17::text[], $18::timestamptz[], $19::float8[], $20::text[]) AS w(c, e, x, n)),
+{_GENERIC_INSERTS}
 SELECT count(*) FROM r
 """
+_GENERIC_DELETES = "".join(
+    f"x{n} AS (DELETE FROM {table} WHERE resource_type = $1 AND id = $2 "
+    "AND EXISTS (SELECT 1 FROM r)),\n"
+    for n, table in enumerate(GENERIC_TABLES)
+)
 INSERT_SQL = f"""
-WITH r AS (INSERT INTO fhir_resource (resource_type, id, version, deleted, last_updated, {_COLUMNS})
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+WITH r AS (INSERT INTO fhir_resource (resource_type, id, version, deleted, last_updated, {_COLUMNS},
+                                      compartment)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $21)
            RETURNING id),
 {_SIDE_EFFECTS}"""
 UPDATE_SQL = f"""
 WITH r AS (UPDATE fhir_resource SET version = $3, deleted = $4, last_updated = $5,
              patient_id = $6, code = $7, codes = $8, categories = $9, effective_start = $10,
-             effective_end = $11, gender = $12, key_id = $13, body = $14
+             effective_end = $11, gender = $12, key_id = $13, body = $14,
+             compartment = CASE WHEN $4 THEN compartment ELSE $21 END
            WHERE resource_type = $1 AND id = $2 AND version = $3 - 1
            RETURNING id),
+{_GENERIC_DELETES}
 dt AS (DELETE FROM fhir_token WHERE resource_type = $1 AND id = $2 AND EXISTS (SELECT 1 FROM r)),
 dv AS (DELETE FROM fhir_vital WHERE observation_id = $2 AND $1 = 'Observation'
        AND EXISTS (SELECT 1 FROM r)),
 {_SIDE_EFFECTS}"""
 # Many new resources in one statement: each parameter is an array of one table's row type, so a
 # row's nested arrays (codes, categories) need no flattening. Tuples are in table column order.
-INSERT_MANY_SQL = """
+INSERT_MANY_SQL = (
+    """
 WITH r AS (INSERT INTO fhir_resource SELECT * FROM unnest($1::fhir_resource[])),
 h AS (INSERT INTO fhir_resource_version SELECT * FROM unnest($2::fhir_resource_version[])),
 t AS (INSERT INTO fhir_token SELECT * FROM unnest($3::fhir_token[])),
-v AS (INSERT INTO fhir_vital SELECT * FROM unnest($4::fhir_vital[]))
-SELECT 1
+v AS (INSERT INTO fhir_vital SELECT * FROM unnest($4::fhir_vital[])),
 """
+    + ",\n".join(
+        f"g{n} AS (INSERT INTO {table} SELECT * FROM unnest(${5 + n}::{table}[]))"
+        for n, table in enumerate(GENERIC_TABLES)
+    )
+    + "\nSELECT 1\n"
+)
 READ_SQL = """
 SELECT version, deleted, last_updated, key_id, body FROM fhir_resource
-WHERE resource_type = $1 AND id = $2 AND ($3::text IS NULL OR patient_id = $3)
+WHERE resource_type = $1 AND id = $2 AND ($3::text IS NULL OR patient_id = $3 OR compartment @> ARRAY[$3])
 """
 VREAD_SQL = """
 SELECT v.version, v.deleted, v.last_updated, v.key_id, v.body
 FROM fhir_resource_version v JOIN fhir_resource r USING (resource_type, id)
 WHERE v.resource_type = $1 AND v.id = $2 AND v.version = $3
-  AND ($4::text IS NULL OR r.patient_id = $4)
+  AND ($4::text IS NULL OR r.patient_id = $4 OR r.compartment @> ARRAY[$4])
 """
 HISTORY_SQL = """
 SELECT v.version, v.deleted, v.last_updated, v.key_id, v.body, v.id
 FROM fhir_resource_version v JOIN fhir_resource r USING (resource_type, id)
-WHERE v.resource_type = $1 AND v.id = $2 AND ($3::text IS NULL OR r.patient_id = $3)
+WHERE v.resource_type = $1 AND v.id = $2 AND ($3::text IS NULL OR r.patient_id = $3 OR r.compartment @> ARRAY[$3])
   AND v.last_updated >= $4 AND v.version < $5
 ORDER BY v.version DESC LIMIT $6
 """
 TYPE_HISTORY_SQL = """
 SELECT v.version, v.deleted, v.last_updated, v.key_id, v.body, v.id
 FROM fhir_resource_version v JOIN fhir_resource r USING (resource_type, id)
-WHERE v.resource_type = $1 AND ($2::text IS NULL OR r.patient_id = $2)
+WHERE v.resource_type = $1 AND ($2::text IS NULL OR r.patient_id = $2 OR r.compartment @> ARRAY[$2])
   AND v.last_updated >= $3 AND (v.last_updated, v.id, v.version) < ($4, $5, $6)
 ORDER BY v.last_updated DESC, v.id DESC, v.version DESC LIMIT $7
 """
 CURRENT_SQL = """
-SELECT version, deleted, patient_id, last_updated, key_id, body FROM fhir_resource
+SELECT version, deleted, patient_id, compartment, last_updated, key_id, body FROM fhir_resource
 WHERE resource_type = $1 AND id = $2 FOR UPDATE
 """
 
@@ -102,6 +125,15 @@ class Version:
     @property
     def etag(self) -> str:
         return f'W/"{self.version}"'
+
+
+def search_terms(rtype: str, rid: str, resource: dict[str, Any]) -> list[tuple[str, str]]:
+    """Every blind-index ``(kind, value)`` of a resource: its type's dedicated terms and the
+    identifying values of the generic index (what ``fhir_token`` holds, before keying)."""
+    return [
+        *index.extract(rtype, rid, resource).terms,
+        *extract.rows_of(rtype, rid, resource).terms,
+    ]
 
 
 def new_id() -> str:
@@ -170,7 +202,9 @@ class Store:
     ) -> list[Version]:
         """Insert new resources ``(type, id, resource)``: the rows :meth:`create` writes for each
         (same arguments), in one statement (:data:`INSERT_MANY_SQL`, one round trip)."""
-        tables: tuple[list[tuple[Any, ...]], ...] = ([], [], [], [])
+        tables: tuple[list[tuple[Any, ...]], ...] = tuple(
+            [] for _ in range(4 + len(GENERIC_TABLES))
+        )
         versions = []
         for rtype, rid, resource in items:
             now = dt.datetime.now(dt.UTC)
@@ -237,6 +271,8 @@ class Store:
             [],
             [],
             [],
+            None,  # compartment: kept as it was (a tombstone stays where its resource was)
+            *([[]] * len(GENERIC_TABLES)),
         ]
 
     def _arguments(
@@ -253,6 +289,10 @@ class Store:
             "meta": {**meta, "versionId": str(version), "lastUpdated": instant_text(now)},
         }
         ext = index.extract(rtype, rid, resource)
+        rows = extract.rows_of(rtype, rid, resource)
+        ext.terms += rows.terms
+        if ext.patient_id is None and rows.compartment:
+            ext.patient_id = rows.compartment[0]
         plaintext = orjson.dumps(resource)
         key_id, blob = self.keyring.encrypt(plaintext, aad(rtype, rid, version))
         active = self.keyring.active
@@ -279,15 +319,23 @@ class Store:
             [v.effective for v in vitals],
             [v.value for v in vitals],
             [v.unit for v in vitals],
+            rows.compartment or None,
+            [(rtype, rid, *row) for row in rows.tokens],
+            [(rtype, rid, *row) for row in rows.strings],
+            [(rtype, rid, *row) for row in rows.dates],
+            [(rtype, rid, *row) for row in rows.numbers],
+            [(rtype, rid, *row) for row in rows.references],
         ]
         return args, plaintext
 
 
 def _split_rows(args: list[Any], tables: tuple[list[tuple[Any, ...]], ...]) -> None:
-    """INSERT_SQL's 20 arguments as rows of the four tables (what its CTEs insert)."""
-    resources, versions, tokens, vitals = tables
+    """INSERT_SQL's arguments as rows of its tables (what its CTEs insert)."""
+    resources, versions, tokens, vitals, *generic = tables
     rtype, rid, version, deleted, now, patient_id = args[:6]
-    resources.append(tuple(args[:14]))
+    resources.append((*args[:14], args[20]))
+    for table, rows in zip(generic, args[21:], strict=True):
+        table.extend(rows)
     versions.append((rtype, rid, version, deleted, now, args[12], args[13]))
     tokens.extend(
         (rtype, rid, kind, digest) for kind, digest in zip(args[14], args[15], strict=True)

@@ -19,6 +19,7 @@ from healthstack.fhir.access import Caller, redact
 from healthstack.fhir.dates import instant_text
 from healthstack.fhir.ops import Engine
 from healthstack.fhir.store import Version
+from healthstack.numbers import ascii_int
 
 LASTN_SQL = """
 SELECT id, version, deleted, last_updated, key_id, body FROM (
@@ -30,9 +31,7 @@ SELECT id, version, deleted, last_updated, key_id, body FROM (
 ) ranked WHERE n <= $4
 ORDER BY code, effective_start DESC NULLS LAST, id DESC
 """
-STATS_COLUMNS = (
-    "count(*) AS n, min(value) AS lo, max(value) AS hi, avg(value) AS mean, min(unit) AS unit"
-)
+STATS_COLUMNS = "count(*) AS n, min(value) AS lo, max(value) AS hi, avg(value::numeric)::float8 AS mean, min(unit) AS unit"
 STATS_SQL = f"""
 SELECT code, NULL::timestamptz AS bucket, {STATS_COLUMNS} FROM fhir_vital
 WHERE patient_id = $1 AND code = ANY($2) AND effective >= $3 AND effective < $4
@@ -77,15 +76,15 @@ async def lastn(
     await caller.authorize("Observation", "operation", detail="$lastn")
     _check_names(params, ("patient", "subject", "code", "category", "max"))
     patient = _patient(params, caller)
-    raw_max = _one(params, "max") or "1"
-    if not raw_max.isdigit() or not 1 <= int(raw_max) <= MAX_LASTN:
+    wanted = ascii_int(_one(params, "max") or "1", MAX_LASTN)
+    if wanted is None or wanted < 1:
         raise search.bad("max", f"must be an integer from 1 to {MAX_LASTN}")
     code, category = _one(params, "code"), _one(params, "category")
     codes = search.token_values("code", code) if code else None
     categories = search.token_values("category", category) if category else None
     rows = []
     if caller.patient in (None, patient):  # outside the compartment: nothing, not an error
-        rows = await conn.fetch(LASTN_SQL, patient, codes, categories, int(raw_max))
+        rows = await conn.fetch(LASTN_SQL, patient, codes, categories, wanted)
     await caller.audit(
         conn, "operation", "Observation", detail="$lastn", query=redact("Observation", params)
     )

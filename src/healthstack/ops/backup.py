@@ -7,6 +7,10 @@ AES-256-GCM under BACKUP_KEY (``backup_crypto``) and never touches disk in plain
 (JSON: checksums, row counts, key fingerprint, schema revision) carries an HMAC under a key derived
 from BACKUP_KEY, so it cannot be edited to match a substituted file.
 
+Both ends use client tools of their server's major version (``pgtools``): the manifest records
+the source's, and a target older than the source, or one with no tools of its version here, is
+refused before anything is written.
+
 ``restore``: verifies the manifest's MAC and the file's SHA-256 before touching the database,
 refuses a database that already holds tables, streams the decrypted dump into ``pg_restore
 --single-transaction`` (an authentication failure mid-stream aborts it: nothing is committed),
@@ -32,7 +36,8 @@ from psycopg.conninfo import conninfo_to_dict
 from healthstack.config import PLACEHOLDERS, Settings, is_hex_key
 from healthstack.errors import HealthstackError
 from healthstack.ops.backup_crypto import decrypt_chunks, encrypt_stream, key_fingerprint
-from healthstack.service.embedded_pg import APP_ROLE, bin_dir
+from healthstack.ops.pgtools import server_major, tools_for
+from healthstack.service.embedded_pg import APP_ROLE
 
 FORMAT = "healthstack-backup/1"
 DUMP = "dump.pgc.enc"
@@ -100,9 +105,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _dump(url: str, snapshot: str, key: bytes, target: Path) -> str:
+def _dump(url: str, snapshot: str, key: bytes, target: Path, tools: Path) -> str:
     command = [
-        str(bin_dir() / "pg_dump"),
+        str(tools / "pg_dump"),
         "--format=custom",
         f"--snapshot={snapshot}",
         "--no-owner",
@@ -139,10 +144,12 @@ def _tail(errors: IO[bytes]) -> str:
 
 def create(url: str, out: Path, key: bytes) -> dict[str, Any]:
     """Write ``out/dump.pgc.enc`` and ``out/manifest.json``; returns the manifest."""
-    out.mkdir(mode=0o700, parents=True, exist_ok=True)
     if (out / MANIFEST).exists():
         raise HealthstackError(f"{out / MANIFEST} exists; choose an empty --out directory")
     with psycopg.connect(url) as conn:
+        major = server_major(conn)
+        tools = tools_for(major, "backup create")
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         with conn.transaction():
@@ -152,8 +159,8 @@ def create(url: str, out: Path, key: bytes) -> dict[str, Any]:
             counts = _counts(conn)
             revision = _revision(conn)
             # The snapshot lives only while this transaction does: dump inside it.
-            plaintext_sha = _dump(url, snapshot, key, out / DUMP)
-    manifest = _manifest(out, counts, revision, plaintext_sha, key)
+            plaintext_sha = _dump(url, snapshot, key, out / DUMP, tools)
+    manifest = _manifest(out, counts, revision, plaintext_sha, key, major)
     with _private(out / MANIFEST, "w") as handle:
         handle.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return manifest
@@ -176,10 +183,16 @@ def _revision(conn: psycopg.Connection[Any]) -> str | None:
 
 
 def _manifest(
-    out: Path, counts: dict[str, int], revision: str | None, plaintext_sha: str, key: bytes
+    out: Path,
+    counts: dict[str, int],
+    revision: str | None,
+    plaintext_sha: str,
+    key: bytes,
+    major: int,
 ) -> dict[str, Any]:
     manifest: dict[str, Any] = {
         "format": FORMAT,
+        "server_major": major,
         "created_at": dt.datetime.now(dt.UTC).isoformat(),
         "schema_revision": revision,
         "key_id": key_fingerprint(key),
@@ -237,9 +250,24 @@ def _require_empty(url: str) -> None:
             conn.execute(sql.SQL("CREATE ROLE {} NOLOGIN").format(sql.Identifier(APP_ROLE)))
 
 
-def _pg_restore(url: str, directory: Path, key: bytes, manifest: dict[str, Any]) -> None:
+def _target_tools(url: str, manifest: dict[str, Any]) -> Path:
+    """pg_restore of the target's major version; a target older than the source is refused."""
+    with psycopg.connect(url) as conn:
+        target = server_major(conn)
+    source = manifest.get("server_major")
+    if isinstance(source, int) and target < source:
+        raise HealthstackError(
+            f"backup restore: the backup comes from PostgreSQL {source} and the target is "
+            f"PostgreSQL {target}; restore into PostgreSQL {source} or newer. Nothing was changed."
+        )
+    return tools_for(target, "backup restore")
+
+
+def _pg_restore(
+    url: str, directory: Path, key: bytes, manifest: dict[str, Any], tools: Path
+) -> None:
     command = [
-        str(bin_dir() / "pg_restore"),
+        str(tools / "pg_restore"),
         "--single-transaction",
         "--exit-on-error",
         "--no-owner",
@@ -280,8 +308,9 @@ def restore(directory: Path, url: str, key: bytes) -> dict[str, Any]:
     """Restore into an empty database; returns {table: (expected, actual)} and raises on mismatch."""
     manifest = read_manifest(directory, key)
     verify_files(directory, manifest)
+    tools = _target_tools(url, manifest)
     _require_empty(url)
-    _pg_restore(url, directory, key, manifest)
+    _pg_restore(url, directory, key, manifest, tools)
     with psycopg.connect(url) as conn:
         actual = _counts(conn)
     expected: dict[str, int] = manifest["tables"]

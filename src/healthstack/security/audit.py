@@ -53,19 +53,41 @@ APPEND_SQL = "SELECT audit_append($1, $2)"
 # N records, chained in order on one chain, in one round trip (migration 0005).
 APPEND_MANY_SQL = "SELECT audit_append_many($1, $2::text[])"
 REDACTED = "[redacted]"
-# Search parameters whose values are codes, switches or opaque ids, never PHI. Everything else
-# (names, identifiers, birthdate, gender, address, dates of observations, free text) keeps its name
-# and loses its value. Observation dates count as PHI: with a code they can single a person out.
-SAFE_VALUE_PARAMS = frozenset({
+# What a client types into a URL can be PHI wherever it goes: a name in `code=`, an MRN as a
+# resource id (issue 12 item 15). The trail keeps in clear only values whose shape cannot carry
+# PHI: result-control switches, server-assigned ids and server timestamps. Every other value is
+# kept as a keyed digest (``h:<key id>:<hex>``), so an investigator holding the key can still
+# ask "was this MRN searched?" while a reader of the table learns nothing (docs/audit.md).
+CONTROL_PARAMS = frozenset({
     "_count", "_sort", "_summary", "_elements", "_total", "_format", "_pretty", "_lastUpdated",
-    "status", "code", "category", "_id", "patient", "subject", "max", "period", "interval",
-    "_type", "_since", "_at",
+    "_type", "_since", "_at", "max", "period", "interval", "duration", "_before",
 })  # fmt: skip
-# Even safe parameters keep a value only when it looks like a code/id: a client cannot smuggle
-# free text (a name typed into `code`) into the audit trail.
-# `:text` and other free-text modifiers turn a code parameter into a text search: redacted.
-SAFE_MODIFIERS = frozenset({"", "missing", "not", "below", "above", "Patient"})
+ID_PARAMS = frozenset({"_id", "patient", "subject"})
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/|,+\-]{1,200}$")
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+# Server-assigned ids: resource UUIDs and AuditEvent ids (chain-seq).
+_KNOWN_ID = re.compile(rf"^(?:{_UUID}|[0-9]{{1,10}}-[0-9]{{1,18}})$")
+_ID_VALUE = re.compile(rf"^(?:(?:Patient/)?{_UUID})(?:,(?:Patient/)?{_UUID})*$")
+# Pseudo-types whose ids are names chosen by operators, never patients (plugin administration).
+_NAMED_TYPES = frozenset({"Plugin"})
+
+
+class Withheld:
+    """A client-typed value the trail keeps only as a keyed digest; never printed in clear."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: str) -> None:
+        self.value = value
+
+    def __repr__(self) -> str:
+        return REDACTED
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Withheld) and other.value == self.value
+
+    def __hash__(self) -> int:
+        return hash(self.value)
 
 
 class AuditWriteError(FhirError):
@@ -79,16 +101,23 @@ class AuditWriteError(FhirError):
 
 
 def redact_query(resource_type: str | None, params: Mapping[str, Sequence[str]]) -> dict[str, Any]:
-    """Parameter names always; values only for parameters that cannot hold PHI."""
+    """Parameter names always; values in clear only where their shape cannot carry PHI."""
     redacted: dict[str, Any] = {}
     for raw_name, values in params.items():
         name = raw_name[:64]
         base, _, modifier = name.partition(":")
-        if base in SAFE_VALUE_PARAMS and modifier in SAFE_MODIFIERS:
-            redacted[name] = [v if _SAFE_VALUE.match(v) else REDACTED for v in values]
+        if base in CONTROL_PARAMS and not modifier:
+            redacted[name] = [v if _SAFE_VALUE.fullmatch(v) else Withheld(v) for v in values]
+        elif base in ID_PARAMS and modifier in ("", "Patient"):
+            redacted[name] = [v if _ID_VALUE.fullmatch(v) else Withheld(v) for v in values]
         else:
-            redacted[name] = [REDACTED] * len(values)
+            redacted[name] = [Withheld(v) for v in values]
     return redacted
+
+
+def known_id(resource_type: str | None, resource_id: str) -> bool:
+    """Whether an id may stay in clear in the trail (server-assigned, or an operator's name)."""
+    return resource_type in _NAMED_TYPES or _KNOWN_ID.fullmatch(resource_id) is not None
 
 
 def event_for(
@@ -102,13 +131,36 @@ def event_for(
     return AuditEvent(interaction=interaction, outcome=outcome, subject=subject, **fields)
 
 
-def _with_context(event: AuditEvent) -> AuditEvent:
+def _with_context(event: AuditEvent, state: ServiceState) -> AuditEvent:
     return dataclasses.replace(
-        event,
+        _withhold(state, event),
         source_ip=event.source_ip or source_ip_var.get(),
         request_id=event.request_id or request_id_var.get(),
         trace_id=event.trace_id or trace_id_var.get(),
     )
+
+
+def _withhold(state: ServiceState, event: AuditEvent) -> AuditEvent:
+    """Client-typed values (unrecognised ids, search values) become keyed digests."""
+    rid = event.resource_id
+    unknown_id = rid is not None and not known_id(event.resource_type, rid)
+    query_withheld = any(isinstance(v, Withheld) for vs in event.query.values() for v in vs)
+    if not unknown_id and not query_withheld:
+        return event
+    keyring = _keyring(state)
+    query = {
+        name: [withheld_digest(keyring, v.value) if isinstance(v, Withheld) else v for v in vs]
+        for name, vs in event.query.items()
+    }
+    if rid is not None and unknown_id:
+        rid = withheld_digest(keyring, rid)
+    return dataclasses.replace(event, resource_id=rid, query=query)
+
+
+def withheld_digest(keyring: Keyring, value: str) -> str:
+    """``h:<key id>:<24 hex>``: HMAC under the active PHI key's derived index key."""
+    digest = keyring.active.digest("audit-withheld", value)[:12].hex()
+    return f"h:{keyring.active.key_id}:{digest}"
 
 
 _EVENT_FIELDS = tuple(field.name for field in dataclasses.fields(AuditEvent))
@@ -119,7 +171,8 @@ def content_of(event: AuditEvent, when: dt.datetime | None = None) -> str:
     # Shallow on purpose: dataclasses.asdict deep-copies, and showed in the read profile.
     fields = {name: getattr(event, name) for name in _EVENT_FIELDS}
     fields["time"] = moment.isoformat(timespec="microseconds")
-    return canonical(fields)
+    # jsonb refuses \u0000: a NUL typed into a path or header must not make the append fail.
+    return canonical(fields).replace("\\u0000", "\\ufffd")
 
 
 # A break-glass reason is free text that may name a patient: it is stored only as AES-GCM
@@ -160,8 +213,21 @@ def reason_keyring(state: ServiceState) -> Keyring | None:
         return None
 
 
-def open_reason(keyring: Keyring, stored: str) -> str:
-    """The reason as written, for auditors; records from before sealing pass through."""
+def resealed_aad(chain_id: int, seq: int) -> bytes:
+    """A re-sealed copy is bound to its record: it cannot be moved to another one."""
+    return f"healthstack/audit/break-glass-reason/v2/{chain_id}/{seq}".encode()
+
+
+def open_reason(keyring: Keyring, stored: str, resealed: tuple[str, bytes] | None = None,
+                chain_id: int = 0, seq: int = 0) -> str:  # fmt: skip
+    """The reason as written, for auditors: the copy ``keys rotate`` re-sealed under a current
+    key when there is one, else the chained ciphertext; records from before sealing pass through."""
+    if resealed is not None:
+        key_id, blob = resealed
+        try:
+            return keyring.decrypt(key_id, blob, resealed_aad(chain_id, seq)).decode()
+        except DecryptionError:
+            return f"[encrypted under key {key_id}, which is not configured]"
     if not stored.startswith(REASON_PREFIX):
         return stored
     key_id, _, encoded = stored[len(REASON_PREFIX) :].partition(":")
@@ -173,7 +239,7 @@ def open_reason(keyring: Keyring, stored: str) -> str:
 
 async def record(conn: asyncpg.Connection, state: ServiceState, event: AuditEvent) -> None:
     """Append one audit record on ``conn`` (inside its transaction, if any); fail loudly."""
-    event = _sealed(state, _with_context(event))
+    event = _sealed(state, _with_context(event, state))
     try:
         await conn.execute(APPEND_SQL, _chain_hint(conn), content_of(event))
     except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
@@ -191,7 +257,7 @@ async def record_many(
     """
     if not events:
         return
-    stamped = [_sealed(state, _with_context(event)) for event in events]
+    stamped = [_sealed(state, _with_context(event, state)) for event in events]
     contents = [content_of(event) for event in stamped]
     try:
         await conn.execute(APPEND_MANY_SQL, _chain_hint(conn), contents)

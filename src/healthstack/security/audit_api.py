@@ -23,18 +23,28 @@ from starlette.routing import Route
 from healthstack.fhir.crypto import Keyring
 from healthstack.fhir.dates import instant_text, interval
 from healthstack.fhir.outcome import FhirError, FhirResponse
+from healthstack.numbers import INT4_MAX, ascii_int
 from healthstack.security import audit, authz
 from healthstack.security.middleware import principal_of
+from healthstack.service.db import DATABASE_UNAVAILABLE
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.audit")
 MAX_COUNT = 500
+MAX_VALUE = 256
 OUTCOMES = {"success": "0", "denied": "4", "unauthenticated": "4", "failed": "4", "error": "8"}
 ACTIONS = {"create": "C", "read": "R", "vread": "R", "history": "R", "update": "U",
            "delete": "D", "search": "E", "operation": "E", "history-type": "E"}  # fmt: skip
 _PREFIXES = {"eq", "ge", "gt", "le", "lt"}
 PARAMS = frozenset({"date", "agent", "entity", "outcome", "_count", "_cursor"})
-SELECT = "SELECT chain_id, seq, content, recorded_at FROM audit_log"
+# A reason re-sealed by `keys rotate` (audit_reason) wins over the chained ciphertext, whose key
+# may have been retired.
+_RESEALED = "(SELECT {col} FROM audit_reason r WHERE r.chain_id = audit_log.chain_id AND r.seq = audit_log.seq)"
+SELECT = (
+    "SELECT chain_id, seq, content, recorded_at, "
+    f"{_RESEALED.format(col='r.key_id')} AS resealed_key, "
+    f"{_RESEALED.format(col='r.ciphertext')} AS resealed FROM audit_log"
+)
 
 
 def _date_clause(value: str, arg: Callable[[Any], str]) -> str:
@@ -79,6 +89,8 @@ def _clauses(request: Request) -> tuple[list[str], list[Any], int]:
     for name, value in request.query_params.multi_items():
         if name not in PARAMS:
             raise FhirError(400, "not-supported", f"unknown search parameter {name[:64]!r}")
+        if "\x00" in value or len(value) > MAX_VALUE:
+            raise FhirError(400, "invalid", f"{name}: invalid value", expression=name)
         if name == "date":
             where.append(_date_clause(value, arg))
         elif name == "agent":
@@ -95,9 +107,10 @@ def _clauses(request: Request) -> tuple[list[str], list[Any], int]:
 
 
 def _count(value: str) -> int:
-    if not value.isdigit():
+    count = ascii_int(value)
+    if count is None:
         raise FhirError(400, "invalid", "_count: expected a number", expression="_count")
-    return max(1, min(int(value), MAX_COUNT))
+    return max(1, min(count, MAX_COUNT))
 
 
 def _cursor(row: asyncpg.Record) -> str:
@@ -116,11 +129,14 @@ def _cursor_clause(value: str, arg: Callable[[Any], str]) -> str:
 
 
 def to_fhir(
-    chain_id: int, seq: int, content: str, keyring: Keyring | None = None
-) -> dict[str, Any]:
+    chain_id: int, seq: int, content: str, keyring: Keyring | None = None,
+    resealed: tuple[str, bytes] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     doc = orjson.loads(content)
     if keyring is not None and doc.get("break_glass_reason"):
-        doc["break_glass_reason"] = audit.open_reason(keyring, doc["break_glass_reason"])
+        doc["break_glass_reason"] = audit.open_reason(
+            keyring, doc["break_glass_reason"], resealed, chain_id, seq
+        )
     event: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": f"{chain_id}-{seq}",
@@ -196,9 +212,17 @@ async def _guarded(handler: Callable[[ServiceState, Request], Awaitable[Response
         return await handler(state, request)
     except FhirError as error:
         return error.response()
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
-        log.error("database error", extra={"error": type(error).__name__})
+    except DATABASE_UNAVAILABLE as error:
+        log.error("database unavailable", extra={"error": type(error).__name__})
         return FhirError(503, "transient", "database unavailable; retry").response()
+    except (asyncpg.DataError, asyncpg.ProgramLimitExceededError) as error:
+        # A value the database cannot compare (out of range, wrong encoding): the client's fault,
+        # and not worth retrying, so not a 503 (issue 12 item 11).
+        log.warning("audit search value refused", extra={"error": type(error).__name__})
+        return FhirError(400, "invalid", "a search value is out of range").response()
+    except asyncpg.PostgresError as error:
+        log.error("database error", extra={"error": type(error).__name__})
+        return FhirError(500, "exception", "internal database error").response()
 
 
 async def _authorize(state: ServiceState, request: Request, interaction: str) -> None:
@@ -216,12 +240,14 @@ async def _search(state: ServiceState, request: Request) -> Response:
     where, args, count = _clauses(request)
     sql = SELECT + (" WHERE " + " AND ".join(where) if where else "")
     sql += f" ORDER BY recorded_at DESC, chain_id DESC, seq DESC LIMIT {count + 1}"
-    query = {k: v for k, v in request.query_params.multi_items()}  # no PHI: ids, dates, codes
+    grouped: dict[str, list[str]] = {}
+    for name, value in request.query_params.multi_items():
+        grouped.setdefault(name, []).append(value)
     async with state.require_pool().acquire() as conn:
         rows = await conn.fetch(sql, *args)
         await audit.record(conn, state, audit.event_for(
             principal_of(request), "search", "success", resource_type=authz.AUDIT_TYPE,
-            query={k: [v] for k, v in query.items()}))  # fmt: skip
+            query=audit.redact_query(authz.AUDIT_TYPE, grouped)))  # fmt: skip
     return FhirResponse(
         _bundle(
             request,
@@ -251,15 +277,20 @@ def _bundle(
         links.append({"relation": "next", "url": str(request.url.replace(query=query))})
     return {"resourceType": "Bundle", "type": "searchset", "link": links, "entry": [
         {"fullUrl": f"{_base(request)}/AuditEvent/{r['chain_id']}-{r['seq']}", "resource": to_fhir(
-            r["chain_id"], r["seq"], r["content"], keyring), "search": {"mode": "match"}} for r in rows]}  # fmt: skip
+            r["chain_id"], r["seq"], r["content"], keyring, _resealed(r)), "search": {"mode": "match"}} for r in rows]}  # fmt: skip
+
+
+def _resealed(row: asyncpg.Record) -> tuple[str, bytes] | None:
+    return (row["resealed_key"], row["resealed"]) if row["resealed"] is not None else None
 
 
 async def _read(state: ServiceState, request: Request) -> Response:
     await _authorize(state, request, "read")
     rid = request.path_params["id"]
-    chain, _, seq = rid.partition("-")
-    if not (chain.isdigit() and seq.isdigit()):
-        raise FhirError(404, "not-found", f"AuditEvent/{rid[:64]} not found")
+    chain_text, _, seq_text = rid.partition("-")
+    chain, seq = ascii_int(chain_text, INT4_MAX), ascii_int(seq_text)
+    if chain is None or seq is None:
+        raise FhirError(404, "not-found", "AuditEvent not found")
     async with state.require_pool().acquire() as conn:
         row = await conn.fetchrow(
             SELECT + " WHERE chain_id = $1 AND seq = $2", int(chain), int(seq)
@@ -270,4 +301,6 @@ async def _read(state: ServiceState, request: Request) -> Response:
             principal_of(request), "read", "success", resource_type=authz.AUDIT_TYPE,
             resource_id=rid))  # fmt: skip
     keyring = audit.reason_keyring(state)
-    return FhirResponse(to_fhir(row["chain_id"], row["seq"], row["content"], keyring))
+    return FhirResponse(
+        to_fhir(row["chain_id"], row["seq"], row["content"], keyring, _resealed(row))
+    )

@@ -9,26 +9,53 @@ compartment must be answered exactly like a missing one, 404 (see :func:`hidden`
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
-from typing import Any
+import re
+from collections.abc import Collection, Mapping
 
 from healthstack.fhir.outcome import FhirError
 from healthstack.security.principal import Principal
 from healthstack.security.scopes import BREAK_GLASS_SCOPES, Grant, parse_scopes
 
-# Types a wildcard scope (`system/*.rs`) reaches. AuditEvent is deliberately absent: reading the
-# audit trail needs a scope that names it (separation of duties: clinicians do not audit).
-CLINICAL_TYPES = frozenset({"Patient", "Observation"})
+# A wildcard scope (`system/*.rs`) reaches every FHIR type but these: reading the audit trail needs
+# a scope that names AuditEvent (separation of duties: clinicians do not audit), and plugin
+# administration one that names the pseudo-type Plugin. Break-glass never reaches them either.
 AUDIT_TYPE = "AuditEvent"
+SEPARATE_TYPES = frozenset({AUDIT_TYPE, "Plugin"})
 # Interaction -> the SMART v2 permission letter it needs.
 INTERACTIONS: Mapping[str, str] = {
     "read": "r", "vread": "r", "history": "r",
     "search": "s", "history-type": "s", "operation": "s",
     "create": "c", "update": "u", "delete": "d",
 }  # fmt: skip
-# What break-glass widens: read-side access to clinical types, outside any patient compartment.
+# What break-glass widens: read-side access to FHIR types, outside any patient compartment.
 BREAK_GLASS_INTERACTIONS = frozenset({"read", "vread", "history", "search", "history-type",
                                       "operation"})  # fmt: skip
+
+
+# A break-glass reason is what a reviewer acts on later (164.312(a)(2)(ii), 164.308(a)(1)(ii)(D)):
+# "." or "x" tells them nothing. These rules keep out the empty, the one-word and the keyboard
+# mash without pretending to judge clinical prose (docs/security.md, "Emergency access").
+REASON_MIN_CHARS = 10
+REASON_MAX_CHARS = 500
+REASON_MIN_WORDS = 2
+_WORD = re.compile(r"[^\W\d_]{2,}")  # two or more letters, any script
+
+
+def reason_problem(reason: str) -> str | None:
+    """Why a (cleaned) break-glass reason cannot be accepted, or None when it can."""
+    if len(reason) < REASON_MIN_CHARS:
+        return f"needs at least {REASON_MIN_CHARS} characters"
+    if len(reason) > REASON_MAX_CHARS:
+        return f"allows at most {REASON_MAX_CHARS} characters"
+    words = _WORD.findall(reason)
+    if len({w.lower() for w in words}) < REASON_MIN_WORDS:
+        return f"needs at least {REASON_MIN_WORDS} different words"
+    return None
+
+
+def clean_reason(raw: str) -> str:
+    """Printable characters only, runs of white space folded to one space."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in raw).split())
 
 
 @functools.lru_cache(maxsize=4096)
@@ -60,13 +87,13 @@ def allowed(principal: Principal, resource_type: str, interaction: str) -> bool:
     if resource_type == AUDIT_TYPE and letter not in "rs":
         return False  # the audit trail is append-only through the service, never through the API
     for grant in _effective(principal):
-        if grant.context == "patient" and resource_type not in CLINICAL_TYPES:
+        if grant.context == "patient" and resource_type in SEPARATE_TYPES:
             continue
-        if grant.covers(resource_type, letter, CLINICAL_TYPES):
+        if grant.covers(resource_type, letter, SEPARATE_TYPES):
             return True
     return (
         breaking_glass(principal)
-        and resource_type in CLINICAL_TYPES
+        and resource_type not in SEPARATE_TYPES
         and interaction in BREAK_GLASS_INTERACTIONS
     )
 
@@ -82,34 +109,30 @@ def require(principal: Principal, resource_type: str, interaction: str) -> None:
     )
 
 
-def patient_scope(principal: Principal) -> str | None:
-    """The patient id the caller is confined to, or None when unrestricted.
+WRITE_INTERACTIONS = frozenset({"create", "update", "delete"})
 
-    A token with a `patient` claim is confined to that compartment whatever else it holds; an
-    allowed break-glass request lifts the confinement (and is flagged in the audit trail).
+
+def patient_scope(principal: Principal, interaction: str = "read") -> str | None:
+    """The patient id the caller is confined to for ``interaction``, or None when unrestricted.
+
+    A token with a `patient` claim is confined to that compartment whatever else it holds. An
+    allowed break-glass request lifts the confinement for read-side interactions only (and is
+    flagged in the audit trail): emergency access is for looking, never for writing, so creates,
+    updates and deletes stay inside the token's own compartment.
     """
-    if principal.patient is None or breaking_glass(principal):
+    if principal.patient is None:
+        return None
+    if breaking_glass(principal) and interaction in BREAK_GLASS_INTERACTIONS:
         return None
     return principal.patient
 
 
-def reference_patient(reference: str | None) -> str | None:
-    if reference and reference.startswith("Patient/"):
-        return reference[len("Patient/") :].split("/", 1)[0]
-    return None
-
-
-def in_compartment(principal: Principal, resource_type: str, resource: Mapping[str, Any]) -> bool:
-    """Whether a stored resource is inside the caller's patient compartment (True if unconfined)."""
-    patient = patient_scope(principal)
-    if patient is None:
-        return True
-    if resource_type == "Patient":
-        return resource.get("id") == patient
-    if resource_type == "Observation":
-        subject = resource.get("subject") or {}
-        return reference_patient(subject.get("reference")) == patient
-    return False
+def compartment_permits(principal: Principal, patients: Collection[str], interaction: str) -> bool:
+    """Whether a resource in ``patients``' compartments is within the caller's reach for
+    ``interaction`` (always, when the caller is not confined). Which patients a resource belongs
+    to is the FHIR layer's knowledge (the CompartmentDefinition), not this module's."""
+    patient = patient_scope(principal, interaction)
+    return patient is None or patient in patients
 
 
 def hidden(resource_type: str, resource_id: str) -> FhirError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -17,10 +18,29 @@ import jwt
 
 log = logging.getLogger("healthstack.auth")
 ALGORITHMS = ("RS256", "ES256")
+# The key type (and curve) each accepted algorithm needs: a token whose header names an algorithm
+# of another family than its key is refused before any signature check (RFC 7518 section 3.1).
+KEY_TYPES = {"RS256": ("RSA", None), "ES256": ("EC", "P-256")}
 
 
 class JwksError(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class ProviderKey:
+    """A verification key with what the provider published about it."""
+
+    key: Any
+    kty: str
+    alg: str | None  # the JWK's own `alg`, when the provider names one
+    crv: str | None
+
+    def accepts(self, algorithm: str) -> bool:
+        if self.alg is not None and self.alg != algorithm:
+            return False
+        kty, crv = KEY_TYPES.get(algorithm, (None, None))
+        return kty == self.kty and (crv is None or crv == self.crv)
 
 
 class JwksCache:
@@ -30,12 +50,12 @@ class JwksCache:
         self.min_interval = min_interval
         self.max_age = max_age
         self.timeout = timeout
-        self._keys: dict[str, Any] = {}
+        self._keys: dict[str, ProviderKey] = {}
         self._fetched_at = float("-inf")
         self._lock = asyncio.Lock()
         self.fetches = 0
 
-    async def key(self, kid: str) -> Any:
+    async def key(self, kid: str) -> ProviderKey:
         """The verification key for ``kid``; raises JwksError when the provider does not have it."""
         stale = time.monotonic() - self._fetched_at > self.max_age
         if kid not in self._keys or stale:
@@ -53,7 +73,7 @@ class JwksCache:
             self._fetched_at = time.monotonic()
             self._keys = await self._fetch()
 
-    async def _fetch(self) -> dict[str, Any]:
+    async def _fetch(self) -> dict[str, ProviderKey]:
         self.fetches += 1
         try:
             async with httpx.AsyncClient(timeout=self.timeout) as client:
@@ -66,14 +86,23 @@ class JwksCache:
         return _parse(document)
 
 
-def _parse(document: Any) -> dict[str, Any]:
-    keys: dict[str, Any] = {}
-    for entry in document.get("keys", []) if isinstance(document, dict) else []:
+def _parse(document: Any) -> dict[str, ProviderKey]:
+    keys: dict[str, ProviderKey] = {}
+    entries = document.get("keys", []) if isinstance(document, dict) else []
+    for entry in entries if isinstance(entries, list) else []:
+        if not isinstance(entry, dict):
+            continue
         kid = entry.get("kid")
-        if not kid or entry.get("use", "sig") != "sig":
+        if not isinstance(kid, str) or not kid or entry.get("use", "sig") != "sig":
             continue
         try:
-            keys[kid] = jwt.PyJWK(entry).key
-        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError):
-            log.warning("JWKS entry skipped", extra={"kid": kid})
+            key = jwt.PyJWK(entry).key
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
+            log.warning("JWKS entry skipped", extra={"kid": kid[:64]})
+            continue
+        alg, crv = entry.get("alg"), entry.get("crv")
+        keys[kid] = ProviderKey(
+            key, str(entry.get("kty")), alg if isinstance(alg, str) else None,
+            crv if isinstance(crv, str) else None,
+        )  # fmt: skip
     return keys

@@ -10,9 +10,10 @@ they have a token.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
+import re
+import time
 from urllib.parse import parse_qsl
 
 import orjson
@@ -23,6 +24,7 @@ from healthstack.fhir.outcome import FhirError, issue, outcome_body
 from healthstack.security import audit, authz
 from healthstack.security.audit_event import AuditEvent
 from healthstack.security.principal import Principal
+from healthstack.security.ratelimit import Aggregate, FailureLimiter
 from healthstack.security.verifier import AuthError, TokenVerifier
 from healthstack.service.logs import user_id_var
 from healthstack.service.state import ServiceState
@@ -30,7 +32,6 @@ from healthstack.service.state import ServiceState
 log = logging.getLogger("healthstack.auth")
 PUBLIC_PATHS = frozenset({"/metadata", "/.well-known/smart-configuration"})
 BREAK_GLASS_HEADER = b"x-break-glass-reason"
-MAX_REASON = 500
 CHALLENGE = b'Bearer realm="healthstack", error="invalid_token"'
 # RFC 6750 section 3.1: no error code when the request carried no credentials at all.
 CHALLENGE_NO_TOKEN = b'Bearer realm="healthstack"'
@@ -71,9 +72,12 @@ def _bearer(scope: Scope) -> str | None:
     return token.strip() if kind.lower() == "bearer" and token.strip() else None
 
 
+_TYPE_NAME = re.compile(r"^[A-Z][A-Za-z]{1,63}$")
+
+
 def _resource_type(path: str) -> str | None:
     first = path.strip("/").split("/", 1)[0]
-    return first if first[:1].isupper() else None
+    return first if _TYPE_NAME.match(first) else None
 
 
 def _fallback_event(scope: Scope, principal: Principal, path: str, status: int) -> AuditEvent:
@@ -119,7 +123,9 @@ class AuthMiddleware:
         self.state = state
         self.verifier = TokenVerifier(state.settings)
         self.trusted_hops = state.settings.trusted_proxy_hops
+        self.limiter = FailureLimiter()
         state.extras["token_verifier"] = self.verifier
+        state.extras["auth_failure_flush"] = self.flush
         if state.settings.production and self.verifier.jwks is None:
             log.error("OIDC_ISSUER/OIDC_AUDIENCE/OIDC_JWKS_URL unset: every API request is refused")
 
@@ -172,26 +178,61 @@ class AuthMiddleware:
 
     async def _authenticate(self, scope: Scope, send: Send, path: str) -> Principal | None:
         token = _bearer(scope)
+        source, now = audit.source_ip_var.get(), time.time()
+        retry = self.limiter.retry_after(source, now)
+        if retry is not None and (token is None or not self.verifier.known(token)):
+            await self._refuse(send, source, now, path, retry)
+            return None
         try:
             if token is None:
                 raise AuthError("missing", "a bearer token is required")
             return await self.verifier.verify(token)
         except AuthError as failure:
-            await self._unauthenticated(send, failure, path)
+            await self._unauthenticated(send, failure, path, source, now)
             return None
 
-    async def _unauthenticated(self, send: Send, failure: AuthError, path: str) -> None:
+    async def _unauthenticated(self, send: Send, failure: AuthError, path: str,
+                               source: str | None, now: float) -> None:  # fmt: skip
         self.state.metrics.auth_failures.labels(failure.reason).inc()
         event = audit.event_for(
             None, "login", "unauthenticated", resource_type=_resource_type(path),
             detail=failure.reason,
         )  # fmt: skip
-        # An audit failure is counted in audit_failures; the request is refused either way.
-        with contextlib.suppress(audit.AuditWriteError):
-            await audit.record_detached(self.state, event)
+        individually = self.limiter.failed(source, failure.reason, now)
+        status, code, text = 401, "login", failure.message
+        try:
+            await self._audit_failures(event if individually else None, now)
+        except audit.AuditWriteError as error:  # never silent: the answer says so (503/500)
+            status, code, text = error.status, error.issues[0]["code"], str(error)
         challenge = CHALLENGE_NO_TOKEN if failure.reason == "missing" else CHALLENGE
-        await _send_outcome(send, 401, "login", failure.message,
-                            [(b"www-authenticate", challenge)])  # fmt: skip
+        await _send_outcome(send, status, code, text, [(b"www-authenticate", challenge)])
+
+    async def _refuse(self, send: Send, source: str | None, now: float, path: str,
+                      retry: int) -> None:  # fmt: skip
+        self.state.metrics.auth_failures.labels("rate_limited").inc()
+        event = audit.event_for(None, "login", "unauthenticated",
+                                resource_type=_resource_type(path), detail="rate_limited")  # fmt: skip
+        individually = self.limiter.failed(source, "rate_limited", now)
+        status, code = 429, "throttled"
+        text = "too many failed authentication attempts from this address; retry later"
+        try:
+            await self._audit_failures(event if individually else None, now)
+        except audit.AuditWriteError as error:
+            status, code, text = error.status, error.issues[0]["code"], str(error)
+        await _send_outcome(send, status, code, text, [(b"retry-after", str(retry).encode())])
+
+    async def _audit_failures(self, event: AuditEvent | None, now: float) -> None:
+        """This failure's own record (when not aggregated) and any aggregates now due."""
+        events = [event] if event is not None else []
+        for aggregate in self.limiter.closed(now):
+            events.append(aggregate_event(aggregate))
+        for each in events:
+            await audit.record_detached(self.state, each)
+
+    async def flush(self) -> None:
+        """Write every open aggregate (at shutdown): counted failures are never lost."""
+        for aggregate in self.limiter.drain():
+            await audit.record_detached(self.state, aggregate_event(aggregate))
 
     def _break_glass(self, scope: Scope, principal: Principal, path: str) -> Principal:
         reason = _header(scope, BREAK_GLASS_HEADER)
@@ -199,10 +240,11 @@ class AuthMiddleware:
             return principal
         if not authz.has_break_glass_permission(principal):
             raise FhirError(403, "forbidden", "break-glass access is not permitted for this token")
-        reason = "".join(ch for ch in reason if ch.isprintable()).strip()[:MAX_REASON]
-        if not reason:
-            raise FhirError(403, "forbidden", "break-glass access needs a written reason in "
-                            "X-Break-Glass-Reason")  # fmt: skip
+        reason = authz.clean_reason(reason)
+        problem = authz.reason_problem(reason)
+        if problem is not None:
+            raise FhirError(403, "forbidden", "break-glass access needs a written reason a "
+                            f"reviewer can act on: X-Break-Glass-Reason {problem}")  # fmt: skip
         # The reason may name a patient: it goes to the audit trail, never to the logs.
         log.warning("break-glass access", extra={"resource_type": _resource_type(path),
                                                  "subject": principal.subject})  # fmt: skip
@@ -217,6 +259,11 @@ class AuthMiddleware:
         except audit.AuditWriteError as failure:
             denial = failure
         await _send_outcome(send, denial.status, denial.issues[0]["code"], str(denial), [])
+
+
+def aggregate_event(aggregate: Aggregate) -> AuditEvent:
+    event = audit.event_for(None, "login", "unauthenticated", detail=aggregate.detail())
+    return dataclasses.replace(event, source_ip=aggregate.source)
 
 
 def principal_of(request: Request) -> Principal:

@@ -27,11 +27,13 @@ class Grant:
     resource_type: str  # a FHIR type or "*"
     permissions: frozenset[str]  # letters of "cruds"
 
-    def covers(self, resource_type: str, letter: str, wildcard_types: frozenset[str]) -> bool:
+    def covers(self, resource_type: str, letter: str, separate: frozenset[str]) -> bool:
+        """Whether this grant allows ``letter`` on ``resource_type``; ``*`` reaches every type
+        except the ``separate`` ones, which only a scope naming them grants."""
         if letter not in self.permissions:
             return False
         if self.resource_type == "*":
-            return resource_type in wildcard_types
+            return resource_type not in separate
         return self.resource_type == resource_type
 
 

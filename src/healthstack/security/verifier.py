@@ -8,6 +8,7 @@ SECRET_KEY_BASE can never mint production access.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -16,7 +17,7 @@ import jwt
 
 from healthstack.config import Settings
 from healthstack.security import tokens
-from healthstack.security.jwks import ALGORITHMS, JwksCache, JwksError
+from healthstack.security.jwks import ALGORITHMS, JwksCache, JwksError, ProviderKey
 from healthstack.security.principal import Principal
 
 LEEWAY_SECONDS = 30
@@ -47,6 +48,11 @@ class TokenVerifier:
         self.jwks = JwksCache(settings.oidc_jwks_url) if settings.oidc_jwks_url else None
         self._cache: dict[str, tuple[Principal, float]] = {}
 
+    def known(self, token: str) -> bool:
+        """Whether ``token`` was verified before and has not expired (no new work to check)."""
+        cached = self._cache.get(token)
+        return cached is not None and time.time() < cached[1]
+
     async def verify(self, token: str) -> Principal:
         cached = self._cache.get(token)
         if cached is not None and time.time() < cached[1]:
@@ -58,6 +64,16 @@ class TokenVerifier:
         return principal
 
     async def _verify(self, token: str) -> tuple[Principal, float]:
+        # Whatever goes wrong while checking a token is a refusal (401, audited, counted), never
+        # a 500: libraries raise TypeError/ValueError on inputs their authors did not foresee.
+        try:
+            return await self._verify_token(token)
+        except AuthError:
+            raise
+        except Exception as exc:
+            raise AuthError("invalid", f"the token was refused ({type(exc).__name__})") from None
+
+    async def _verify_token(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.DecodeError:
@@ -69,13 +85,15 @@ class TokenVerifier:
             )
         elif algorithm in ALGORITHMS and self.jwks is not None:
             key = await self._provider_key(header)
-            claims = self._decode(token, key, algorithm, self.issuer, self.audience)
+            if not key.accepts(algorithm):
+                raise AuthError("algorithm", "the token's algorithm does not match its key")
+            claims = self._decode(token, key.key, algorithm, self.issuer, self.audience)
         else:
             raise AuthError("algorithm", "the token's signing algorithm is not accepted here")
         self._check_lifetime(claims)
         return principal_from(claims), float(claims["exp"]) + LEEWAY_SECONDS
 
-    async def _provider_key(self, header: Mapping[str, Any]) -> Any:
+    async def _provider_key(self, header: Mapping[str, Any]) -> ProviderKey:
         kid = header.get("kid")
         if not isinstance(kid, str) or self.jwks is None:
             raise AuthError("key", "the token names no key id")
@@ -104,11 +122,30 @@ class TokenVerifier:
     def _check_lifetime(self, claims: Mapping[str, Any]) -> None:
         # Automatic logoff: a token living longer than TOKEN_MAX_LIFETIME_SECONDS is refused even
         # if the provider issued it; iat in the future is refused too (beyond the leeway).
+        for name in ("iat", "exp", "nbf"):
+            if name in claims and not _is_number(claims[name]):
+                raise AuthError("invalid", f"the token's {name} is not a number")
+        for name in ("sub", "jti", "patient", "client_id", "azp"):
+            if name in claims and not isinstance(claims[name], str):
+                raise AuthError("invalid", f"the token's {name} is not a string")
+        scope = claims.get("scope", claims.get("scp", ""))
+        if not isinstance(scope, str) and not (
+            isinstance(scope, list) and all(isinstance(s, str) for s in scope)
+        ):
+            raise AuthError("invalid", "the token's scope is not a string")
         iat, exp = claims["iat"], claims["exp"]
-        if not isinstance(iat, int | float) or iat > time.time() + LEEWAY_SECONDS:
+        if iat > time.time() + LEEWAY_SECONDS:
             raise AuthError("invalid", "the token's iat is in the future")
         if exp - iat > self.max_lifetime:
             raise AuthError("lifetime", f"token lifetime exceeds {self.max_lifetime} seconds")
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return abs(value) < 2**53  # a time, not an arbitrary-precision integer
+    return isinstance(value, float) and math.isfinite(value)
 
 
 def _safe(exc: Exception) -> str:

@@ -18,9 +18,10 @@ from typing import Any
 import orjson
 import psycopg
 
-from healthstack.security.chain import genesis, link
+from healthstack.security.chain import CHAINS, genesis, link
 
 WINDOW = 64  # records examined either side of a break to classify it
+EXPECTED_CHAINS = frozenset(range(CHAINS))
 COLUMNS = ("interaction", "outcome", "subject", "client_id", "resource_type", "resource_id",
            "request_id")  # fmt: skip
 _SELECT = ("SELECT seq, hash, content, recorded_at, break_glass, " + ", ".join(COLUMNS)
@@ -169,8 +170,14 @@ def verify(url: str, anchors: dict[int, tuple[int, str]] | None = None) -> Repor
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
         heads = conn.execute("SELECT chain_id, seq, head FROM audit_chain ORDER BY chain_id")
+        present = set()
         for chain_id, head_seq, head in heads.fetchall():
+            present.add(chain_id)
             report.chains += 1
+            if chain_id not in EXPECTED_CHAINS:
+                report.problems.append(Problem(chain_id, 0, "inserted",
+                                               "a chain the schema never created"))  # fmt: skip
+                continue
             verify_chain(conn, chain_id, head_seq, bytes(head), report, anchors.get(chain_id))
         orphans = conn.execute(
             "SELECT chain_id, min(seq) FROM audit_log WHERE chain_id NOT IN "
@@ -178,4 +185,8 @@ def verify(url: str, anchors: dict[int, tuple[int, str]] | None = None) -> Repor
         ).fetchall()
     for chain_id, seq in orphans:
         report.problems.append(Problem(chain_id, seq, "inserted", "the chain does not exist"))
+    # The set of chains is fixed by the schema (chain.CHAINS); an anchor names chains that existed.
+    for chain_id in sorted((EXPECTED_CHAINS | set(anchors)) - present):
+        why = "anchored but missing" if chain_id in anchors else "missing: its head row is gone"
+        report.problems.append(Problem(chain_id, 0, "deleted", f"the whole chain is {why}"))
     return report

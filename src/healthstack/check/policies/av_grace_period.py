@@ -36,7 +36,16 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                     f"terminationGracePeriodSeconds {grace:g} < preStop "
                     f"{stop:g}s + {route.vs.ref} {route.label} timeout "
                     f"{timeout:g}s: in-flight requests are cut at shutdown",
+                    _grace_field(w.obj.kind),
                 )
+
+
+def _grace_field(kind: str) -> str:
+    return (
+        "spec.terminationGracePeriodSeconds"
+        if kind == "Pod"
+        else ("spec.template.spec.terminationGracePeriodSeconds")
+    )
 
 
 CHECK = Check(

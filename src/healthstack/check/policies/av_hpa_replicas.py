@@ -17,6 +17,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
             yield Violation(
                 target,
                 f"sets replicas: {target.spec['replicas']} although {hpa.ref} manages its scale",
+                "spec.replicas",
             )
 
 

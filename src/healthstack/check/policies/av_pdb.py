@@ -1,4 +1,5 @@
-"""HS-AV-001: every replicated workload has a PodDisruptionBudget that drains can satisfy."""
+"""HS-AV-001: every replicated workload has a PodDisruptionBudget that drains can satisfy; a
+single-instance database needs a PDB, which may block eviction."""
 
 from __future__ import annotations
 
@@ -8,7 +9,13 @@ from typing import Any
 
 from healthstack.check.inventory import Workload
 from healthstack.check.model import Severity
-from healthstack.check.policies.base import Check, Context, Violation, long_running
+from healthstack.check.policies.base import (
+    Check,
+    Context,
+    Violation,
+    is_database,
+    long_running,
+)
 from healthstack.check.selectors import matches
 
 
@@ -49,6 +56,10 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
         replicas = min_replicas(ctx, w)
         if not pdbs:
             yield Violation(w.obj, "no PodDisruptionBudget selects its pods")
+        if replicas == 1 and is_database(w):
+            # A single-instance database: a PDB that blocks eviction is the documented choice
+            # (drains wait for an operator), so only the PDB's presence is judged.
+            continue
         for pdb in pdbs:
             if _allowed_disruptions(pdb.spec, replicas) < 1:
                 yield Violation(

@@ -12,7 +12,9 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
     for dep in ctx.inv.of_kind("Deployment"):
         strategy = dep.spec.get("strategy") or {}
         if strategy.get("type") == "Recreate":
-            yield Violation(dep, "strategy Recreate stops every pod before starting new ones")
+            yield Violation(
+                dep, "strategy Recreate stops every pod before starting new ones", "spec.strategy"
+            )
             continue
         rolling = strategy.get("rollingUpdate") or {}
         unavailable = rolling.get("maxUnavailable", "25%")
@@ -21,6 +23,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                 dep,
                 f"rollingUpdate.maxUnavailable is {unavailable!r} (default "
                 "25%): the ready count drops during rollouts",
+                "spec.strategy",
             )
         elif str(rolling.get("maxSurge", "25%")) in ("0", "0%"):
             yield Violation(dep, "maxUnavailable 0 with maxSurge 0 cannot make progress")

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from healthstack.check.intent import Intent
+from healthstack.check.inventory import DATABASE_PORTS as DATABASE_PORTS  # for the checks
 from healthstack.check.inventory import Inventory, Workload
 from healthstack.check.model import K8sObject, Severity
 from healthstack.check.reachability import Network
@@ -22,6 +23,7 @@ SYSTEM_NAMESPACES = frozenset({"kube-system", "istio-system", "monitoring", "kub
 class Violation:
     obj: K8sObject
     message: str
+    field_path: str = ""  # dotted path of the offending field (SARIF region), if one applies
 
 
 @dataclass
@@ -66,6 +68,10 @@ def long_running(ctx: Context) -> Iterator[Workload]:
     for w in ctx.inv.workloads:
         if w.obj.kind in ("Deployment", "StatefulSet", "DaemonSet") and not w.synthetic:
             yield w
+
+
+def is_database(w: Workload) -> bool:
+    return w.is_database
 
 
 def own_containers(w: Workload) -> list[dict[str, Any]]:

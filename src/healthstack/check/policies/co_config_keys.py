@@ -8,8 +8,11 @@ from typing import Any
 from healthstack.check.inventory import Workload
 from healthstack.check.model import Severity
 from healthstack.check.policies.base import Check, Context, Violation
+from healthstack.check.selectors import matches
 
-EXTERNAL_ANNOTATION = "healthstack.io/external-keys"  # on the workload: "Kind/name: k1,k2; ..."
+# On the workload or its pod template: "Secret/a, ConfigMap/b" or "Secret/a: k1,k2; Secret/b".
+EXTERNAL_ANNOTATION = "healthstack.io/external-keys"
+CNPG_SECRETS = ("-app", "-superuser", "-ca", "-server", "-replication")
 
 
 def _references(w: Workload) -> Iterator[tuple[str, str, str | None, bool]]:
@@ -47,22 +50,79 @@ def _volume_refs(vol: dict[str, Any]) -> Iterator[tuple[str, str, str | None, bo
                 yield kind, name, str(item.get("key")), optional
 
 
+def _produced_keys(spec: dict[str, Any]) -> set[str] | None:
+    """Keys of the Secret an ExternalSecret spec produces; None when not knowable offline
+    (``dataFrom`` or ``templateFrom`` fill keys from the store)."""
+    template = (spec.get("target") or {}).get("template") or {}
+    if spec.get("dataFrom") or template.get("templateFrom"):
+        return None
+    data_keys = {str(d.get("secretKey")) for d in spec.get("data") or []}
+    template_keys = {str(k) for k in template.get("data") or {}}
+    if template_keys and template.get("mergePolicy", "Replace") == "Replace":
+        return template_keys
+    return data_keys | template_keys
+
+
 def _external_keys(ctx: Context, namespace: str) -> dict[tuple[str, str], set[str] | None]:
-    """Secrets an ExternalSecret creates: name -> declared keys (None: keys unknown/dataFrom)."""
+    """Secrets an ExternalSecret (or a ClusterExternalSecret selecting the namespace) creates:
+    name -> keys (None: keys unknown)."""
     found: dict[tuple[str, str], set[str] | None] = {}
-    for es in ctx.inv.of_kind("ExternalSecret"):
-        if es.namespace != namespace:
+    specs = [
+        (es.name, es.spec) for es in ctx.inv.of_kind("ExternalSecret") if es.namespace == namespace
+    ]
+    for ces in ctx.inv.of_kind("ClusterExternalSecret"):
+        if _selects_namespace(ctx, ces.spec, namespace):
+            specs.append((ces.name, ces.spec.get("externalSecretSpec") or {}))
+    for default_name, spec in specs:
+        name = str((spec.get("target") or {}).get("name") or default_name)
+        found[("Secret", name)] = _produced_keys(spec)
+    found.update(_operator_secrets(ctx, namespace))
+    return found
+
+
+def _operator_secrets(ctx: Context, namespace: str) -> dict[tuple[str, str], set[str] | None]:
+    """Secrets other controllers create from objects in the set: cert-manager Certificates,
+    Sealed Secrets, and CloudNativePG clusters (``<name>-app`` and friends)."""
+    found: dict[tuple[str, str], set[str] | None] = {}
+    for obj in ctx.inv.of_kind("Certificate", "SealedSecret", "Cluster"):
+        if obj.namespace != namespace:
             continue
-        name = str((es.spec.get("target") or {}).get("name") or es.name)
-        template_keys = set(((es.spec.get("target") or {}).get("template") or {}).get("data") or {})
-        keys = {str(d.get("secretKey")) for d in es.spec.get("data") or []} | template_keys
-        found[("Secret", name)] = None if es.spec.get("dataFrom") else keys
+        group = obj.api_version.split("/")[0]
+        if obj.kind == "Certificate" and group == "cert-manager.io":
+            found[("Secret", str(obj.spec.get("secretName")))] = {"tls.crt", "tls.key", "ca.crt"}
+        elif obj.kind == "SealedSecret" and group == "bitnami.com":
+            found[("Secret", obj.name)] = set(obj.spec.get("encryptedData") or {}) or None
+        elif obj.kind == "Cluster" and group == "postgresql.cnpg.io":
+            for suffix in CNPG_SECRETS:
+                found[("Secret", obj.name + suffix)] = None
+    return found
+
+
+def _selects_namespace(ctx: Context, spec: dict[str, Any], namespace: str) -> bool:
+    if namespace in [str(n) for n in spec.get("namespaces") or []]:
+        return True
+    labels = ctx.inv.namespace_labels(namespace)
+    selectors = [*(spec.get("namespaceSelectors") or []), spec.get("namespaceSelector")]
+    return any(s is not None and matches(s, labels) for s in selectors)
+
+
+def declared_external(annotations: dict[str, str]) -> set[tuple[str, str]]:
+    """``Kind/name`` entries of the annotation, in either documented form:
+    ``"Secret/a, ConfigMap/b"`` or ``"Secret/a: k1,k2; Secret/b"`` (keys are informative)."""
+    raw = annotations.get(EXTERNAL_ANNOTATION, "")
+    found: set[tuple[str, str]] = set()
+    for entry in raw.split(";"):
+        head = entry.split(":", 1)[0] if ":" in entry else entry
+        for part in head.split(","):
+            kind, slash, name = part.strip().partition("/")
+            if slash and kind and name:
+                found.add((kind, name))
     return found
 
 
 def _declared(w: Workload) -> set[tuple[str, str]]:
-    raw = w.obj.annotations.get(EXTERNAL_ANNOTATION, "")
-    return {tuple(part.strip().split("/", 1)) for part in raw.split(",") if "/" in part}  # type: ignore[misc]
+    # The annotation may sit on the workload or on its pod template.
+    return declared_external(w.obj.annotations) | declared_external(w.pod_annotations)
 
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
@@ -105,6 +165,9 @@ CHECK = Check(
         "ConfigMap",
         "Secret",
         "ExternalSecret",
+        "ClusterExternalSecret",
+        "Certificate",
+        "SealedSecret",
     ),
     references=("HIPAA 164.308(a)(7)(ii)(C)", "NIST SP 800-53 CM-6"),
     remediation="Add the key, create the Secret with an ExternalSecret, or list it in the "

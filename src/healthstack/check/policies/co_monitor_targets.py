@@ -70,8 +70,8 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                 verdict = ctx.net.verdict(prometheus, dst, port)
                 if not verdict.allowed:
                     yield Violation(
-                        mon,
-                        f"Prometheus (monitoring) cannot reach {w.key}:{number}"
+                        verdict.fix_target or mon,
+                        f"{mon.ref}: Prometheus (monitoring) cannot reach {w.key}:{number}"
                         f" {ep.get('path', '/metrics')}: {verdict.ingress}",
                     )
 

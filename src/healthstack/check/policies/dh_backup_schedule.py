@@ -1,43 +1,38 @@
 """HS-DH-003: a Velero Schedule backs up each PHI namespace with a database-consistent pre-backup
-hook and a retention (ttl)."""
+hook (in the Schedule or as the pod annotation pre.hook.backup.velero.io/command) and a
+retention (ttl)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 from healthstack.check.model import K8sObject, Severity
 from healthstack.check.policies.base import Check, Context, Violation
+from healthstack.check.policies.velero import covers, pod_hook, schedules
 from healthstack.check.policies.zt_default_deny import anchor
 
 
-def _covers(template: dict[str, Any], ns: str) -> bool:
-    included = [str(n) for n in template.get("includedNamespaces") or ["*"]]
-    excluded = [str(n) for n in template.get("excludedNamespaces") or []]
-    return (ns in included or "*" in included) and ns not in excluded
-
-
-def _gaps(schedule: K8sObject, ns: str) -> list[str]:
+def _gaps(ctx: Context, schedule: K8sObject, ns: str) -> list[str]:
     template = schedule.spec.get("template") or {}
     gaps = [] if template.get("ttl") else ["no template.ttl (retention)"]
     hooks = [
         h
         for h in (template.get("hooks") or {}).get("resources") or []
-        if h.get("pre") and _covers(h, ns)
+        if h.get("pre") and covers(h, ns)
     ]
-    if not hooks:
+    annotated = any(pod_hook(w) for w in ctx.inv.workloads if w.namespace == ns)
+    if not hooks and not annotated:
         gaps.append(f"no pre-backup hook for namespace {ns} (database-consistent dump)")
     return gaps
 
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
-    schedules = [s for s in ctx.inv.of_kind("Schedule") if s.api_version.startswith("velero.io/")]
     for ns in ctx.phi_namespaces():
-        covering = [s for s in schedules if _covers(s.spec.get("template") or {}, ns)]
+        covering = [s for s in schedules(ctx) if covers(s.spec.get("template") or {}, ns)]
         if not covering:
             yield Violation(anchor(ctx, ns), f"no Velero Schedule includes namespace {ns}")
             continue
-        results = {s.ref: _gaps(s, ns) for s in covering}
+        results = {s.ref: _gaps(ctx, s, ns) for s in covering}
         if all(results.values()):
             for schedule in covering:
                 yield Violation(schedule, "; ".join(results[schedule.ref]))

@@ -1,4 +1,5 @@
-"""HS-NP-001: computed reachability agrees with the intent file (``--intent``)."""
+"""HS-NP-001: computed reachability agrees with the intent: the ``--intent`` file, or the flows
+inferred from the manifests when none is given (see :mod:`healthstack.check.inference`)."""
 
 from __future__ import annotations
 
@@ -53,13 +54,17 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
             flow.port,
         )
         for src in _sources(ctx.net, flow, intent):
-            verdict = ctx.net.verdict(src, dst, port)
-            if verdict.allowed != flow.allowed:
-                state = "allowed" if verdict.allowed else "denied"
+            if flow.ingress_only:
+                verdict = ctx.net.ingress_verdict(src, dst, port)
+            else:
+                verdict = ctx.net.verdict(src, dst, port)
+            allowed = verdict.allowed
+            if allowed != flow.allowed:
+                state = "admitted by the destination's ingress" if flow.ingress_only else ""
+                state = state or ("allowed" if allowed else "denied")
                 yield Violation(
                     _anchor(flow, verdict, src, dst, intent.file),
-                    f"{src.key} -> {dst.key} {port} is {state}, intent "
-                    f"{intent.file}:{flow.line} says "
+                    f"{src.key} -> {dst.key} {port} is {state}, {intent.where(flow)} says "
                     f"{'allow' if flow.allowed else 'deny'} (egress: {verdict.egress};"
                     f" ingress: {verdict.ingress})",
                 )

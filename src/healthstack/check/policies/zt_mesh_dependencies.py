@@ -24,7 +24,10 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
             verdict = ctx.net.verdict(src, dst, port)
             if not verdict.allowed:
                 why = verdict.egress if "no rule" in verdict.egress else verdict.ingress
-                yield Violation(w.obj, f"cannot reach {alias} ({dst.namespace}) on {port}: {why}")
+                yield Violation(
+                    verdict.fix_target or w.obj,
+                    f"{w.key} cannot reach {alias} ({dst.namespace}) on {port}: {why}",
+                )
 
 
 CHECK = Check(

@@ -29,7 +29,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
     for pa in ctx.inv.of_kind("PeerAuthentication"):
         weak = _weak(pa)
         if weak:
-            yield Violation(pa, f"mTLS mode {', '.join(weak)} accepts plaintext")
+            yield Violation(pa, f"mTLS mode {', '.join(weak)} accepts plaintext", "spec.mtls")
     meshed = sorted(
         {w.namespace for w in ctx.inv.workloads if any(c.get("_injected") for c in w.containers)}
     )

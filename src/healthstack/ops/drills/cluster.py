@@ -22,11 +22,18 @@ from pathlib import Path
 import httpx
 
 from healthstack.errors import HealthstackError
+from healthstack.ops import pgtools
 from healthstack.ops.drills.haproxy import HAProxy, Slot
 from healthstack.ops.drills.spec import RolloutSpec
 from healthstack.ops.processes import serve_command
 from healthstack.service import migrate
-from healthstack.service.embedded_pg import APP_ROLE, SUPERUSER, EmbeddedPostgres, free_port
+from healthstack.service.embedded_pg import (
+    APP_ROLE,
+    DATABASE,
+    SUPERUSER,
+    EmbeddedPostgres,
+    free_port,
+)
 
 
 @dataclass
@@ -90,6 +97,7 @@ class Cluster:
     backup_key: str = field(default_factory=lambda: secrets.token_hex(32))
     replicas: list[Replica] = field(default_factory=list)
     haproxy: HAProxy | None = None
+    database: str = DATABASE  # what new replicas use (the restore drill points them elsewhere)
 
     def service_env(self) -> dict[str, str]:
         env = {
@@ -99,7 +107,7 @@ class Cluster:
         }
         env.update(
             HEALTHSTACK_ENV="test",
-            DATABASE_URL=self.pg.url(APP_ROLE),
+            DATABASE_URL=self.pg.url(APP_ROLE, self.database),
             SECRET_KEY_BASE=self.secret_key_base,
             ENCRYPTION_KEY=self.encryption_key,
             BACKUP_KEY=self.backup_key,
@@ -123,8 +131,10 @@ class Cluster:
         self.replicas.append(replica)
         return replica
 
-    def start_haproxy(self, slots: list[Slot], retry_on: str = "conn-failure") -> HAProxy:
-        self.haproxy = HAProxy(self.workdir, self.spec, free_port(), slots, retry_on)
+    def start_haproxy(
+        self, slots: list[Slot], retry_on: str = "conn-failure", retries: int = 3
+    ) -> HAProxy:
+        self.haproxy = HAProxy(self.workdir, self.spec, free_port(), slots, retry_on, retries)
         self.haproxy.start()
         return self.haproxy
 
@@ -155,8 +165,9 @@ def make_slots(count: int) -> list[Slot]:
     return [Slot(f"pod{i}", free_port()) for i in range(count)]
 
 
-def start_database(root: Path) -> EmbeddedPostgres:
-    pg = EmbeddedPostgres(root)
+def start_database(root: Path, fsync: bool = False, major: int | None = None) -> EmbeddedPostgres:
+    """The wheel's PostgreSQL, or the machine's PostgreSQL ``major`` (e.g. Debian's 15)."""
+    pg = pgtools.cluster(root, major, fsync=fsync) if major else EmbeddedPostgres(root, fsync=fsync)
     try:
         pg.init()
         pg.start()
@@ -169,10 +180,12 @@ def start_database(root: Path) -> EmbeddedPostgres:
 
 
 @contextlib.contextmanager
-def cluster(spec: RolloutSpec, keep: bool = False) -> Iterator[Cluster]:
+def cluster(
+    spec: RolloutSpec, keep: bool = False, fsync: bool = False, major: int | None = None
+) -> Iterator[Cluster]:
     workdir = Path(tempfile.mkdtemp(prefix="hs-drill-"))
     try:
-        state = Cluster(workdir, spec, start_database(workdir / "pg"))
+        state = Cluster(workdir, spec, start_database(workdir / "pg", fsync, major))
     except BaseException:
         shutil.rmtree(workdir, ignore_errors=True)
         raise

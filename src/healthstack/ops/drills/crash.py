@@ -1,19 +1,20 @@
-"""``drill crash``: ``kill -9`` of one replica under load, with and without load-balancer retries.
+"""``drill crash``: ``kill -9`` of one replica under write load, with and without mesh retries.
 
-Each variant gets a fresh HAProxy and fresh replicas on the shared database, steady load, then one
-replica killed without warning. Failures are what the client saw until health checks (``fall`` x
-``inter``) take the dead replica out. Variants:
+Each variant gets a fresh HAProxy and fresh replicas on the shared database; writers create
+patients, then one replica is killed without warning. Variants differ only in HAProxy's
+``retry-on``:
 
 * ``none``: no retries: requests in flight on the dead replica and new connections to it fail;
 * ``conn-failure``: the mesh's retry on connect-failure: only requests in flight are lost;
-* ``conn-failure empty-response``: also retries requests the dead replica never answered. This
-  may resend a POST that was already committed, which is safe only because every write is a
-  conditional create; the duplicate check below is what makes that claim a measured one.
+* ``conn-failure empty-response``: also retries requests the dead replica never answered, which
+  may resend a POST that was already committed.
 
-Idempotency proof: a client retries conditional creates of a fixed set of identifiers (on any
-failure, and once more after success, as after a lost response) while the replica dies; load
-workers concurrently create the same identifiers; afterwards a search per identifier must find
-exactly one Patient.
+Every write is a conditional create (``If-None-Exist``) of a fresh identifier, and the writer
+retries it on connection loss (a transport error, or the proxy's 502/503/504) until it is
+acknowledged; every ``LOST_EVERY``-th acknowledged create is sent once more, as a client does whose
+answer was lost after the commit. Afterwards a search per identifier counts duplicates (more than
+one Patient) and losses (acknowledged, but none). Target: 0 of each. Control: the same writers
+without ``If-None-Exist`` (plain creates), which must produce duplicates.
 """
 
 from __future__ import annotations
@@ -27,100 +28,148 @@ from typing import Any
 import httpx
 
 from healthstack.ops.drills.cluster import Cluster, cluster
-from healthstack.ops.drills.fhir import FhirClient, Operation
-from healthstack.ops.drills.load import LoadGenerator
+from healthstack.ops.drills.fhir import FhirClient
 from healthstack.ops.drills.spec import RolloutSpec
 
 VARIANTS = ("none", "conn-failure", "conn-failure empty-response")
+CONNECTION_LOST = frozenset({502, 503, 504})
+LOST_EVERY = 5
+ATTEMPTS = 20
 
 
 @dataclass
 class CrashReport:
+    conditional: bool = True
     variants: dict[str, dict[str, Any]] = field(default_factory=dict)
     identifiers: int = 0
+    created_after_kill: int = 0
+    acknowledged: int = 0
+    retried: int = 0
     duplicates: int = 0
-    missing: int = 0
+    lost: int = 0
     api: bool = True
 
     @property
     def passed(self) -> bool:
-        return self.api and self.duplicates == 0 and self.missing == 0 and self.identifiers > 0
+        exercised = self.created_after_kill > 0 and self.retried > 0
+        return self.api and exercised and self.duplicates == 0 and self.lost == 0
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "drill": "crash",
-            "passed": self.passed,
-            "api": self.api,
-            "variants": self.variants,
-            "identifiers": self.identifiers,
-            "duplicates": self.duplicates,
-            "missing": self.missing,
-        }
+        return {"drill": "crash", "passed": self.passed, **self.__dict__}
 
 
-class RetryingClient:
-    """Conditional creates that are retried until acknowledged, then sent once more."""
+@dataclass
+class Write:
+    value: str
+    started: float
+    attempts: int = 0
+    connection_lost: int = 0
+    acknowledged: bool = False
 
-    def __init__(self, client: FhirClient, values: list[str], attempts: int = 20) -> None:
-        self.client, self.values, self.attempts = client, values, attempts
-        self.acknowledged: set[str] = set()
-        self.thread = threading.Thread(target=self._run, daemon=True)
 
-    def _post(self, http: httpx.Client, value: str) -> bool:
-        op = self.client.op_create(value)
+class Writers:
+    """Threads creating fresh identifiers, each retried on connection loss until acknowledged."""
+
+    def __init__(
+        self, client: FhirClient, workers: int, conditional: bool, cap: int, pace: float
+    ) -> None:
+        self.client, self.conditional, self.cap, self.pace = client, conditional, cap, pace
+        self.writes: list[Write] = []
+        self.failed_attempts: list[float] = []  # start times of attempts that failed
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
+
+    def start(self) -> Writers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def stop(self) -> list[Write]:
+        self._stop.set()
+        for thread in self.threads:
+            thread.join(timeout=self.client.timeout * ATTEMPTS)
+        return self.writes
+
+    def _next(self) -> Write | None:
+        with self._lock:
+            if self._stop.is_set() or len(self.writes) >= self.cap:
+                return None
+            write = Write(f"crash-{random.getrandbits(96):x}", time.monotonic())
+            self.writes.append(write)
+            return write
+
+    def _post(self, http: httpx.Client, value: str) -> bool | None:
+        """True: acknowledged; None: connection lost (retry); False: refused for good."""
+        op = self.client.op_create(value, self.conditional)
+        started = time.monotonic()
         try:
             response = http.request(op.method, op.path, headers=op.headers, content=op.body)
-        except httpx.HTTPError:
-            return False
-        return op.check(response) is None
+        except httpx.TransportError:
+            self.failed_attempts.append(started)
+            return None
+        if op.check(response) is None:
+            return True
+        self.failed_attempts.append(started)
+        return None if response.status_code in CONNECTION_LOST else False
 
     def _run(self) -> None:
         with httpx.Client(base_url=self.client.base_url, timeout=self.client.timeout) as http:
-            for value in self.values:
-                for _ in range(self.attempts):
-                    if self._post(http, value):
-                        self.acknowledged.add(value)
-                        self._post(http, value)  # the retry after a lost response
-                        break
-                    time.sleep(0.05)
+            while (write := self._next()) is not None:
+                self._write(http, write)
+                # Spread the bounded number of identifiers over the whole observation.
+                self._stop.wait(self.pace)
 
-
-def _picker(client: FhirClient, values: list[str]) -> Any:
-    def pick(rng: random.Random) -> Operation:
-        if rng.random() < 0.3:
-            return client.op_create(rng.choice(values))
-        return client.op_search(rng.choice(values))
-
-    return pick
+    def _write(self, http: httpx.Client, write: Write) -> None:
+        while write.attempts < ATTEMPTS:
+            write.attempts += 1
+            answer = self._post(http, write.value)
+            if answer is None:
+                write.connection_lost += 1
+                time.sleep(0.05)
+                continue
+            write.acknowledged = answer
+            if answer and len(self.writes) % LOST_EVERY == 0:
+                write.attempts += 1
+                self._post(http, write.value)  # the answer was "lost": the client sends again
+            return
 
 
 def run_variant(
-    state: Cluster, retry_on: str, values: list[str], workers: int, observe_s: float
-) -> dict[str, Any]:
+    state: Cluster, retry_on: str, workers: int, observe_s: float, conditional: bool, cap: int
+) -> tuple[dict[str, Any], list[Write], float]:
     replicas = state.fleet(state.spec.replicas, retry_on)
     assert state.haproxy is not None
     client = FhirClient.for_secret(state.haproxy.url, state.secret_key_base)
-    load = LoadGenerator(client, _picker(client, values), workers=workers).start()
-    load.wait_for(workers * 10)
-    retrier = RetryingClient(client, values)
-    retrier.thread.start()
-    victim = replicas[0]
-    victim.kill()  # SIGKILL: no preStop, no drain
+    pace = workers * observe_s / (cap * 0.8)
+    writers = Writers(client, workers, conditional, cap, pace).start()
+    while len(writers.writes) < workers * 3 and writers.threads[0].is_alive():
+        time.sleep(0.01)
+    replicas[0].kill()  # SIGKILL: no preStop, no drain
     killed_at = time.monotonic()
     time.sleep(observe_s)
-    retrier.thread.join(timeout=120)
-    result = load.stop()
+    writes = writers.stop()
     for replica in replicas[1:]:
         replica.kill()
-    after = [s for s in result.samples if s.started >= killed_at - client.timeout]
-    summary = result.summary()
-    summary["failed_after_kill"] = sum(1 for s in after if s.failure)
-    summary["retrying_client_acknowledged"] = len(retrier.acknowledged)
-    return summary
+    summary = {
+        "identifiers": len(writes),
+        "created_after_kill": sum(1 for w in writes if w.started >= killed_at),
+        "acknowledged": sum(1 for w in writes if w.acknowledged),
+        "retried": sum(1 for w in writes if w.connection_lost),
+        "failed_attempts_after_kill": sum(1 for t in writers.failed_attempts if t >= killed_at),
+    }
+    return summary, writes, killed_at
 
 
-def run_crash(spec: RolloutSpec, *, workers: int = 8, identifiers: int = 40) -> CrashReport:
-    report = CrashReport()
+def run_crash(
+    spec: RolloutSpec,
+    *,
+    workers: int = 8,
+    identifiers: int = 150,
+    idempotent: bool = True,
+) -> CrashReport:
+    """``idempotent=False`` is the negative control: plain creates, one variant."""
+    report = CrashReport(conditional=idempotent)
     with cluster(spec) as state:
         probe = state.fleet(1)
         assert state.haproxy is not None
@@ -129,23 +178,27 @@ def run_crash(spec: RolloutSpec, *, workers: int = 8, identifiers: int = 40) -> 
         if not report.api:
             return report
         observe = spec.probe_period * (spec.failure_threshold + 2) + 1.0
-        for retry_on in VARIANTS:
-            values = [
-                f"crash+{retry_on.replace(' ', '+')}-{i}-{random.getrandbits(32):x}"
-                for i in range(identifiers)
-            ]
-            report.variants[retry_on] = run_variant(state, retry_on, values, workers, observe)
-            _count(state, values, report)
+        for retry_on in VARIANTS if idempotent else VARIANTS[-1:]:
+            summary, writes, _ = run_variant(
+                state, retry_on, workers, observe, idempotent, identifiers
+            )
+            _count(state, writes, summary)
+            report.variants[retry_on] = summary
+            for key in ("identifiers", "created_after_kill", "acknowledged", "retried"):
+                setattr(report, key, getattr(report, key) + summary[key])
+            report.duplicates += summary["duplicates"]
+            report.lost += summary["lost"]
     return report
 
 
-def _count(state: Cluster, values: list[str], report: CrashReport) -> None:
-    """Search each identifier on a fresh replica: exactly one Patient each."""
+def _count(state: Cluster, writes: list[Write], summary: dict[str, Any]) -> None:
+    """Search each identifier on a fresh replica: exactly one Patient per acknowledged write."""
     state.fleet(1)
     assert state.haproxy is not None
     client = FhirClient.for_secret(state.haproxy.url, state.secret_key_base)
-    for value in values:
-        found = client.count(value)
-        report.identifiers += 1
-        report.duplicates += max(0, found - 1)
-        report.missing += 1 if found == 0 else 0
+    duplicates = lost = 0
+    for write in writes:
+        found = client.count(write.value)
+        duplicates += max(0, found - 1)
+        lost += 1 if write.acknowledged and found == 0 else 0
+    summary["duplicates"], summary["lost"] = duplicates, lost

@@ -3,16 +3,23 @@
 Writes are conditional creates; every one answered 2xx (before, during or after the outage) is read
 back by id at the end. While the database is down, readiness of every replica must turn 503 (so the
 endpoints stop routing to them) while liveness stays 200 (so nothing restarts them); after the
-database returns, readiness must recover in the same processes. Recovery time is measured from the
-database accepting connections again until every replica is ready, and until the first write is
-acknowledged again.
+database returns, readiness must recover in the same processes, and writes must be acknowledged
+again within ``write_bound_s`` (readiness probe period x (successThreshold + 1) + 5 s to reconnect),
+with no failed request started after that bound. The database runs with ``fsync=on``, as in
+production. A second outage hangs the database instead (``SIGSTOP`` of the postmaster and every
+backend: sockets stay open, nothing answers, as with a frozen VM or a network partition), then
+resumes it (``SIGCONT``), with the same targets. Control: the database comes back at another address, so the service can never
+re-open its pool: writes never recover and the drill must FAIL.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,11 +28,22 @@ from healthstack.ops.drills.cluster import Cluster, Replica, cluster
 from healthstack.ops.drills.fhir import FhirClient, write_picker
 from healthstack.ops.drills.load import LoadGenerator, LoadResult
 from healthstack.ops.drills.spec import RolloutSpec
+from healthstack.service.embedded_pg import EmbeddedPostgres, free_port
+
+RECONNECT_SECONDS = 5.0  # pool re-open and connect timeouts: not faster with the time scale
+
+
+def write_bound(spec: RolloutSpec) -> float:
+    """Writes must be acknowledged again this soon after the database is back."""
+    return spec.probe_period * (spec.success_threshold + 1) + RECONNECT_SECONDS
 
 
 @dataclass
 class OutageReport:
     outage_s: float
+    write_bound_s: float = 0.0
+    reconnectable: bool = True
+    kind: str = "stop"  # or "hang" (SIGSTOP)
     api: bool = True
     load: dict[str, Any] = field(default_factory=dict)
     acknowledged: int = 0
@@ -36,21 +54,48 @@ class OutageReport:
     restarts: int = 0
     ready_recovery_s: float | None = None
     write_recovery_s: float | None = None
+    failed_after_bound: int = 0
+    hang: OutageReport | None = None
 
     @property
     def passed(self) -> bool:
+        recovered = (
+            self.write_recovery_s is not None and self.write_recovery_s <= self.write_bound_s
+        )
         return (
             self.api
+            and recovered
+            and self.failed_after_bound == 0
             and self.acknowledged > 0
             and self.lost == 0
             and self.restarts == 0
             and self.unready_during_outage
             and self.live_during_outage
             and self.ready_recovery_s is not None
+            and (self.hang is None or self.hang.passed)
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return {"drill": "db-outage", "passed": self.passed, **self.__dict__}
+        hang = self.hang.to_dict() if self.hang else None
+        return {"drill": "db-outage", "passed": self.passed, **self.__dict__, "hang": hang}
+
+
+def server_pids(pg: EmbeddedPostgres) -> list[int]:
+    """The postmaster (first line of postmaster.pid) and every process it started."""
+    postmaster = int((pg.pgdata / "postmaster.pid").read_text().split()[0])
+    children = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            # Fields after the parenthesised command name: state, ppid, ...
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == postmaster:
+                children.append(int(stat.parent.name))
+    return [postmaster, *children]
+
+
+def _signal_all(pids: list[int], sig: signal.Signals) -> None:
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, sig)
 
 
 def _status(replica: Replica, path: str) -> int:
@@ -66,7 +111,8 @@ def _watch_outage(replicas: list[Replica], seconds: float, report: OutageReport)
     live = True
     while time.monotonic() < deadline:
         for replica in replicas:
-            if _status(replica, "/health/ready") == 503:
+            # No answer in time counts as unready, as for the kubelet (a probe timeout fails).
+            if _status(replica, "/health/ready") in (0, 503):
                 unready.add(replica.slot.name)
             live = live and _status(replica, "/health") == 200
         time.sleep(0.05)
@@ -103,9 +149,13 @@ def run_db_outage(
     before_s: float = 2.0,
     after_s: float = 3.0,
     workers: int = 8,
+    reconnectable: bool = True,
+    hang: bool = True,
 ) -> OutageReport:
-    report = OutageReport(outage_s)
-    with cluster(spec) as state:
+    """``reconnectable=False`` is the negative control (the database returns elsewhere)."""
+    report = OutageReport(outage_s, write_bound(spec), reconnectable)
+    phases = (before_s, outage_s, after_s)
+    with cluster(spec, fsync=True) as state:
         replicas = state.fleet(spec.replicas)
         pids = [r.process.pid for r in replicas]
         assert state.haproxy is not None
@@ -113,15 +163,28 @@ def run_db_outage(
         report.api = client.detect()
         if not report.api:
             return report
-        result = _outage(state, client, replicas, report, (before_s, outage_s, after_s), workers)
-        report.restarts = sum(
-            1
-            for r, pid in zip(replicas, pids, strict=True)
-            if not r.alive() or r.process.pid != pid
-        )
-        report.load = result.summary()
-        _verify(client, result, report)
+        _phase(state, client, replicas, pids, report, phases, workers)
+        if hang and reconnectable:
+            report.hang = OutageReport(outage_s, report.write_bound_s, kind="hang")
+            _phase(state, client, replicas, pids, report.hang, phases, workers)
     return report
+
+
+def _phase(
+    state: Cluster,
+    client: FhirClient,
+    replicas: list[Replica],
+    pids: list[int],
+    report: OutageReport,
+    phases: tuple[float, float, float],
+    workers: int,
+) -> None:
+    result = _outage(state, client, replicas, report, phases, workers)
+    report.restarts = sum(
+        1 for r, pid in zip(replicas, pids, strict=True) if not r.alive() or r.process.pid != pid
+    )
+    report.load = result.summary()
+    _verify(client, result, report)
 
 
 def _outage(
@@ -135,11 +198,25 @@ def _outage(
     before_s, outage_s, after_s = phases
     load = LoadGenerator(client, write_picker(client), workers=workers).start()
     time.sleep(before_s)
-    state.pg.stop("fast")
+    hung = server_pids(state.pg) if report.kind == "hang" else []
+    if hung:
+        _signal_all(hung, signal.SIGSTOP)
+    else:
+        state.pg.stop("fast")
     acked_before = len(load.result.acknowledged)
-    _watch_outage(replicas, outage_s, report)
+    try:
+        _watch_outage(replicas, outage_s, report)
+    finally:
+        _signal_all(hung, signal.SIGCONT)  # never leave a frozen server behind
     report.acknowledged_during_outage = len(load.result.acknowledged) - acked_before
-    state.pg.start()
-    _wait_recovered(replicas, load, max(30.0, outage_s * 3), report)
+    if not report.reconnectable:
+        state.pg.port = free_port()
+    if not hung:
+        state.pg.start()
+    back = time.monotonic()
+    _wait_recovered(replicas, load, report.write_bound_s + 1.0, report)
     time.sleep(after_s)
-    return load.stop()
+    result = load.stop()
+    bound = back + report.write_bound_s
+    report.failed_after_bound = sum(1 for s in result.samples if s.started > bound and s.failure)
+    return result

@@ -66,13 +66,11 @@ class FhirClient:
         self.api = response.status_code not in (404, 405)
         return self.api
 
-    def _create(self, value: str) -> dict[str, Any]:
-        headers = {
-            **self.auth,
-            "Content-Type": FHIR_JSON,
+    def _create(self, value: str, conditional: bool = True) -> dict[str, Any]:
+        headers = {**self.auth, "Content-Type": FHIR_JSON}
+        if conditional:  # only the crash drill's negative control sends plain creates
             # A query string: the value must be percent-encoded ('+' would mean a space).
-            "If-None-Exist": urlencode({"identifier": f"{SYSTEM}|{value}"}),
-        }
+            headers["If-None-Exist"] = urlencode({"identifier": f"{SYSTEM}|{value}"})
         return {"headers": headers, "content": orjson.dumps(patient(value))}
 
     def create(self, value: str) -> str:
@@ -107,8 +105,8 @@ class FhirClient:
         path = "/api/fhir/Patient?" + urlencode({"identifier": f"{SYSTEM}|{value}"})
         return Operation("search", "GET", path, self.auth)
 
-    def op_create(self, value: str) -> Operation:
-        args = self._create(value)
+    def op_create(self, value: str, conditional: bool = True) -> Operation:
+        args = self._create(value, conditional)
         return Operation(
             "create", "POST", "/api/fhir/Patient", args["headers"], args["content"], ack=resource_id
         )

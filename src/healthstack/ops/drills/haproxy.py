@@ -5,7 +5,11 @@ Health checks mirror the readiness probe (``GET /health/ready``; ``inter`` = per
 ``disabled`` until a pod starts in them; the runtime API (admin socket) then models the endpoints
 controller: ``state ready`` when a pod exists, ``state maint`` when it is Terminating.
 
-Retries (the mesh's analogue): ``retries 3`` + ``option redispatch`` + ``retry-on`` limited to
+``mesh_retries`` gives the rollout the route's own behaviour (``mesh.py``): refused connections
+are retried, ``attempts`` times, only when the VirtualService's ``retryOn`` retries the 503 a
+sidecar answers for them; ``timeout server`` is the route's ``perTryTimeout``.
+
+Retries elsewhere (the mesh's analogue): ``retries 3`` + ``option redispatch`` + ``retry-on`` limited to
 ``conn-failure`` by default: a connection that was refused or never established carried no request,
 so retrying it elsewhere is safe for every method. ``empty-response`` (the server closed without
 answering) may follow a request that *was* processed, so it is only enabled where the drill says so
@@ -46,15 +50,16 @@ def render_config(
     slots: list[Slot],
     socket_path: Path,
     retry_on: str = "conn-failure",
+    retries: int = 3,
 ) -> str:
     check = (
         f"check inter {_ms(spec.probe_period)} fall {spec.failure_threshold} "
         f"rise {spec.success_threshold}"
     )
     servers = "\n".join(f"    server {s.name} 127.0.0.1:{s.port} {check} disabled" for s in slots)
-    retries = (
-        f"    retries 3\n    option redispatch 1\n    retry-on {retry_on}\n"
-        if retry_on != "none"
+    retry_lines = (
+        f"    retries {retries}\n    option redispatch 1\n    retry-on {retry_on}\n"
+        if retry_on != "none" and retries > 0
         else "    retries 0\n"
     )
     return f"""global
@@ -65,7 +70,7 @@ defaults
     mode http
     timeout connect 1s
     timeout client 60s
-    timeout server 60s
+    timeout server {_ms(spec.retry.per_try_timeout or 60)}
     timeout check {_ms(spec.probe_timeout)}
     # A fresh server-side connection per request: uvicorn closes idle keep-alive connections on
     # its own timer, and a request racing that close would be an artefact of this proxy pairing,
@@ -80,7 +85,7 @@ backend {BACKEND}
     balance roundrobin
     option httpchk GET /health/ready
     http-check expect status 200
-{retries}{servers}
+{retry_lines}{servers}
 """
 
 
@@ -92,13 +97,14 @@ class HAProxy:
         frontend_port: int,
         slots: list[Slot],
         retry_on: str = "conn-failure",
+        retries: int = 3,
     ) -> None:
         self.workdir = workdir
         self.socket_path = workdir / "haproxy.sock"
         self.config_path = workdir / "haproxy.cfg"
         self.frontend_port = frontend_port
         self.config_path.write_text(
-            render_config(spec, frontend_port, slots, self.socket_path, retry_on)
+            render_config(spec, frontend_port, slots, self.socket_path, retry_on, retries)
         )
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -149,6 +155,10 @@ class HAProxy:
         if answer:
             raise HealthstackError(f"haproxy: set server {server} state {state}: {answer}")
 
+    def keep_in_rotation(self, server: str) -> None:
+        """Stop health-checking ``server``: it stays routed until ``set_state`` says otherwise."""
+        self.command(f"disable health {BACKEND}/{server}")
+
     def statuses(self) -> dict[str, str]:
         rows = csv.DictReader(io.StringIO(self.command("show stat").lstrip("# ")))
         return {
@@ -176,3 +186,10 @@ class HAProxy:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+
+
+def mesh_retries(spec: RolloutSpec) -> tuple[str, int]:
+    """HAProxy's ``retry-on`` and ``retries`` for a refused connection, as the mesh route has it."""
+    if spec.retry.retries_refused_connection:
+        return "conn-failure", spec.retry.attempts
+    return "none", 0

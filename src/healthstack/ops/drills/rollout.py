@@ -2,21 +2,25 @@
 
 Per step (as the Deployment controller, the endpoints controller and the kubelet do it): start the
 new pods (maxSurge + maxUnavailable at a time), wait until their readiness answers and the load
-balancer's health checks mark them UP; then, for each old pod, in parallel: out of rotation (the
-endpoints controller, in parallel with preStop), the preStop sleep, SIGTERM, up to the rest of the
-grace period, SIGKILL if still alive. Target: zero failed requests.
+balancer's health checks mark them UP; then each old pod starts terminating and the next step
+begins at once (Kubernetes overlaps them the same way). A terminating pod: the preStop sleep,
+SIGTERM, up to the rest of the grace period, SIGKILL if still alive; meanwhile it stays in rotation
+for ``propagation_seconds`` (endpoints, kube-proxy and Envoy learn of it late), then leaves it.
+A refused connection is retried only if the VirtualService's ``retryOn`` would (``mesh.py``).
+Target: zero failed requests. Control: no preStop and no drain, which must fail.
 """
 
 from __future__ import annotations
 
+import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from healthstack.ops.drills.cluster import Cluster, Replica, cluster, make_slots
 from healthstack.ops.drills.fhir import FhirClient, mixed_picker
-from healthstack.ops.drills.haproxy import Slot
+from healthstack.ops.drills.haproxy import Slot, mesh_retries
 from healthstack.ops.drills.load import LoadGenerator, LoadResult
 from healthstack.ops.drills.spec import RolloutSpec
 
@@ -79,36 +83,43 @@ def bring_up(state: Cluster, news: list[Replica]) -> list[tuple[float, float]]:
     return timings
 
 
-def retire(state: Cluster, old: Replica, timing: ReplicaTiming) -> None:
-    """Terminating pod: out of rotation and preStop together, then SIGTERM and the grace period."""
-    assert state.haproxy is not None
-    started = time.monotonic()
-    state.haproxy.set_state(old.slot.name, "maint")
-    time.sleep(state.spec.prestop_seconds)
-    remaining = state.spec.grace_seconds - (time.monotonic() - started)
-    _, timing.killed, timing.exit_code = old.terminate(remaining)
-    timing.termination_s = time.monotonic() - started
-
-
-def replace_batch(state: Cluster, olds: list[Replica], news: list[Replica]) -> list[ReplicaTiming]:
-    started = time.monotonic()
-    timings = [ReplicaTiming(o.slot.name, n.slot.name) for o, n in zip(olds, news, strict=True)]
-    for timing, (ready, up) in zip(timings, bring_up(state, news), strict=True):
-        timing.new_ready_s, timing.lb_up_s = ready, up
-    with ThreadPoolExecutor(max_workers=len(olds)) as pool:
-        list(pool.map(lambda pair: retire(state, *pair), zip(olds, timings, strict=True)))
-    for timing in timings:
-        timing.total_s = time.monotonic() - started
-    return timings
+def retire(state: Cluster, old: Replica, timing: ReplicaTiming, started: float) -> None:
+    """Terminating pod: preStop, SIGTERM and the grace period, while routing catches up late."""
+    haproxy = state.haproxy
+    assert haproxy is not None
+    begun = time.monotonic()
+    # Routed to until the change has propagated, whatever its readiness says meanwhile.
+    haproxy.keep_in_rotation(old.slot.name)
+    leave = threading.Timer(
+        state.spec.propagation_seconds, haproxy.set_state, (old.slot.name, "maint")
+    )
+    leave.start()
+    try:
+        time.sleep(state.spec.prestop_seconds)
+        remaining = state.spec.grace_seconds - (time.monotonic() - begun)
+        _, timing.killed, timing.exit_code = old.terminate(remaining)
+    finally:
+        leave.join()
+    timing.termination_s = time.monotonic() - begun
+    timing.total_s = time.monotonic() - started
 
 
 def roll(state: Cluster, initial: list[Replica], fresh: list[Slot]) -> list[ReplicaTiming]:
+    """Batches of maxSurge + maxUnavailable; a batch's old pods terminate while the next starts."""
     batch = max(1, state.spec.max_surge + state.spec.max_unavailable)
     timings: list[ReplicaTiming] = []
-    for i in range(0, len(initial), batch):
-        olds = initial[i : i + batch]
-        news = [state.start_replica(s) for s in fresh[i : i + len(olds)]]
-        timings += replace_batch(state, olds, news)
+    with ThreadPoolExecutor(max_workers=len(initial)) as pool:
+        retiring: list[Future[None]] = []
+        for i in range(0, len(initial), batch):
+            started = time.monotonic()
+            olds = initial[i : i + batch]
+            news = [state.start_replica(s) for s in fresh[i : i + len(olds)]]
+            for old, new, (ready, up) in zip(olds, news, bring_up(state, news), strict=True):
+                timing = ReplicaTiming(old.slot.name, new.slot.name, ready, up)
+                timings.append(timing)
+                retiring.append(pool.submit(retire, state, old, timing, started))
+        for future in retiring:
+            future.result()
     return timings
 
 
@@ -123,7 +134,7 @@ def run_rollout(
     started = time.monotonic()
     with cluster(spec) as state:
         slots = make_slots(spec.replicas * 2)
-        haproxy = state.start_haproxy(slots)
+        haproxy = state.start_haproxy(slots, *mesh_retries(spec))
         initial = [state.start_replica(s) for s in slots[: spec.replicas]]
         bring_up(state, initial)
         client = FhirClient.for_secret(haproxy.url, state.secret_key_base)

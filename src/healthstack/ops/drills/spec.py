@@ -12,13 +12,14 @@ import re
 import subprocess
 import sys
 from collections.abc import Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from healthstack.errors import HealthstackError
+from healthstack.ops.drills.mesh import RetryPolicy, retry_policy
 
 Doc = dict[str, Any]
 DEFAULT_DRAIN = 10.0
@@ -39,6 +40,10 @@ class RolloutSpec:
     grace_seconds: float
     drain_seconds: float
     source: str = ""
+    # How long the old pod keeps receiving new connections after its termination starts: the
+    # endpoints controller, kube-proxy and every Envoy learn of it only after a delay.
+    propagation_seconds: float = 5.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def scaled(self, factor: float) -> RolloutSpec:
         """Every duration times ``factor`` (tests); counts and thresholds stay as deployed.
@@ -58,6 +63,7 @@ class RolloutSpec:
                 self.grace_seconds * factor, scaled_grace + min(slack, FIXED_EXIT_COST)
             ),
             drain_seconds=self.drain_seconds * factor,
+            propagation_seconds=self.propagation_seconds * factor,
         )
 
 
@@ -174,6 +180,9 @@ def spec_from_documents(docs: list[Doc], source: str, name: str | None = None) -
         grace_seconds=float(pod.get("terminationGracePeriodSeconds", 30)),
         drain_seconds=_drain_seconds(docs, container),
         source=source,
+        retry=retry_policy(
+            docs, dict(deployment["spec"]["template"].get("metadata", {}).get("labels", {}))
+        ),
     )
 
 

@@ -1,0 +1,52 @@
+"""HS-PS-001: no container adds Linux capabilities or runs with seccomp ``Unconfined``.
+
+Covers every pod template (Jobs and CronJobs included) and init containers; ``NET_BIND_SERVICE``
+is the one addition Pod Security ``restricted`` allows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from healthstack.check.model import Severity
+from healthstack.check.policies.base import Check, Context, Violation, own_containers
+
+ALLOWED_ADD = {"NET_BIND_SERVICE"}
+
+
+def _problems(pod: dict[str, Any], c: dict[str, Any]) -> list[str]:
+    sc = c.get("securityContext") or {}
+    added = [str(a) for a in (sc.get("capabilities") or {}).get("add") or []]
+    problems = [f"capabilities.add {a}" for a in added if a.upper() not in ALLOWED_ADD]
+    profile = sc.get("seccompProfile") or (pod.get("securityContext") or {}).get("seccompProfile")
+    if (profile or {}).get("type") == "Unconfined":
+        problems.append("seccompProfile Unconfined (no syscall filter)")
+    return problems
+
+
+def evaluate(ctx: Context) -> Iterator[Violation]:
+    for w in ctx.inv.workloads:
+        if w.synthetic:
+            continue
+        for c in own_containers(w):
+            problems = _problems(w.pod_spec, c)
+            if problems:
+                yield Violation(w.obj, f"container {c.get('name')}: {'; '.join(problems)}")
+
+
+CHECK = Check(
+    id="HS-PS-001",
+    title="No added capabilities and no Unconfined seccomp",
+    severity=Severity.HIGH,
+    scope=("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"),
+    references=(
+        "HIPAA 164.312(a)(1)",
+        "NIST SP 800-53 AC-6",
+        "CIS Kubernetes Benchmark 5.2.8-5.2.9",
+    ),
+    remediation="Remove capabilities.add (drop ALL; only NET_BIND_SERVICE is acceptable) and "
+    "use seccompProfile RuntimeDefault.",
+    evaluate=evaluate,
+    family="pod security",
+)

@@ -1,0 +1,90 @@
+"""Conditional update and delete (``PUT [type]?criteria``, ``DELETE [type]?criteria``).
+
+Matching is a search: it needs the search permission, stays in the caller's compartment, is
+audited as a search (criteria as digests), and runs under the same keyed advisory lock as a
+conditional create, so two concurrent conditional writes with the same criteria serialize.
+Outcomes follow R4 3.1.0.4.3 and 3.1.0.7.1: update with no match creates (the server assigns the
+id), one match updates it, several are 412; delete removes up to ``_count`` matches (default 1,
+at most :data:`MAX_DELETE`), more is 412, none is 204.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+import orjson
+
+from healthstack.fhir import ops
+from healthstack.fhir.access import Caller, redact
+from healthstack.fhir.outcome import FhirError
+from healthstack.fhir.store import Version
+from healthstack.numbers import ascii_int
+
+MAX_DELETE = 100
+
+
+async def matches(
+    eng: ops.Engine, caller: Caller, conn: asyncpg.Connection, rtype: str,
+    params: list[tuple[str, str]], limit: int,
+) -> list[Version]:  # fmt: skip
+    if not params:
+        raise FhirError(400, "invalid", "a conditional update or delete needs search parameters")
+    await caller.authorize(rtype, "search")
+    patient = caller.patient_for(rtype)
+    query = eng.parser.parse(rtype, params, patient)
+    canonical = orjson.dumps([rtype, sorted(params)]).decode()
+    for lock in eng.keyring.lock_ids(canonical):
+        await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
+    query.count = limit
+    found, _ = await ops.scan(eng, conn, query, patient, None)
+    await caller.audit(conn, "search", rtype, query=redact(rtype, params),
+                       detail="conditional update/delete")  # fmt: skip
+    return found
+
+
+async def update(
+    eng: ops.Engine, caller: Caller, conn: asyncpg.Connection, rtype: str,
+    params: list[tuple[str, str]], resource: Any, if_match: int | None,
+) -> tuple[int, Version]:  # fmt: skip
+    found = await matches(eng, caller, conn, rtype, params, 2)
+    if len(found) > 1:
+        raise FhirError(412, "multiple-matches", "the criteria match more than one resource")
+    if not isinstance(resource, dict):
+        raise FhirError(400, "structure", "the body must be a JSON object (a FHIR resource)")
+    if not found:
+        if "id" in resource:
+            raise FhirError(400, "invalid", "no match: this server assigns ids, leave out id",
+                            expression="id")  # fmt: skip
+        return await ops.create(eng, caller, conn, rtype, resource)
+    target = found[0].id
+    if resource.get("id", target) != target:
+        raise FhirError(400, "invalid", "the body's id is not the matched resource's",
+                        expression="id")  # fmt: skip
+    return await ops.update(eng, caller, conn, rtype, target, {**resource, "id": target},
+                            if_match)  # fmt: skip
+
+
+async def delete(
+    eng: ops.Engine, caller: Caller, conn: asyncpg.Connection, rtype: str,
+    params: list[tuple[str, str]],
+) -> int:  # fmt: skip
+    """How many resources were deleted; more matches than allowed is a 412 (nothing deleted)."""
+    allowed = 1
+    criteria = []
+    for name, value in params:
+        if name == "_count":
+            count = ascii_int(value)
+            if count is None or not 1 <= count <= MAX_DELETE:
+                raise FhirError(400, "invalid", f"_count: 1 to {MAX_DELETE} deletions",
+                                expression="_count")  # fmt: skip
+            allowed = count
+        else:
+            criteria.append((name, value))
+    found = await matches(eng, caller, conn, rtype, criteria, allowed + 1)
+    if len(found) > allowed:
+        raise FhirError(412, "multiple-matches",
+                        f"the criteria match more than {allowed} resource(s); raise _count")  # fmt: skip
+    for version in found:
+        await ops.delete(eng, caller, conn, rtype, version.id)
+    return len(found)

@@ -1,0 +1,112 @@
+"""History interactions: an instance's versions and a type's versions, newest first.
+
+Instance history pages by version number; type history by (last_updated, id, version) behind a
+sealed cursor, so URLs carry no position a client could forge. Both are confined to the caller's
+compartment like reads.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+from typing import Any
+
+import asyncpg
+import orjson
+
+from healthstack.fhir import search
+from healthstack.fhir.access import Caller, redact
+from healthstack.fhir.crypto import DecryptionError
+from healthstack.fhir.ops import Engine
+from healthstack.fhir.store import Version
+from healthstack.numbers import INT4_MAX, ascii_int
+
+
+async def history(
+    eng: Engine,
+    caller: Caller,
+    conn: asyncpg.Connection,
+    rtype: str,
+    rid: str,
+    params: list[tuple[str, str]],
+) -> tuple[list[Version], int | None]:
+    """Newest first; returns the versions and the version to continue before (next page)."""
+    await caller.authorize(rtype, "history", resource_id=rid)
+    count, since, before = _history_params(params)
+    rows = await eng.store.history(
+        conn, rtype, rid, caller.patient_for(rtype), since, before, count + 1
+    )
+    if not rows and before == 2**31 - 1:
+        await eng.store.read(
+            conn, rtype, rid, caller.patient_for(rtype)
+        )  # 404 when absent or hidden
+    await caller.audit(conn, "history", rtype, resource_id=rid, query=redact(rtype, params))
+    more = len(rows) > count
+    return rows[:count], (rows[count - 1].version if more else None)
+
+
+def _history_params(params: list[tuple[str, str]]) -> tuple[int, dt.datetime, int]:
+    count, since, before = search.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC), 2**31 - 1
+    for name, value in params:
+        if name == "_count" and (ascii_int(value) or 0) > 0:
+            count = min(int(value), search.MAX_COUNT)
+        elif name == "_since":
+            since = search.parse_prefixed("_since", value)[1][0]
+        elif name == "_before" and ascii_int(value, INT4_MAX) is not None:
+            before = int(value)
+        else:
+            raise search.bad(name, "history supports _count, _since (and _before from next links)")
+    return count, since, before
+
+
+FAR_FUTURE = dt.datetime.max.replace(tzinfo=dt.UTC)
+
+
+async def type_history(
+    eng: Engine,
+    caller: Caller,
+    conn: asyncpg.Connection,
+    rtype: str,
+    params: list[tuple[str, str]],
+) -> tuple[list[Version], str | None]:
+    """Every version of every resource of a type, newest first; next page as a sealed cursor."""
+    await caller.authorize(rtype, "history-type")
+    count, since, position = search.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC), None
+    for name, value in params:
+        if name == "_count" and (ascii_int(value) or 0) > 0:
+            count = min(int(value), search.MAX_COUNT)
+        elif name == "_since":
+            since = search.parse_prefixed("_since", value)[1][0]
+        elif name == "_cursor" and len(params) == 1:
+            count, since, position = _open_history_cursor(eng, rtype, value)
+        else:
+            raise search.bad(name, "type history supports _count and _since")
+    before = position or (FAR_FUTURE, "", 0)
+    rows = await eng.store.type_history(
+        conn, rtype, caller.patient_for(rtype), since, before, count + 1
+    )
+    await caller.audit(conn, "history-type", rtype, query=redact(rtype, params))
+    if len(rows) <= count:
+        return rows, None
+    last = rows[count - 1]
+    state = [rtype, count, since.isoformat(), last.last_updated.isoformat(), last.id, last.version]
+    return rows[:count], _seal(eng, state)
+
+
+def _seal(eng: Engine, state: list[Any]) -> str:
+    return base64.urlsafe_b64encode(eng.keyring.seal_cursor(orjson.dumps(state))).decode()
+
+
+def _open_history_cursor(
+    eng: Engine, rtype: str, token: str
+) -> tuple[int, dt.datetime, tuple[dt.datetime, str, int]]:
+    try:
+        kind, count, since, moment, rid, version = orjson.loads(
+            eng.keyring.open_cursor(base64.urlsafe_b64decode(token))
+        )
+    except (ValueError, TypeError, DecryptionError):
+        raise search.bad("_cursor", "invalid; repeat the request") from None
+    if kind != rtype:
+        raise search.bad("_cursor", "for another resource type")
+    parse = dt.datetime.fromisoformat
+    return count, parse(since), (parse(moment), rid, version)

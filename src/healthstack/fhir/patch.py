@@ -1,0 +1,125 @@
+"""PATCH with JSON Patch (RFC 6902): applied to the current version, then stored as an update.
+
+The patched resource is validated like any update, ``If-Match`` is honoured, and the write lands
+only if every operation applied (``test`` included). PATCH needs both ``u`` and ``r``: its answer
+(and a ``test`` operation's success or failure) discloses the current content. FHIRPath Patch
+(a ``Parameters`` body) is refused with a clear 415 for now.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import asyncpg
+import orjson
+
+from healthstack.fhir import ops
+from healthstack.fhir.access import Caller
+from healthstack.fhir.outcome import FhirError
+from healthstack.fhir.store import Version
+
+MAX_OPERATIONS = 1000
+OPERATIONS = ("add", "remove", "replace", "move", "copy", "test")
+
+
+def bad(index: int, message: str) -> FhirError:
+    return FhirError(400, "invalid", f"patch operation {index}: {message}")
+
+
+async def apply(
+    eng: ops.Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, rid: str,
+    patch: Any, if_match: int | None,
+) -> tuple[int, Version]:  # fmt: skip
+    await caller.authorize(rtype, "read", resource_id=rid)
+    if not isinstance(patch, list) or len(patch) > MAX_OPERATIONS:
+        raise FhirError(400, "invalid", f"a JSON Patch is an array of at most {MAX_OPERATIONS} "
+                        "operations")  # fmt: skip
+    current = await ops.read(eng, caller, conn, rtype, rid)
+    if current.body is None:
+        raise ops.gone(current)
+    resource = orjson.loads(current.body)
+    for index, operation in enumerate(patch):
+        resource = _operation(resource, index, operation)
+    if not isinstance(resource, dict) or resource.get("resourceType") != rtype:
+        raise FhirError(422, "invalid", "the patch must leave a resource of the same type")
+    return await ops.update(eng, caller, conn, rtype, rid, resource, if_match)
+
+
+def _operation(doc: Any, index: int, operation: Any) -> Any:
+    if not isinstance(operation, dict) or operation.get("op") not in OPERATIONS:
+        raise bad(index, f"op must be one of {', '.join(OPERATIONS)}")
+    op, path = operation["op"], _pointer(index, operation.get("path"))
+    if op in ("add", "replace", "test") and "value" not in operation:
+        raise bad(index, f"{op} needs a value")
+    if op == "test":
+        if _get(doc, path, index) != operation["value"]:
+            raise FhirError(422, "processing", f"patch operation {index}: test failed")
+        return doc
+    if op == "remove":
+        return _remove(doc, path, index)[0]
+    if op == "add":
+        return _add(doc, path, copy.deepcopy(operation["value"]), index)
+    if op == "replace":
+        doc, _ = _remove(doc, path, index)
+        return _add(doc, path, copy.deepcopy(operation["value"]), index)
+    source = _pointer(index, operation.get("from"))
+    if op == "move":
+        if path[: len(source)] == source and path != source:
+            raise bad(index, "cannot move a value into itself")
+        doc, value = _remove(doc, source, index)
+        return _add(doc, path, value, index)
+    return _add(doc, path, copy.deepcopy(_get(doc, source, index)), index)  # copy
+
+
+def _pointer(index: int, raw: Any) -> list[str]:
+    if not isinstance(raw, str) or (raw and not raw.startswith("/")):
+        raise bad(index, "path and from must be JSON Pointers such as /name/0/family")
+    if raw == "":
+        raise bad(index, "the whole resource cannot be patched; use PUT")
+    return [p.replace("~1", "/").replace("~0", "~") for p in raw[1:].split("/")]
+
+
+def _parent(doc: Any, path: list[str], index: int) -> Any:
+    node = doc
+    for part in path[:-1]:
+        node = _child(node, part, index)
+    return node
+
+
+def _child(node: Any, part: str, index: int) -> Any:
+    if isinstance(node, dict) and part in node:
+        return node[part]
+    if isinstance(node, list) and part.isascii() and part.isdigit() and int(part) < len(node):
+        return node[int(part)]
+    raise bad(index, "the path does not exist in the resource")
+
+
+def _get(doc: Any, path: list[str], index: int) -> Any:
+    return _child(_parent(doc, path, index), path[-1], index)
+
+
+def _remove(doc: Any, path: list[str], index: int) -> tuple[Any, Any]:
+    parent, last = _parent(doc, path, index), path[-1]
+    value = _child(parent, last, index)
+    if isinstance(parent, dict):
+        del parent[last]
+    else:
+        del parent[int(last)]
+    return doc, value
+
+
+def _add(doc: Any, path: list[str], value: Any, index: int) -> Any:
+    parent, last = _parent(doc, path, index), path[-1]
+    if isinstance(parent, dict):
+        parent[last] = value
+    elif isinstance(parent, list):
+        if last == "-":
+            parent.append(value)
+        elif last.isascii() and last.isdigit() and int(last) <= len(parent):
+            parent.insert(int(last), value)
+        else:
+            raise bad(index, "array index out of range")
+    else:
+        raise bad(index, "the path's parent is not an object or array")
+    return doc
