@@ -2,13 +2,14 @@
 # The healthstack service image. Contract (docs/CONTRACT.md): UID/GID 10001, port 4000, command
 # `healthstack serve`, read-only root filesystem with a writable /tmp.
 
-# The base image: CI passes the digest it resolved (`--build-arg PYTHON_IMAGE=python:3.11-slim@sha256:...`,
-# from `crane digest python:3.11-slim`), so a rebuild never picks up a different base silently.
-ARG PYTHON_IMAGE=python:3.11-slim
+# The base image's digest: CI passes the one it resolved (`--build-arg
+# PYTHON_PIN=@sha256:<crane digest python:3.11-slim>`), so a rebuild never silently picks up a
+# different base. Both stages use the same one.
+ARG PYTHON_PIN=
 
 # Stage 1: build the wheel and install it, with only the runtime dependencies (hash-locked in
 # requirements/runtime.lock: no kubernetes-validate, no embedded PostgreSQL), into a venv.
-FROM ${PYTHON_IMAGE} AS build
+FROM python:3.11-slim${PYTHON_PIN} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY requirements/runtime.lock ./requirements/
@@ -24,7 +25,7 @@ RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m compileall -q --invalidation-mode unchecked-hash /opt/healthstack
 
 # Stage 2: the runtime, with no compiler, no pip in the venv, no source tree and no root user.
-FROM ${PYTHON_IMAGE}
+FROM python:3.11-slim${PYTHON_PIN}
 LABEL org.opencontainers.image.title="healthstack" \
       org.opencontainers.image.description="HIPAA-grade FHIR R4 service" \
       org.opencontainers.image.licenses="Apache-2.0" \
