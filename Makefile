@@ -4,18 +4,19 @@ VENV := .venv
 BIN := $(VENV)/bin
 TOOLS := .tools
 STAMP := $(VENV)/.installed
-# `make run` needs only the runtime dependencies: a newcomer's first start stays short.
+# `make run` needs only the runtime dependencies and the embedded PostgreSQL: a newcomer's first
+# start stays short.
 RUNTIME_STAMP := $(VENV)/.runtime-installed
 # Debian packages the tests and drills use for real (load balancer, load generator, wasm toolchain,
 # PostgreSQL 15 for backups across server versions, the PgBouncer production runs in front of
 # PostgreSQL).
 APT_PACKAGES := haproxy wrk clang-14 lld-14 wasi-libc postgresql-15 pgbouncer
 
-.PHONY: run test lint drill bench sysdeps tools clean docs
+.PHONY: run test lint drill bench sysdeps tools clean docs lock
 
 $(RUNTIME_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet -e .
+	$(BIN)/pip install --quiet -e '.[local]'
 	touch $(RUNTIME_STAMP)
 
 $(STAMP): $(RUNTIME_STAMP)
@@ -63,3 +64,7 @@ docs: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) .healthstack .pytest_cache .mypy_cache .ruff_cache
+
+# The image's hash-locked runtime dependencies (pyproject.toml [project].dependencies only).
+lock: $(STAMP)
+	$(BIN)/python -m healthstack.ops.lockfile requirements/runtime.lock

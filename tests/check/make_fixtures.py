@@ -581,6 +581,13 @@ def write_cli_stacks() -> None:
             pod["annotations"] = {"checksum/web-secrets": "sha256 of the Secret, set by CD"}
         if doc["kind"] == "Schedule":  # HS-LIM-005: Secrets stay with the secret manager
             doc["spec"]["template"]["excludedResources"] = ["secrets"]
+    stack += [  # HS-LIM-007: a quota that fits the peak, and container defaults
+        {"apiVersion": "v1", "kind": "ResourceQuota", "metadata": meta("compute"),
+         "spec": {"hard": {"requests.cpu": "4", "requests.memory": "8Gi"}}},
+        {"apiVersion": "v1", "kind": "LimitRange", "metadata": meta("defaults"),
+         "spec": {"limits": [{"type": "Container",
+                              "defaultRequest": {"cpu": "100m", "memory": "128Mi"}}]}},
+    ]  # fmt: skip
     (folder / "clean.yaml").write_text(yaml.safe_dump_all(stack, sort_keys=False), "utf-8")
     tagged = [
         set_path(d, f"{C0}.image", "registry.example/web:1.0") if d["kind"] == "Deployment" else d

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +28,16 @@ PGBOUNCER = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
 
 @pytest.fixture
-def bouncer_url(pg: EmbeddedPostgres, database: Database, tmp_path: Path) -> Iterator[str]:
+def bouncer_url(pg: EmbeddedPostgres, database: Database) -> Iterator[str]:
+    # Not pytest's tmp_path: under root it sits below 0700 folders the pooler's user cannot enter.
+    tmp_path = Path(tempfile.mkdtemp(prefix="healthstack-pgbouncer-"))
+    try:
+        yield from _run_bouncer(pg, database, tmp_path)
+    finally:
+        shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def _run_bouncer(pg: EmbeddedPostgres, database: Database, tmp_path: Path) -> Iterator[str]:
     if not Path(PGBOUNCER).is_file():
         pytest.fail("pgbouncer missing: `make sysdeps` installs the Debian package")
     port = free_port()
@@ -45,23 +55,24 @@ def bouncer_url(pg: EmbeddedPostgres, database: Database, tmp_path: Path) -> Ite
         shutil.chown(tmp_path, user)
         for f in tmp_path.iterdir():
             shutil.chown(f, user)
-        tmp_path.chmod(0o750)  # owned by the pooler's user now
     cmd = [PGBOUNCER, *(["-u", user] if user else []), str(tmp_path / "pgbouncer.ini")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    with (tmp_path / "stderr.log").open("wb") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
     try:
-        _wait_port(port, proc)
+        _wait_port(port, proc, tmp_path)
         yield f"postgresql://{APP_ROLE}:{quote(password, safe='')}@127.0.0.1:{port}/{database.name}"
     finally:
         proc.terminate()
         proc.wait(timeout=10)
 
 
-def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+def _wait_port(port: int, proc: subprocess.Popen[bytes], folder: Path) -> None:
     import socket
 
     for _ in range(200):
         if proc.poll() is not None:
-            raise AssertionError(f"pgbouncer exited with {proc.returncode}")
+            logs = [f.read_text(errors="replace")[-2000:] for f in sorted(folder.glob("*.log"))]
+            raise AssertionError(f"pgbouncer exited with {proc.returncode}: {logs}")
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return

@@ -31,8 +31,10 @@ from healthstack.check.policies import (
     lim_config_rollout,
     lim_connections,
     lim_database_qos,
+    lim_hpa_memory,
     lim_init_network,
     lim_migration_secret,
+    lim_quota,
     ms_authz_coverage,
     ms_destination_tls,
     ms_gateway_selector,
@@ -128,6 +130,8 @@ CHECKS: tuple[Check, ...] = (
     lim_config_rollout.CHECK,
     lim_backup_contents.CHECK,
     lim_database_qos.CHECK,
+    lim_quota.CHECK,
+    lim_hpa_memory.CHECK,
 )
 
 

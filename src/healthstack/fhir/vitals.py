@@ -43,6 +43,7 @@ WHERE patient_id = $1 AND code = ANY($2) AND effective >= $3 AND effective < $4
 GROUP BY code, bucket ORDER BY code, bucket
 """
 MAX_LASTN = 100
+BUCKET_ORIGIN = "TIMESTAMPTZ '2000-01-03 00:00:00+00'"
 STATISTICS = ("count", "minimum", "maximum", "average")
 _BUCKET = re.compile(r"^([1-9][0-9]{0,3})(min|h|d)$")
 _UNITS = {"min": "minutes", "h": "hours", "d": "days"}
@@ -166,8 +167,9 @@ async def stats(
         args: list[Any] = [request.patient, request.codes, request.start, request.end]
         sql = STATS_SQL
         if request.bucket:
-            # date_bin needs an origin; time_bucket has its own default (Monday 2000-01-03).
-            origin = ", TIMESTAMPTZ '2000-01-01'" if bucket_fn == "date_bin" else ""
+            # One origin for both backends (time_bucket's default, Monday 2000-01-03 UTC), so
+            # buckets of 3d, 5h or 7d are the same on TimescaleDB and on plain PostgreSQL.
+            origin = f", {BUCKET_ORIGIN}"
             sql = BUCKETED_SQL.format(fn=bucket_fn, origin=origin, cols=STATS_COLUMNS)
             args.append(_interval(request.bucket))
         request.rows = await conn.fetch(sql, *args)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ast
 import functools
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from healthstack.errors import HealthstackError
+
+log = logging.getLogger("healthstack.migrate")
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -72,3 +75,23 @@ def upgrade(url: str, revision: str = "head") -> None:
         raise HealthstackError(
             f"migration failed: {type(exc).__name__} (SQLSTATE {sqlstate})"
         ) from exc
+    _log_storage(url)
+
+
+def _log_storage(url: str) -> None:
+    """Say which vitals storage the migration chose (TimescaleDB hypertable or plain table)."""
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(sqlalchemy_url(url))
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(sqlalchemy.text(
+                "SELECT enabled, detail FROM service_capability WHERE name = 'timescaledb'"
+            )).first()  # fmt: skip
+    except sqlalchemy.exc.SQLAlchemyError:
+        return  # an older revision without the table: nothing chosen yet
+    finally:
+        engine.dispose()
+    if row is not None:
+        storage = "timescaledb" if row[0] else "postgresql"
+        log.info("vitals storage chosen", extra={"storage": storage, "detail": row[1]})

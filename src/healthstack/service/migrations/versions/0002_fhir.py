@@ -76,21 +76,26 @@ CREATE TABLE fhir_vital (
 );
 """
 
-# TimescaleDB when the server offers it (and it loads: it needs shared_preload_libraries);
-# otherwise a plain table with BRIN on time (rows arrive roughly in time order, so BRIN stays
-# tiny) and a btree for the per-patient, per-code range scans that $lastn/$stats/search do.
+# TimescaleDB when the server offers it and preloads it; otherwise a plain table with BRIN on time
+# (rows arrive roughly in time order, so BRIN stays tiny) and a btree for the per-patient,
+# per-code range scans that $lastn/$stats/search do. shared_preload_libraries is read first:
+# CREATE EXTENSION on a server that has the files but did not preload the library raises FATAL,
+# which ends the session (no exception block can catch it) and so the whole migration.
 VITALS_STORAGE = """
 DO $$
 DECLARE
   has_tsdb boolean := false;
 BEGIN
-  IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
+  IF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb')
+     AND current_setting('shared_preload_libraries') ~ '(^|[\\s,"])timescaledb([\\s,"]|$)' THEN
     BEGIN
       CREATE EXTENSION IF NOT EXISTS timescaledb;
       has_tsdb := true;
     EXCEPTION WHEN OTHERS THEN
       RAISE NOTICE 'timescaledb available but not loadable: %', SQLERRM;
     END;
+  ELSIF EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb') THEN
+    RAISE NOTICE 'timescaledb available but not in shared_preload_libraries: plain table';
   END IF;
   IF has_tsdb THEN
     EXECUTE $q$SELECT create_hypertable('fhir_vital', 'effective',
