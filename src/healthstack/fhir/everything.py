@@ -9,18 +9,16 @@ out; each returned resource is audited as a read, the operation itself as an ``o
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import orjson
 
-from healthstack.fhir import searchdefs
+from healthstack.fhir import cursors, searchdefs
 from healthstack.fhir.access import Caller
-from healthstack.fhir.crypto import DecryptionError, Keyring
+from healthstack.fhir.crypto import Keyring
 from healthstack.fhir.outcome import FhirError
 from healthstack.fhir.store import Store, Version
 from healthstack.numbers import ascii_int
@@ -135,21 +133,17 @@ async def _referenced(
 
 
 def _seal(keyring: Keyring, request: Request, after: tuple[str, str]) -> str:
-    state = [request.patient, request.types, request.since.isoformat(), request.count, list(after),
-             int(dt.datetime.now(dt.UTC).timestamp()) + 3600]  # fmt: skip
-    return base64.urlsafe_b64encode(keyring.seal_cursor(orjson.dumps(state))).decode()
+    state = [request.types, request.since.isoformat(), request.count, list(after)]
+    return cursors.seal(keyring, "everything", request.patient, state)
 
 
 def _unseal(keyring: Keyring, patient: str, token: str) -> Request:
     try:
-        owner, types, since, count, after, expires = orjson.loads(
-            keyring.open_cursor(base64.urlsafe_b64decode(token))
-        )
-    except (ValueError, TypeError, DecryptionError):
-        raise bad("_cursor", "invalid; repeat the request") from None
-    if owner != patient or expires < dt.datetime.now(dt.UTC).timestamp():
-        raise bad("_cursor", "expired or for another patient; repeat the request")
-    return Request(patient, types, dt.datetime.fromisoformat(since), count, tuple(after))
+        types, since, count, after = cursors.open_(keyring, "everything", patient, token)
+        return Request(patient, list(types), dt.datetime.fromisoformat(since), int(count),
+                       (str(after[0]), str(after[1])))  # fmt: skip
+    except (ValueError, TypeError, IndexError):
+        raise cursors.bad("invalid; repeat the request") from None
 
 
 def bundle(base: str, result: Result, self_url: str, entry: Any) -> dict[str, Any]:

@@ -7,16 +7,12 @@ compartment like reads.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-from typing import Any
 
 import asyncpg
-import orjson
 
-from healthstack.fhir import search
+from healthstack.fhir import cursors, search
 from healthstack.fhir.access import Caller, redact
-from healthstack.fhir.crypto import DecryptionError
 from healthstack.fhir.ops import Engine
 from healthstack.fhir.store import Version
 from healthstack.numbers import INT4_MAX, ascii_int
@@ -89,24 +85,17 @@ async def type_history(
     if len(rows) <= count:
         return rows, None
     last = rows[count - 1]
-    state = [rtype, count, since.isoformat(), last.last_updated.isoformat(), last.id, last.version]
-    return rows[:count], _seal(eng, state)
-
-
-def _seal(eng: Engine, state: list[Any]) -> str:
-    return base64.urlsafe_b64encode(eng.keyring.seal_cursor(orjson.dumps(state))).decode()
+    state = [count, since.isoformat(), last.last_updated.isoformat(), last.id, last.version]
+    return rows[:count], cursors.seal(eng.keyring, "history-type", rtype, state)
 
 
 def _open_history_cursor(
     eng: Engine, rtype: str, token: str
 ) -> tuple[int, dt.datetime, tuple[dt.datetime, str, int]]:
     try:
-        kind, count, since, moment, rid, version = orjson.loads(
-            eng.keyring.open_cursor(base64.urlsafe_b64decode(token))
-        )
-    except (ValueError, TypeError, DecryptionError):
-        raise search.bad("_cursor", "invalid; repeat the request") from None
-    if kind != rtype:
-        raise search.bad("_cursor", "for another resource type")
-    parse = dt.datetime.fromisoformat
-    return count, parse(since), (parse(moment), rid, version)
+        count, since, moment, rid, version = cursors.open_(eng.keyring, "history-type", rtype,
+                                                           token)  # fmt: skip
+        parse = dt.datetime.fromisoformat
+        return int(count), parse(since), (parse(moment), str(rid), int(version))
+    except (ValueError, TypeError):
+        raise cursors.bad("invalid; repeat the request") from None

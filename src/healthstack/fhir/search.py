@@ -14,12 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
 from healthstack.fhir import (
     chains,
     composite,
     conditions,
+    cursors,
     extract,
     searchdefs,
     shaping,
@@ -377,30 +376,13 @@ def sort_key(query: Query, row: Any) -> list[Any]:
     return [moment.isoformat() if (moment and query.sort != "_id") else None, row["id"]]
 
 
-# -- opaque cursors: the query and position travel encrypted, so URLs (and logs) carry no PHI --------
-CURSOR_TTL = dt.timedelta(hours=1)
-
-
+# -- opaque cursors (cursors.py): the query and position travel sealed, so URLs carry no PHI ------
 def seal(keyring: Keyring, query: Query, after: list[Any] | None) -> str:
-    import base64
-
-    expires = int((dt.datetime.now(dt.UTC) + CURSOR_TTL).timestamp())
-    payload = orjson.dumps({"t": query.resource_type, "q": query.params, "a": after, "e": expires})
-    return base64.urlsafe_b64encode(keyring.seal_cursor(payload)).decode().rstrip("=")
+    return cursors.seal(keyring, "search", query.resource_type, {"q": query.params, "a": after})
 
 
 def unseal(
     keyring: Keyring, rtype: str, token: str
 ) -> tuple[list[tuple[str, str]], list[Any] | None]:
-    import base64
-
-    from healthstack.fhir.crypto import DecryptionError
-
-    try:
-        blob = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        data = orjson.loads(keyring.open_cursor(blob))
-    except (ValueError, DecryptionError):
-        raise bad("_cursor", "invalid or from another server key; repeat the search") from None
-    if data["t"] != rtype or data["e"] < dt.datetime.now(dt.UTC).timestamp():
-        raise bad("_cursor", "expired or for another resource type; repeat the search")
-    return [(k, v) for k, v in data["q"]], data["a"]
+    state = cursors.open_(keyring, "search", rtype, token)
+    return [(k, v) for k, v in state["q"]], state["a"]

@@ -1,4 +1,4 @@
-"""Invocation overhead of a plugin: ``python -m healthstack.plugins.bench FILE.wasm [--calls N]``.
+"""Invocation overhead of a plugin: ``python -m bench.plugin_calls FILE.wasm [--calls N]``.
 
 Prints the cold compile time, the cost of a cached call, and calls per second both on the caller's
 thread and through the async worker pool. The input is five normal vital signs (NEWS2's input).

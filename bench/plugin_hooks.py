@@ -1,4 +1,4 @@
-"""Cost of the plugin hooks on a write when no plugin runs: ``python -m healthstack.plugins.bench_hooks``.
+"""Cost of the plugin hooks on a write when no plugin runs: ``python -m bench.plugin_hooks``.
 
 Times ``Caller.before_store`` + ``Caller.after_store`` (what ``ops.create``/``ops.update`` add to
 every write) without a PluginHooks, and with one whose loaded snapshot has no enabled plugin.

@@ -1,6 +1,6 @@
 """Audit append throughput, 1 vs 16 concurrent writers, chained (64 heads) vs one global chain.
 
-Run: ``.venv/bin/python -m tests.security.audit_throughput [--seconds 5]`` (own embedded PostgreSQL).
+Run: ``.venv/bin/python -m bench.audit_throughput [--seconds 5]`` (own embedded PostgreSQL).
 Two workloads: *read-style* (each record its own autocommit statement) and *write-style* (the
 record inside a transaction that also does 2 ms of other work, holding its chain head until
 commit, as a create/update does). The one-chain baseline is the same function with a single head
