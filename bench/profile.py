@@ -19,7 +19,7 @@ from bench import workload
 from bench.common import RESULTS, free_port, healthstack_command, launch, postgres, service_env
 from bench.seed import seed
 from bench.suite import SCOPES, Options, api_load
-from healthstack.fhir.crypto import Keyring
+from healthstack.core.crypto import Keyring
 from healthstack.security.tokens import mint_dev_token
 
 TOP = 25

@@ -31,7 +31,7 @@ from bench.common import (
 )
 from bench.rawdb import Spec
 from bench.seed import seed
-from healthstack.fhir.crypto import Keyring
+from healthstack.core.crypto import Keyring
 from healthstack.security.tokens import mint_dev_token
 
 LUA = Path(__file__).with_name("lua")

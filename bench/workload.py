@@ -22,9 +22,9 @@ import orjson
 
 from bench.rawdb import AUDIT, TIME_MARK, Copy
 from bench.seed import MRN_SYSTEM, Seeded, vitals_bundle
+from healthstack.core.crypto import Keyring, aad
 from healthstack.fhir import index, search
 from healthstack.fhir.access import redact
-from healthstack.fhir.crypto import Keyring, aad
 from healthstack.fhir.store import READ_SQL
 from healthstack.fhir.vitals import LASTN_SQL
 from healthstack.security.audit import Withheld, content_of, withheld_digest

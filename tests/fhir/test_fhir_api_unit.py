@@ -7,10 +7,10 @@ import datetime as dt
 import asyncpg
 import pytest
 
+from healthstack.core.dates import instant_text, interval
+from healthstack.core.outcome import FhirError
 from healthstack.fhir.bundle import parse_bundle, parse_if_match
-from healthstack.fhir.dates import instant_text, interval
 from healthstack.fhir.http import database_error
-from healthstack.fhir.outcome import FhirError
 from healthstack.fhir.search import parse_prefixed
 
 

@@ -13,7 +13,7 @@ import pytest
 from tests.conftest import TEST_ENCRYPTION_KEY, Database, Service
 from tests.fhir.conftest import client_for
 
-from healthstack.fhir.crypto import Keyring, aad
+from healthstack.core.crypto import Keyring, aad
 from healthstack.security.verify import verify
 
 KEYRING = Keyring(bytes.fromhex(TEST_ENCRYPTION_KEY))

@@ -6,7 +6,7 @@ import secrets
 
 import pytest
 
-from healthstack.fhir.crypto import DecryptionError, Keyring, aad, key_id_of, normalize
+from healthstack.core.crypto import DecryptionError, Keyring, aad, key_id_of, normalize
 from healthstack.fhir.index import patient_terms
 
 KEY_A, KEY_B = secrets.token_bytes(32), secrets.token_bytes(32)

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
+from healthstack.core.crypto import Keyring
+from healthstack.core.outcome import FhirError
 from healthstack.fhir import cursors
-from healthstack.fhir.crypto import Keyring
-from healthstack.fhir.outcome import FhirError
 
 KEYRING = Keyring(os.urandom(32))
 

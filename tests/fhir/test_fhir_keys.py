@@ -17,7 +17,7 @@ import pytest
 from tests.conftest import TEST_ENCRYPTION_KEY, Database, Service, service_env, start_service
 from tests.fhir.conftest import client_for
 
-from healthstack.fhir.crypto import key_id_of
+from healthstack.core.crypto import key_id_of
 from healthstack.service.embedded_pg import EmbeddedPostgres, bin_dir
 
 NEW_KEY = secrets.token_hex(32)

@@ -15,8 +15,8 @@ import asyncpg
 import pytest
 from tests.conftest import Database
 
+from healthstack.core.crypto import Keyring
 from healthstack.fhir import search
-from healthstack.fhir.crypto import Keyring
 
 PATIENTS = 20_000
 TYPES = ("Encounter", "Condition", "Observation", "MedicationRequest")

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import Database
 from tests.fhir.conftest import client_for
 
-from healthstack.fhir.dates import http_date
+from healthstack.core.dates import http_date
 
 
 def _patient(fhir: httpx.Client) -> dict[str, object]:

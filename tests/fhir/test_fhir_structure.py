@@ -17,8 +17,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.fhir.minimal import minimal
 
+from healthstack.core.outcome import FhirError
 from healthstack.fhir import definitions
-from healthstack.fhir.outcome import FhirError
 from healthstack.fhir.structure import table, validate
 
 ALL_TYPES = sorted(definitions.ALL_RESOURCE_TYPES)

@@ -10,7 +10,7 @@ from fhir.resources.R4B.patient import Patient
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from healthstack.fhir.outcome import FhirError
+from healthstack.core.outcome import FhirError
 from healthstack.fhir.structure import table, validate
 
 GOOD_PATIENT: dict[str, Any] = {

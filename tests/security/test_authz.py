@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from healthstack.fhir.outcome import FhirError
+from healthstack.core.outcome import FhirError
 from healthstack.security import authz
 from healthstack.security.audit import REDACTED, Withheld, redact_query
 from healthstack.security.principal import Principal

@@ -23,8 +23,8 @@ import asyncpg
 import orjson
 
 from healthstack.config import Settings
+from healthstack.core.crypto import DecryptionError, Keyring, aad
 from healthstack.errors import HealthstackError
-from healthstack.fhir.crypto import DecryptionError, Keyring, aad
 from healthstack.fhir.store import search_terms
 from healthstack.security import audit
 

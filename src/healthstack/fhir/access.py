@@ -15,9 +15,9 @@ import asyncpg
 from starlette.requests import Request
 from starlette.types import ASGIApp
 
+from healthstack.core.outcome import FhirError
 from healthstack.fhir import searchdefs
 from healthstack.fhir.extract import compartment_of
-from healthstack.fhir.outcome import FhirError
 from healthstack.security import audit, authz
 from healthstack.security.middleware import AuthMiddleware, principal_of
 from healthstack.security.principal import Principal

@@ -18,8 +18,18 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp
 
+from healthstack.core.crypto import DecryptionError, Keyring
+from healthstack.core.outcome import (
+    FHIR_JSON,
+    UNEXPECTED,
+    FhirError,
+    FhirResponse,
+    issue,
+    outcome_body,
+)
 from healthstack.errors import HealthstackError
 from healthstack.fhir import (
+    audit_api,
     conditional,
     everything,
     history,
@@ -33,7 +43,6 @@ from healthstack.fhir.access import Caller, audit_failure, protect
 from healthstack.fhir.boundary import ErrorBoundary
 from healthstack.fhir.bundle import BundleRunner, parse_bundle, parse_if_match
 from healthstack.fhir.capability import capability_statement
-from healthstack.fhir.crypto import DecryptionError, Keyring
 from healthstack.fhir.http import (
     bundle_entry,
     database_error,
@@ -48,16 +57,8 @@ from healthstack.fhir.http import (
     query_params,
     resource_response,
 )
-from healthstack.fhir.outcome import (
-    FHIR_JSON,
-    UNEXPECTED,
-    FhirError,
-    FhirResponse,
-    issue,
-    outcome_body,
-)
 from healthstack.numbers import INT4_MAX, ascii_int
-from healthstack.security import audit, audit_api
+from healthstack.security import audit
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.fhir")

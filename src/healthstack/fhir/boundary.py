@@ -13,7 +13,7 @@ import logging
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from healthstack.fhir.outcome import UNEXPECTED, http_error_response, operation_outcome
+from healthstack.core.outcome import UNEXPECTED, http_error_response, operation_outcome
 from healthstack.security import audit
 
 log = logging.getLogger("healthstack.fhir")

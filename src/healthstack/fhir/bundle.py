@@ -16,10 +16,10 @@ from urllib.parse import parse_qsl
 import asyncpg
 import orjson
 
+from healthstack.core.dates import instant_text
+from healthstack.core.outcome import FhirError, outcome_body
 from healthstack.fhir import ops
 from healthstack.fhir.access import Caller
-from healthstack.fhir.dates import instant_text
-from healthstack.fhir.outcome import FhirError, outcome_body
 from healthstack.fhir.store import Version, new_id
 from healthstack.fhir.validate import ID_RE
 from healthstack.numbers import INT4_MAX, ascii_int

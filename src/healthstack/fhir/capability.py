@@ -85,7 +85,7 @@ def _resource(rtype: str) -> dict[str, Any]:
     return entry
 
 
-# Served by healthstack.security.audit_api, mounted in the same router (auditor scopes only).
+# Served by healthstack.fhir.audit_api, mounted in the same router (auditor scopes only).
 AUDIT_EVENT: dict[str, Any] = {
     "type": "AuditEvent",
     "interaction": [{"code": "read"}, {"code": "search-type"}],

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from healthstack.core.outcome import FhirError
 from healthstack.fhir import searchdefs
-from healthstack.fhir.outcome import FhirError
 
 if TYPE_CHECKING:
     from healthstack.fhir.search import Parser, Query

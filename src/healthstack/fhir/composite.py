@@ -12,10 +12,10 @@ import decimal
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from healthstack.core.crypto import normalize
+from healthstack.core.dates import interval
 from healthstack.fhir import conditions, extract, searchdefs
 from healthstack.fhir.conditions import bad
-from healthstack.fhir.crypto import normalize
-from healthstack.fhir.dates import interval
 
 if TYPE_CHECKING:
     from healthstack.fhir.search import Parser, Query

@@ -15,9 +15,9 @@ from typing import Any
 import asyncpg
 import orjson
 
+from healthstack.core.outcome import FhirError
 from healthstack.fhir import ops
 from healthstack.fhir.access import Caller, redact
-from healthstack.fhir.outcome import FhirError
 from healthstack.fhir.store import Version
 from healthstack.numbers import ascii_int
 

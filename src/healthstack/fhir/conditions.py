@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from healthstack.core.crypto import Keyring, normalize
+from healthstack.core.dates import interval
+from healthstack.core.outcome import FhirError
 from healthstack.fhir import extract, phi
-from healthstack.fhir.crypto import Keyring, normalize
-from healthstack.fhir.dates import interval
-from healthstack.fhir.outcome import FhirError
 from healthstack.fhir.searchdefs import SearchParam
 
 if TYPE_CHECKING:

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from healthstack.fhir.crypto import DecryptionError, Keyring
-from healthstack.fhir.outcome import FhirError
+from healthstack.core.crypto import DecryptionError, Keyring
+from healthstack.core.outcome import FhirError
 
 TTL = dt.timedelta(hours=1)
 

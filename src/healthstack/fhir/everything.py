@@ -16,10 +16,10 @@ from typing import Any
 
 import asyncpg
 
+from healthstack.core.crypto import Keyring
+from healthstack.core.outcome import FhirError
 from healthstack.fhir import cursors, searchdefs
 from healthstack.fhir.access import Caller
-from healthstack.fhir.crypto import Keyring
-from healthstack.fhir.outcome import FhirError
 from healthstack.fhir.store import Store, Version
 from healthstack.numbers import ascii_int
 
@@ -76,7 +76,7 @@ def parse(keyring: Keyring, patient: str, params: list[tuple[str, str]]) -> Requ
                 raise bad("_type", f"unknown resource type {unknown[0][:64]!r}")
             request.types = sorted(set(wanted) & set(request.types))
         elif name == "_since":
-            from healthstack.fhir.dates import interval
+            from healthstack.core.dates import interval
 
             try:
                 request.since = interval(value)[0]

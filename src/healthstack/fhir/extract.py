@@ -15,9 +15,9 @@ import functools
 from dataclasses import dataclass, field
 from typing import Any
 
+from healthstack.core.crypto import normalize
+from healthstack.core.dates import interval
 from healthstack.fhir import phi, searchdefs
-from healthstack.fhir.crypto import normalize
-from healthstack.fhir.dates import interval
 
 # Parameters answered from fhir_resource's own columns, for every type or for these two.
 COLUMN_PARAMS = frozenset({"_id", "_lastUpdated"})

@@ -16,9 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from healthstack.core.dates import http_date, instant_text
+from healthstack.core.outcome import FHIR_JSON, FhirError
 from healthstack.fhir import ops
-from healthstack.fhir.dates import http_date, instant_text
-from healthstack.fhir.outcome import FHIR_JSON, FhirError
 from healthstack.fhir.shaping import Shape
 from healthstack.fhir.store import Version
 from healthstack.fhir.validate import ID_RE

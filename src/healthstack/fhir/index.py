@@ -12,8 +12,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from healthstack.fhir.crypto import normalize
-from healthstack.fhir.dates import interval
+from healthstack.core.crypto import normalize
+from healthstack.core.dates import interval
 
 _WORDS = re.compile(r"[\s\-]+")
 

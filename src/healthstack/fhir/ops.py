@@ -16,11 +16,11 @@ from urllib.parse import parse_qsl
 import asyncpg
 import orjson
 
+from healthstack.core.crypto import Keyring
+from healthstack.core.outcome import FhirError, issue
 from healthstack.fhir import includes, search
 from healthstack.fhir import validate as validate_module
 from healthstack.fhir.access import Caller, redact
-from healthstack.fhir.crypto import Keyring
-from healthstack.fhir.outcome import FhirError, issue
 from healthstack.fhir.store import Store, Version, new_id
 from healthstack.fhir.validate import validate
 

@@ -14,9 +14,9 @@ from typing import Any
 import asyncpg
 import orjson
 
+from healthstack.core.outcome import FhirError
 from healthstack.fhir import ops
 from healthstack.fhir.access import Caller
-from healthstack.fhir.outcome import FhirError
 from healthstack.fhir.store import Version
 
 MAX_OPERATIONS = 1000

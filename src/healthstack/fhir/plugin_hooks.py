@@ -18,8 +18,8 @@ from typing import Any
 import asyncpg
 import orjson
 
+from healthstack.core.outcome import FhirError
 from healthstack.fhir.access import PLUGIN_HOOKS, Caller
-from healthstack.fhir.outcome import FhirError
 from healthstack.fhir.store import Store, Version
 from healthstack.fhir.validate import validate
 from healthstack.plugins.cache import CachedPluginSource

@@ -22,8 +22,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from healthstack.core.outcome import FhirError, FhirResponse
 from healthstack.fhir.access import PLUGIN_HOOKS, Caller
-from healthstack.fhir.outcome import FhirError, FhirResponse
 from healthstack.fhir.plugin_hooks import PluginHooks
 from healthstack.numbers import ascii_int
 from healthstack.plugins.cache import CachedPluginSource

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from healthstack.fhir.dates import interval
+from healthstack.core.dates import interval
 from healthstack.fhir.definitions import data
 
 # FHIR decimals have no stated range; ours stay far below float8's 1.8e308 so that sums and means

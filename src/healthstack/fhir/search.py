@@ -14,6 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from healthstack.core.crypto import Keyring, normalize
+from healthstack.core.dates import interval
+from healthstack.core.outcome import FhirError
 from healthstack.fhir import (
     chains,
     composite,
@@ -24,9 +27,6 @@ from healthstack.fhir import (
     shaping,
     sorting,
 )
-from healthstack.fhir.crypto import Keyring, normalize
-from healthstack.fhir.dates import interval
-from healthstack.fhir.outcome import FhirError
 from healthstack.numbers import ascii_int
 
 DEFAULT_COUNT = 20

@@ -13,8 +13,8 @@ from typing import Any
 
 import orjson
 
+from healthstack.core.outcome import FhirError
 from healthstack.fhir import searchdefs
-from healthstack.fhir.outcome import FhirError
 
 SUMMARY_MODES = ("true", "false", "count", "data", "text")
 TOTAL_MODES = ("none", "estimate", "accurate")

@@ -15,10 +15,10 @@ from typing import Any
 import asyncpg
 import orjson
 
+from healthstack.core.crypto import Keyring, aad
+from healthstack.core.dates import instant_text
+from healthstack.core.outcome import FhirError
 from healthstack.fhir import extract, index
-from healthstack.fhir.crypto import Keyring, aad
-from healthstack.fhir.dates import instant_text
-from healthstack.fhir.outcome import FhirError
 
 _COLUMNS = (
     "patient_id, code, codes, categories, effective_start, effective_end, gender, key_id, body"

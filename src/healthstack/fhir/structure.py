@@ -20,8 +20,8 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from healthstack.core.outcome import FhirError, issue
 from healthstack.fhir import definitions
-from healthstack.fhir.outcome import FhirError, issue
 from healthstack.fhir.primitives import (
     ID_RE,
     LOCAL_REFERENCE_RE,

@@ -14,9 +14,9 @@ from typing import Any
 
 import asyncpg
 
+from healthstack.core.dates import instant_text
 from healthstack.fhir import search
 from healthstack.fhir.access import Caller, redact
-from healthstack.fhir.dates import instant_text
 from healthstack.fhir.ops import Engine
 from healthstack.fhir.store import Version
 from healthstack.numbers import ascii_int

@@ -20,9 +20,9 @@ from typing import Any, NoReturn, cast
 
 import asyncpg
 
+from healthstack.core.crypto import DecryptionError, Keyring
+from healthstack.core.outcome import FhirError
 from healthstack.errors import HealthstackError
-from healthstack.fhir.crypto import DecryptionError, Keyring
-from healthstack.fhir.outcome import FhirError
 from healthstack.security.audit_event import AuditEvent
 from healthstack.security.chain import canonical
 from healthstack.security.principal import Principal

@@ -12,7 +12,7 @@ import functools
 import re
 from collections.abc import Collection, Mapping
 
-from healthstack.fhir.outcome import FhirError
+from healthstack.core.outcome import FhirError
 from healthstack.security.principal import Principal
 from healthstack.security.scopes import BREAK_GLASS_SCOPES, Grant, parse_scopes
 

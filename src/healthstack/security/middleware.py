@@ -20,7 +20,7 @@ import orjson
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from healthstack.fhir.outcome import FhirError, issue, outcome_body
+from healthstack.core.outcome import FhirError, issue, outcome_body
 from healthstack.security import audit, authz
 from healthstack.security.audit_event import AuditEvent
 from healthstack.security.principal import Principal

@@ -13,9 +13,9 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 
 from healthstack.config import Settings
+from healthstack.core.outcome import http_error_response
 from healthstack.fhir.api import build_fhir_app
 from healthstack.fhir.http import BaseAlias
-from healthstack.fhir.outcome import http_error_response
 from healthstack.service import health
 from healthstack.service.db import create_pool, pool_stats, probe_capabilities
 from healthstack.service.middleware import RequestMiddleware

@@ -16,7 +16,7 @@ from opentelemetry import trace
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from healthstack.fhir.outcome import issue, outcome_body
+from healthstack.core.outcome import issue, outcome_body
 from healthstack.service import tracing
 from healthstack.service.logs import request_id_var, trace_id_var, user_id_var
 from healthstack.service.state import ServiceState

@@ -18,8 +18,8 @@ import httpx
 import orjson
 import psycopg
 
+from healthstack.core.crypto import DecryptionError, Keyring, aad
 from healthstack.errors import HealthstackError
-from healthstack.fhir.crypto import DecryptionError, Keyring, aad
 from healthstack.ops import backup
 from healthstack.ops.drills.cluster import Cluster, cluster
 from healthstack.ops.drills.fhir import FHIR_JSON, FhirClient

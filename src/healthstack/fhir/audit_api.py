@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from healthstack.fhir.crypto import Keyring
-from healthstack.fhir.dates import instant_text, interval
-from healthstack.fhir.outcome import FhirError, FhirResponse
+from healthstack.core.crypto import Keyring
+from healthstack.core.dates import instant_text, interval
+from healthstack.core.outcome import FhirError, FhirResponse
 from healthstack.numbers import INT4_MAX, ascii_int
 from healthstack.security import audit, authz
 from healthstack.security.middleware import principal_of
