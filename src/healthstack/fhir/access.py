@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import asyncpg
 from starlette.requests import Request
@@ -24,8 +24,26 @@ from healthstack.security.principal import Principal
 from healthstack.service.state import ServiceState
 
 if TYPE_CHECKING:
-    from healthstack.fhir.plugin_hooks import PluginHooks
     from healthstack.fhir.store import Store, Version
+
+
+class WriteHooks(Protocol):
+    """What the write path asks of the plugin layer (``plugin_hooks.PluginHooks`` provides it):
+    a typed seam, so this module needs nothing from the plugin code."""
+
+    def wanted(self, trigger: str, resource_type: str) -> bool: ...
+
+    async def validate(self, caller: Caller, conn: asyncpg.Connection, rtype: str,
+                       resource: dict[str, Any]) -> None: ...  # fmt: skip
+
+    async def derive(self, caller: Caller, conn: asyncpg.Connection, store: Store,
+                     version: Version) -> None: ...  # fmt: skip
+
+
+def write_hooks(state: ServiceState) -> WriteHooks | None:
+    """The plugin hooks ``plugins_api.start`` installed, if any."""
+    return cast("WriteHooks | None", state.extras.get(PLUGIN_HOOKS))
+
 
 DENIAL_AUDITED = "fhir_denial_audited"
 PLUGIN_HOOKS = "plugin_hooks"  # state.extras key, set by healthstack.fhir.plugins_api.start
@@ -132,7 +150,7 @@ class Caller:
 
     def plugins_wanted(self, resource_type: str) -> bool:
         """Whether a validate or derive plugin may run for writes of this type (hot path)."""
-        hooks: PluginHooks | None = self.state.extras.get(PLUGIN_HOOKS)
+        hooks = write_hooks(self.state)
         return hooks is not None and (
             hooks.wanted("validate", resource_type) or hooks.wanted("derive", resource_type)
         )
@@ -143,13 +161,13 @@ class Caller:
         self, conn: asyncpg.Connection, resource_type: str, resource: dict[str, Any], rid: str
     ) -> None:
         """Validate plugins: raise FhirError (422) if one rejects; call right before storing."""
-        hooks: PluginHooks | None = self.state.extras.get(PLUGIN_HOOKS)
+        hooks = write_hooks(self.state)
         if hooks is not None and hooks.wanted("validate", resource_type):
             await hooks.validate(self, conn, resource_type, {**resource, "id": rid})
 
     async def after_store(self, conn: asyncpg.Connection, store: Store, version: Version) -> None:
         """Derive plugins: store derived Observations in the same transaction as ``version``."""
-        hooks: PluginHooks | None = self.state.extras.get(PLUGIN_HOOKS)
+        hooks = write_hooks(self.state)
         if hooks is not None and hooks.wanted("derive", version.resource_type):
             await hooks.derive(self, conn, store, version)
 

@@ -18,7 +18,7 @@ import orjson
 
 from healthstack.core.dates import instant_text
 from healthstack.core.outcome import FhirError, outcome_body
-from healthstack.fhir import ops
+from healthstack.fhir import conditional, ops
 from healthstack.fhir.access import Caller
 from healthstack.fhir.store import Version, new_id
 from healthstack.fhir.validate import ID_RE
@@ -137,10 +137,10 @@ class BundleRunner:
         async with self.conn.transaction():
             mapping = await self._assign_ids(entries)
             resources = [e.resource for e in entries if isinstance(e.resource, dict)]
-            conditional = await ops.conditional_references(
+            resolved = await conditional.conditional_references(
                 self.eng, self.caller, self.conn, resources
             )
-            mapping.update(conditional)
+            mapping.update(resolved)
             for entry in entries:
                 if isinstance(entry.resource, dict):
                     ops.resolve_references(entry.resource, mapping)

@@ -8,13 +8,9 @@ asking whether a chain matches.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from healthstack.core.outcome import FhirError
 from healthstack.fhir import searchdefs
-
-if TYPE_CHECKING:
-    from healthstack.fhir.search import Parser, Query
+from healthstack.fhir.query import Conditions, Query, parse_prefixed, range_condition
 
 _ALIASES = ("c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8")
 
@@ -30,7 +26,7 @@ def _alias(query: Query) -> str:
     return _ALIASES[query.depth - 1]
 
 
-def _subquery(parser: Parser, query: Query, rtype: str, name: str, value: str) -> str:
+def _subquery(parser: Conditions, query: Query, rtype: str, name: str, value: str) -> str:
     """Ids of live ``rtype`` resources matching ``name=value`` (and the caller's compartment)."""
     alias = _alias(query)
     before = len(query.where)
@@ -44,7 +40,7 @@ def _subquery(parser: Parser, query: Query, rtype: str, name: str, value: str) -
     return f"SELECT {alias}.id FROM fhir_resource {alias} WHERE {' AND '.join(where)}"
 
 
-def chain(parser: Parser, query: Query, alias: str, rtype: str, name: str, value: str) -> str:
+def chain(parser: Conditions, query: Query, alias: str, rtype: str, name: str, value: str) -> str:
     """``ref[:Type].param=value``: resources whose ``ref`` points at a match."""
     base, _, rest = name.partition(".")
     if "." in rest.partition(":")[0] or alias != "r":
@@ -68,7 +64,7 @@ def chain(parser: Parser, query: Query, alias: str, rtype: str, name: str, value
     )
 
 
-def has(parser: Parser, query: Query, alias: str, rtype: str, name: str, value: str) -> str:
+def has(parser: Conditions, query: Query, alias: str, rtype: str, name: str, value: str) -> str:
     """``_has:Type:ref:param=value``: resources that a matching ``Type`` points at via ``ref``."""
     parts = name.split(":")
     if len(parts) != 4 or alias != "r":
@@ -89,8 +85,6 @@ def has(parser: Parser, query: Query, alias: str, rtype: str, name: str, value: 
 
 def column(query: Query, alias: str, name: str, value: str) -> str:
     """``_id`` and ``_lastUpdated`` inside a chain: the resource row's own columns."""
-    from healthstack.fhir.search import parse_prefixed, range_condition
-
     if name == "_id":
         return f"{alias}.id = ANY({query.arg(value.split(','))})"
     if name == "_lastUpdated":

@@ -10,20 +10,17 @@ from __future__ import annotations
 
 import decimal
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from healthstack.core.crypto import normalize
 from healthstack.core.dates import interval
 from healthstack.fhir import conditions, extract, searchdefs
-from healthstack.fhir.conditions import bad
-
-if TYPE_CHECKING:
-    from healthstack.fhir.search import Parser, Query
+from healthstack.fhir.query import Conditions, Query, bad
 
 Matcher = Callable[[list[Any]], bool]
 
 
-def add(parser: Parser, query: Query, rtype: str, param: searchdefs.SearchParam, name: str,
+def add(parser: Conditions, query: Query, rtype: str, param: searchdefs.SearchParam, name: str,
         value: str) -> None:  # fmt: skip
     components = _components(rtype, param, name)
     alternatives = value.split(",")

@@ -1,4 +1,5 @@
-"""Conditional update and delete (``PUT [type]?criteria``, ``DELETE [type]?criteria``).
+"""Conditional update and delete (``PUT [type]?criteria``, ``DELETE [type]?criteria``) and
+conditional references inside transactions (``Patient?identifier=...``).
 
 Matching is a search: it needs the search permission, stays in the caller's compartment, is
 audited as a search (criteria as digests), and runs under the same keyed advisory lock as a
@@ -10,7 +11,9 @@ at most :data:`MAX_DELETE`), more is 412, none is 204.
 
 from __future__ import annotations
 
+import re
 from typing import Any
+from urllib.parse import parse_qsl
 
 import asyncpg
 import orjson
@@ -88,3 +91,43 @@ async def delete(
     for version in found:
         await ops.delete(eng, caller, conn, rtype, version.id)
     return len(found)
+
+
+CONDITIONAL_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)\?(.+)$")
+
+
+async def conditional_references(
+    eng: ops.Engine, caller: Caller, conn: asyncpg.Connection, resources: list[Any]
+) -> dict[str, str]:
+    """``Type?criteria`` references inside a transaction -> ``Type/id`` of their one match.
+
+    Each distinct criteria is one search, authorized, confined and audited like any other; no
+    match or several fail the whole transaction (412), as the spec asks."""
+    mapping: dict[str, str] = {}
+    for resource in resources:
+        for ref in ops.walk_references(resource):
+            match = CONDITIONAL_REFERENCE.match(ref["reference"])
+            if match is None or ref["reference"] in mapping:
+                continue
+            rtype, criteria = match.groups()
+            ops.check_type(rtype)
+            mapping[ref["reference"]] = await _one_match(eng, caller, conn, rtype, criteria)
+    return mapping
+
+
+async def _one_match(
+    eng: ops.Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, criteria: str
+) -> str:
+    params = parse_qsl(criteria, keep_blank_values=True)
+    await caller.authorize(rtype, "search")
+    patient = caller.patient_for(rtype)
+    query = eng.parser.parse(rtype, params, patient)
+    query.count = 2
+    matches, _ = await ops.scan(eng, conn, query, patient, None)
+    await caller.audit(conn, "search", rtype, query=redact(rtype, params),
+                       detail="conditional reference")  # fmt: skip
+    if len(matches) != 1:
+        found = "no resource" if not matches else "more than one resource"
+        raise FhirError(412, "not-found" if not matches else "multiple-matches",
+                        f"a conditional reference to {rtype} matches {found}")  # fmt: skip
+    return f"{rtype}/{matches[0].id}"

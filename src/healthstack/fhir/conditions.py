@@ -10,16 +10,13 @@ from __future__ import annotations
 import decimal
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from healthstack.core.crypto import Keyring, normalize
 from healthstack.core.dates import interval
-from healthstack.core.outcome import FhirError
 from healthstack.fhir import extract, phi
+from healthstack.fhir.query import TABLE, Query, bad
 from healthstack.fhir.searchdefs import SearchParam
-
-if TYPE_CHECKING:
-    from healthstack.fhir.search import Query
 
 DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb")
 NUMBER_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge")
@@ -33,13 +30,6 @@ MODIFIERS = {
     "uri": ("", "below", "above", "missing"),
     "composite": ("",),
 }
-TABLE = {"token": "fhir_search_token", "uri": "fhir_search_token", "string": "fhir_search_string",
-         "date": "fhir_search_date", "number": "fhir_search_number",
-         "quantity": "fhir_search_number", "reference": "fhir_search_reference"}  # fmt: skip
-
-
-def bad(param: str, message: str) -> FhirError:
-    return FhirError(400, "invalid", f"search parameter {param}: {message}")
 
 
 @dataclass

@@ -11,7 +11,8 @@ import datetime as dt
 
 import asyncpg
 
-from healthstack.fhir import cursors, search
+from healthstack.fhir import cursors
+from healthstack.fhir import query as query_model
 from healthstack.fhir.access import Caller, redact
 from healthstack.fhir.ops import Engine
 from healthstack.fhir.store import Version
@@ -42,16 +43,22 @@ async def history(
 
 
 def _history_params(params: list[tuple[str, str]]) -> tuple[int, dt.datetime, int]:
-    count, since, before = search.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC), 2**31 - 1
+    count, since, before = (
+        query_model.DEFAULT_COUNT,
+        dt.datetime.min.replace(tzinfo=dt.UTC),
+        2**31 - 1,
+    )
     for name, value in params:
         if name == "_count" and (ascii_int(value) or 0) > 0:
-            count = min(int(value), search.MAX_COUNT)
+            count = min(int(value), query_model.MAX_COUNT)
         elif name == "_since":
-            since = search.parse_prefixed("_since", value)[1][0]
+            since = query_model.parse_prefixed("_since", value)[1][0]
         elif name == "_before" and ascii_int(value, INT4_MAX) is not None:
             before = int(value)
         else:
-            raise search.bad(name, "history supports _count, _since (and _before from next links)")
+            raise query_model.bad(
+                name, "history supports _count, _since (and _before from next links)"
+            )
     return count, since, before
 
 
@@ -67,16 +74,16 @@ async def type_history(
 ) -> tuple[list[Version], str | None]:
     """Every version of every resource of a type, newest first; next page as a sealed cursor."""
     await caller.authorize(rtype, "history-type")
-    count, since, position = search.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC), None
+    count, since, position = query_model.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC), None
     for name, value in params:
         if name == "_count" and (ascii_int(value) or 0) > 0:
-            count = min(int(value), search.MAX_COUNT)
+            count = min(int(value), query_model.MAX_COUNT)
         elif name == "_since":
-            since = search.parse_prefixed("_since", value)[1][0]
+            since = query_model.parse_prefixed("_since", value)[1][0]
         elif name == "_cursor" and len(params) == 1:
             count, since, position = _open_history_cursor(eng, rtype, value)
         else:
-            raise search.bad(name, "type history supports _count and _since")
+            raise query_model.bad(name, "type history supports _count and _since")
     before = position or (FAR_FUTURE, "", 0)
     rows = await eng.store.type_history(
         conn, rtype, caller.patient_for(rtype), since, before, count + 1

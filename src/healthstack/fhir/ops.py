@@ -7,7 +7,6 @@ transaction: writes run inside one (so the audit record commits or rolls back wi
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +18,7 @@ import orjson
 from healthstack.core.crypto import Keyring
 from healthstack.core.outcome import FhirError, issue
 from healthstack.fhir import includes, search
+from healthstack.fhir import query as query_model
 from healthstack.fhir import validate as validate_module
 from healthstack.fhir.access import Caller, redact
 from healthstack.fhir.store import Store, Version, new_id
@@ -78,7 +78,7 @@ async def vread(
 @dataclass
 class Page:
     versions: list[Version]
-    query: search.Query
+    query: query_model.Query
     start: list[Any] | None
     after: list[Any] | None  # position after the last entry when there is a next page
     total: int | None = None  # with _total=accurate or _summary=count
@@ -97,7 +97,7 @@ async def run_search(
     start = None
     if any(name == "_cursor" for name, _ in params):
         if len(params) != 1:
-            raise search.bad("_cursor", "cannot be combined with other parameters")
+            raise query_model.bad("_cursor", "cannot be combined with other parameters")
         params, start = search.unseal(eng.keyring, rtype, params[0][1])
     patient = caller.patient_for(rtype)
     query = eng.parser.parse(rtype, params, patient, lenient)
@@ -113,9 +113,9 @@ async def run_search(
     return Page(versions, query, start, after, total, extra)
 
 
-async def _count(conn: asyncpg.Connection, query: search.Query, patient: str | None) -> int:
+async def _count(conn: asyncpg.Connection, query: query_model.Query, patient: str | None) -> int:
     if query.post_filters:
-        raise search.bad("_total", "not available for searches decided after decryption")
+        raise query_model.bad("_total", "not available for searches decided after decryption")
     fresh = dataclasses.replace(query, args=list(query.args), where=list(query.where))
     value = await conn.fetchval(search.count_sql(fresh, patient), *fresh.args)
     return int(value)
@@ -124,7 +124,7 @@ async def _count(conn: asyncpg.Connection, query: search.Query, patient: str | N
 async def scan(
     eng: Engine,
     conn: asyncpg.Connection,
-    query: search.Query,
+    query: query_model.Query,
     patient: str | None,
     start: list[Any] | None,
 ) -> tuple[list[Version], list[Any] | None]:
@@ -148,7 +148,7 @@ async def scan(
 
 async def _fetch(
     conn: asyncpg.Connection,
-    query: search.Query,
+    query: query_model.Query,
     patient: str | None,
     position: list[Any] | None,
     limit: int,
@@ -159,7 +159,7 @@ async def _fetch(
     return rows
 
 
-def _passes(query: search.Query, version: Version) -> bool:
+def _passes(query: query_model.Query, version: Version) -> bool:
     if not query.post_filters or version.body is None:
         return True
     resource = orjson.loads(version.body)
@@ -190,46 +190,6 @@ def resolve_references(resource: dict[str, Any], mapping: dict[str, str]) -> Non
                 "invalid",
                 "a urn:uuid reference does not resolve to an entry of this transaction Bundle",
             )
-
-
-CONDITIONAL_REFERENCE = re.compile(r"^([A-Z][A-Za-z]+)\?(.+)$")
-
-
-async def conditional_references(
-    eng: Engine, caller: Caller, conn: asyncpg.Connection, resources: list[Any]
-) -> dict[str, str]:
-    """``Type?criteria`` references inside a transaction -> ``Type/id`` of their one match.
-
-    Each distinct criteria is one search, authorized, confined and audited like any other; no
-    match or several fail the whole transaction (412), as the spec asks."""
-    mapping: dict[str, str] = {}
-    for resource in resources:
-        for ref in walk_references(resource):
-            match = CONDITIONAL_REFERENCE.match(ref["reference"])
-            if match is None or ref["reference"] in mapping:
-                continue
-            rtype, criteria = match.groups()
-            check_type(rtype)
-            mapping[ref["reference"]] = await _one_match(eng, caller, conn, rtype, criteria)
-    return mapping
-
-
-async def _one_match(
-    eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, criteria: str
-) -> str:
-    params = parse_qsl(criteria, keep_blank_values=True)
-    await caller.authorize(rtype, "search")
-    patient = caller.patient_for(rtype)
-    query = eng.parser.parse(rtype, params, patient)
-    query.count = 2
-    matches, _ = await scan(eng, conn, query, patient, None)
-    await caller.audit(conn, "search", rtype, query=redact(rtype, params),
-                       detail="conditional reference")  # fmt: skip
-    if len(matches) != 1:
-        found = "no resource" if not matches else "more than one resource"
-        raise FhirError(412, "not-found" if not matches else "multiple-matches",
-                        f"a conditional reference to {rtype} matches {found}")  # fmt: skip
-    return f"{rtype}/{matches[0].id}"
 
 
 def _confine(caller: Caller, rtype: str, resource: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import binascii
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import asyncpg
 import orjson
@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from healthstack.core.outcome import FhirError, FhirResponse
 from healthstack.fhir.access import PLUGIN_HOOKS, Caller
+from healthstack.fhir.ops import Engine
 from healthstack.fhir.plugin_hooks import PluginHooks
 from healthstack.numbers import ascii_int
 from healthstack.plugins.cache import CachedPluginSource
@@ -32,8 +33,22 @@ from healthstack.plugins.model import Plugin
 from healthstack.plugins.registry import PluginRegistry, audit_detail, validate_manifest
 from healthstack.service.state import ServiceState
 
-if TYPE_CHECKING:
-    from healthstack.fhir.api import Api
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+class Host(Protocol):
+    """What the plugin routes use of the FHIR API (``api.Api`` provides it), without importing it."""
+
+    state: ServiceState
+
+    @property
+    def engine(self) -> Engine: ...
+
+    def caller(self, request: Request) -> Caller: ...
+
+    def guarded(self, handler: Handler, interaction: str | None = None,
+                resource_type: str | None = None) -> Handler: ...  # fmt: skip
+
 
 log = logging.getLogger("healthstack.plugins")
 MAX_WASM_BYTES = 16 * 1024 * 1024  # the registry table's CHECK
@@ -167,7 +182,7 @@ def _registry_error(exc: Exception) -> FhirError:
 
 # -- handlers -----------------------------------------------------------------------------------------
 class PluginsApi:
-    def __init__(self, api: Api) -> None:
+    def __init__(self, api: Host) -> None:
         self.api = api
         self.state = api.state
 

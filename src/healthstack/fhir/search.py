@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 from healthstack.core.crypto import Keyring, normalize
@@ -27,12 +25,18 @@ from healthstack.fhir import (
     shaping,
     sorting,
 )
+from healthstack.fhir.query import (
+    MAX_COUNT,
+    Interval,
+    Query,
+    bad,
+    interval_matches,
+    parse_prefixed,
+    range_condition,
+)
 from healthstack.numbers import ascii_int
 
-DEFAULT_COUNT = 20
-MAX_COUNT = 100
 MIN_BIRTH_YEAR = 1800
-PREFIXES = ("eq", "lt", "gt", "le", "ge")
 GENDERS = frozenset({"male", "female", "other", "unknown"})
 _ID = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
 COMMON = ("_id", "_lastUpdated", "_count", "_sort")
@@ -46,73 +50,6 @@ SORTS = {"Patient": ("_id",), "Observation": ("_id", "date", "-date")}
 
 def native_params(rtype: str) -> tuple[str, ...]:
     return PARAMS.get(rtype, COMMON)
-
-
-Interval = tuple[dt.datetime, dt.datetime]
-PostFilter = Callable[[dict[str, Any]], bool]
-
-
-def bad(param: str, message: str) -> FhirError:
-    # Names the parameter, never its value (values may be PHI).
-    return FhirError(400, "invalid", f"search parameter {param}: {message}")
-
-
-@dataclass
-class Query:
-    resource_type: str
-    params: list[tuple[str, str]]  # the validated request, kept for the page cursor
-    count: int = DEFAULT_COUNT
-    sort: str = "_id"
-    sort_keys: list[sorting.SortKey] = field(default_factory=list)  # generic _sort (sorting.py)
-    where: list[str] = field(default_factory=list)
-    args: list[Any] = field(default_factory=list)
-    post_filters: list[PostFilter] = field(default_factory=list)
-    confined_to: str | None = None  # the caller's compartment, for chains and _has
-    shape: shaping.Shape = field(default_factory=shaping.Shape)
-    ignored: list[str] = field(default_factory=list)  # lenient handling: names left out
-    depth: int = 0  # subqueries opened by chains and _has (each gets its own alias)
-
-    def arg(self, value: Any) -> str:
-        self.args.append(value)
-        return f"${len(self.args)}"
-
-
-def parse_prefixed(param: str, raw: str) -> tuple[str, Interval]:
-    has_prefix = raw[:2].isalpha()
-    prefix, text = (raw[:2], raw[2:]) if has_prefix else ("eq", raw)
-    if prefix not in PREFIXES:
-        raise bad(param, f"prefix {prefix!r} is not supported (use eq, lt, gt, le, ge)")
-    try:
-        return prefix, interval(text)
-    except ValueError:
-        raise bad(
-            param, "expected a FHIR date or dateTime (with a time zone if it has a time)"
-        ) from None
-
-
-def range_condition(query: Query, prefix: str, value: Interval, start: str, end: str) -> str:
-    """FHIR date-range semantics: the resource's [start, end) against the value's [ps, pe)."""
-    ps, pe = value
-    if prefix == "eq":
-        return f"({start} >= {query.arg(ps)} AND {end} <= {query.arg(pe)})"
-    column, op, bound = {
-        "lt": (start, "<", ps),
-        "gt": (end, ">", pe),
-        "le": (start, "<", pe),
-        "ge": (end, ">", ps),
-    }[prefix]
-    return f"{column} {op} {query.arg(bound)}"
-
-
-def interval_matches(prefix: str, value: Interval, resource: Interval) -> bool:
-    (ps, pe), (rs, re_) = value, resource
-    return {
-        "eq": rs >= ps and re_ <= pe,
-        "lt": rs < ps,
-        "gt": re_ > pe,
-        "le": rs < pe,
-        "ge": re_ > ps,
-    }[prefix]
 
 
 class Parser:

@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from healthstack.fhir import phi, searchdefs
-from healthstack.fhir.conditions import TABLE, bad
+from healthstack.fhir.query import TABLE, SortKey, bad
 
-if TYPE_CHECKING:
-    from healthstack.fhir.search import Query
+
+class Arguments(Protocol):
+    """The query as sort keys see it (``query.Query``): its type and a place for arguments."""
+
+    resource_type: str
+
+    def arg(self, value: Any) -> str: ...
+
 
 MAX_KEYS = 3
 # (column of the index table, SQL type) per parameter kind; dates sort by their start (asc) or
@@ -32,21 +37,14 @@ SENTINELS = {"timestamptz": ("'infinity'::timestamptz", "'-infinity'::timestampt
              "text": ("chr(1114111)", "''")}  # fmt: skip
 
 
-@dataclass(frozen=True)
-class SortKey:
-    sql: str  # over alias r, NULLs already coalesced
-    descending: bool
-    type: str  # timestamptz | numeric | text
-
-
-def parse(query: Query, value: str) -> list[SortKey]:
+def parse(query: Arguments, value: str) -> list[SortKey]:
     names = [n.strip() for n in value.split(",")]
     if not names or len(names) > MAX_KEYS or not all(names):
         raise bad("_sort", f"one to {MAX_KEYS} parameters, comma-separated")
     return [_key(query, name) for name in names]
 
 
-def _key(query: Query, raw: str) -> SortKey:
+def _key(query: Arguments, raw: str) -> SortKey:
     descending, name = raw.startswith("-"), raw.lstrip("-")
     if name == "_id":
         return SortKey('r.id COLLATE "C"', descending, "text")
@@ -86,7 +84,7 @@ def order(keys: list[SortKey]) -> str:
     return ", ".join([*parts, 'r.id COLLATE "C" ASC'])
 
 
-def after(query: Query, keys: list[SortKey], position: list[Any]) -> str:
+def after(query: Arguments, keys: list[SortKey], position: list[Any]) -> str:
     """Rows strictly after ``position`` (the sort values and id of the last row served)."""
     *values, rid = position
     clauses: list[str] = []

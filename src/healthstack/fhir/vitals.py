@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 
 from healthstack.core.dates import instant_text
+from healthstack.fhir import query as query_model
 from healthstack.fhir import search
 from healthstack.fhir.access import Caller, redact
 from healthstack.fhir.ops import Engine
@@ -53,21 +54,21 @@ STATS_SYSTEM = "http://hl7.org/fhir/observation-statistics"
 def _one(params: list[tuple[str, str]], name: str) -> str | None:
     values = [v for k, v in params if k == name]
     if len(values) > 1:
-        raise search.bad(name, "give it once")
+        raise query_model.bad(name, "give it once")
     return values[0] if values else None
 
 
 def _patient(params: list[tuple[str, str]], caller: Caller) -> str:
     raw = _one(params, "patient") or _one(params, "subject")
     if not raw:
-        raise search.bad("patient", "is required")
+        raise query_model.bad("patient", "is required")
     return raw.removeprefix("Patient/")
 
 
 def _check_names(params: list[tuple[str, str]], allowed: tuple[str, ...]) -> None:
     for name, _ in params:
         if name not in allowed:
-            raise search.bad(name, f"not supported here (use {', '.join(allowed)})")
+            raise query_model.bad(name, f"not supported here (use {', '.join(allowed)})")
 
 
 async def lastn(
@@ -78,7 +79,7 @@ async def lastn(
     patient = _patient(params, caller)
     wanted = ascii_int(_one(params, "max") or "1", MAX_LASTN)
     if wanted is None or wanted < 1:
-        raise search.bad("max", f"must be an integer from 1 to {MAX_LASTN}")
+        raise query_model.bad("max", f"must be an integer from 1 to {MAX_LASTN}")
     code, category = _one(params, "code"), _one(params, "category")
     codes = search.token_values("code", code) if code else None
     categories = search.token_values("category", category) if category else None
@@ -114,7 +115,7 @@ def parse_stats(params: list[tuple[str, str]], caller: Caller) -> StatsRequest:
     if wanted:
         request.statistics = tuple(wanted.split(","))
         if not set(request.statistics) <= set(STATISTICS):
-            raise search.bad("statistic", f"supported: {', '.join(STATISTICS)}")
+            raise query_model.bad("statistic", f"supported: {', '.join(STATISTICS)}")
     return request
 
 
@@ -124,7 +125,7 @@ def _stats_codes(params: list[tuple[str, str]]) -> list[str]:
     raw = [c for k, v in params if k == "code" for c in search.token_values("code", v)]
     codes = [c if "|" in c or not system else f"{system}|{c}" for c in raw]
     if not codes or not all("|" in c and not c.startswith("|") for c in codes):
-        raise search.bad("code", "one or more codes with a system (system|code) are required")
+        raise query_model.bad("code", "one or more codes with a system (system|code) are required")
     return codes
 
 
@@ -135,14 +136,17 @@ def _stats_period(params: list[tuple[str, str]]) -> tuple[dt.datetime, dt.dateti
         try:
             hours = float(duration)
         except ValueError:
-            raise search.bad("duration", "expected a number of hours") from None
+            raise query_model.bad("duration", "expected a number of hours") from None
         if not 0 < hours <= 24 * 366 * 10:
-            raise search.bad("duration", "expected a positive number of hours")
+            raise query_model.bad("duration", "expected a positive number of hours")
         now = dt.datetime.now(dt.UTC)
         return now - dt.timedelta(hours=hours), now
     if not start or not end:
-        raise search.bad("start", "start and end (FHIR dateTime), or duration, are required")
-    return (search.parse_prefixed("start", start)[1][0], search.parse_prefixed("end", end)[1][0])
+        raise query_model.bad("start", "start and end (FHIR dateTime), or duration, are required")
+    return (
+        query_model.parse_prefixed("start", start)[1][0],
+        query_model.parse_prefixed("end", end)[1][0],
+    )
 
 
 def _bucket(raw: str | None) -> str | None:
@@ -150,7 +154,7 @@ def _bucket(raw: str | None) -> str | None:
         return None
     match = _BUCKET.match(raw)
     if not match:
-        raise search.bad("interval", "expected e.g. 15min, 1h or 1d")
+        raise query_model.bad("interval", "expected e.g. 15min, 1h or 1d")
     return f"{match.group(1)} {_UNITS[match.group(2)]}"
 
 
