@@ -36,6 +36,9 @@ class Copy:
 
     tables: list[tuple[str, tuple[str, ...], list[tuple[Any, ...]]]]
     id_column: dict[str, int] = field(default_factory=dict)  # table -> index of the id column
+    # Tables with any number of rows per resource (the search index): their id column holds the
+    # resource's position in the first table, replaced by that resource's fresh id.
+    positional: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -68,7 +71,11 @@ def fresh_rows(copy: Copy) -> list[tuple[str, tuple[str, ...], list[tuple[Any, .
     out = []
     for table, columns, rows in copy.tables:
         at = copy.id_column[table]
-        out.append((table, columns, [(*r[:at], ids[i], *r[at + 1 :]) for i, r in enumerate(rows)]))
+        if table in copy.positional:
+            fresh = [(*r[:at], ids[r[at]], *r[at + 1 :]) for r in rows]
+        else:
+            fresh = [(*r[:at], ids[i], *r[at + 1 :]) for i, r in enumerate(rows)]
+        out.append((table, columns, fresh))
     return out
 
 

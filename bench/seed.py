@@ -29,6 +29,7 @@ class Seeded:
     patient_ids: list[str] = field(default_factory=list)
     mrns: list[str] = field(default_factory=list)
     observations: int = 0
+    conditions: int = 0
     seconds: float = 0.0
 
 
@@ -40,6 +41,24 @@ def patient(i: int) -> dict[str, Any]:
         "gender": ("female", "male")[i % 2],
         "birthDate": f"{1940 + i % 60}-0{1 + i % 9}-1{i % 9}",
     }
+
+
+CONDITION_CATEGORY = "http://terminology.hl7.org/CodeSystem/condition-category"
+
+
+def conditions(patient_id: str) -> list[dict[str, Any]]:
+    """Two Conditions a patient: one on the problem list, one an encounter diagnosis (the generic
+    engine's index tables, searched like US Core does)."""
+    return [
+        {"resourceType": "Condition", "subject": {"reference": f"Patient/{patient_id}"},
+         "category": [{"coding": [{"system": CONDITION_CATEGORY, "code": category}]}],
+         "clinicalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/"
+                                        "condition-clinical", "code": "active"}]},
+         "code": {"coding": [{"system": "http://snomed.info/sct", "code": code}]},
+         "onsetDateTime": "2020-01-01"}
+        for category, code in (("problem-list-item", "44054006"),
+                               ("encounter-diagnosis", "38341003"))
+    ]  # fmt: skip
 
 
 def mrn(i: int) -> str:
@@ -92,6 +111,13 @@ async def _seed(base_url: str, token: str, patients: int, per_patient: int) -> S
             for offset in range(0, per_patient, BUNDLE_SIZE)
         ]
         seeded.observations = sum(len(ids) for ids in await asyncio.gather(*jobs))
+        per_bundle = BUNDLE_SIZE // 2
+        groups = [seeded.patient_ids[s : s + per_bundle]
+                  for s in range(0, len(seeded.patient_ids), per_bundle)]  # fmt: skip
+        posted = await asyncio.gather(
+            *(post(transaction([c for pid in g for c in conditions(pid)])) for g in groups)
+        )
+        seeded.conditions = sum(len(ids) for ids in posted)
     return seeded
 
 

@@ -162,7 +162,7 @@ def measure(report: Report, running: Running, env: dict[str, str], workdir: Path
     token = mint_dev_token(env["SECRET_KEY_BASE"], "bench", SCOPES, ttl_seconds=3600)
     seeded = seed(base, token, options.patients, options.per_patient)
     report.seeded = {"patients": len(seeded.patient_ids), "observations": seeded.observations,
-                     "seconds": round(seeded.seconds, 1)}  # fmt: skip
+                     "conditions": seeded.conditions, "seconds": round(seeded.seconds, 1)}  # fmt: skip
     keyring = Keyring(bytes.fromhex(env["ENCRYPTION_KEY"]))
     # Ingest last: its COPY baseline writes rows the API could not decrypt (their ids change).
     cases = [*workload.reads(seeded, keyring), workload.ingest(seeded.patient_ids[0], keyring)]

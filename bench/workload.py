@@ -23,9 +23,9 @@ import orjson
 from bench.rawdb import AUDIT, TIME_MARK, Copy
 from bench.seed import MRN_SYSTEM, Seeded, vitals_bundle
 from healthstack.core.crypto import Keyring, aad
-from healthstack.fhir import index, search
+from healthstack.fhir import extract, index, search
 from healthstack.fhir.access import redact
-from healthstack.fhir.store import READ_SQL
+from healthstack.fhir.store import GENERIC_TABLES, READ_SQL
 from healthstack.fhir.vitals import LASTN_SQL
 from healthstack.security.audit import Withheld, content_of, withheld_digest
 from healthstack.security.audit_event import AuditEvent
@@ -116,6 +116,14 @@ def observation_search(seeded: Seeded, keyring: Keyring) -> Case:
     return Case("Observation search date", paths, raw, expect=lambda b: len(b.get("entry", [])) > 0)
 
 
+def condition_search(seeded: Seeded, keyring: Keyring) -> Case:
+    """A US Core search answered by the generic engine (reference and token index tables)."""
+    queries = [[("patient", pid), ("category", "problem-list-item")] for pid in seeded.patient_ids]
+    raw: list[Statements | Copy] = [_search(keyring, "Condition", q) for q in queries]
+    paths = [_path("Condition", q) for q in queries]
+    return Case("Condition search patient+category", paths, raw, expect=entries(1))
+
+
 def lastn(seeded: Seeded) -> Case:
     raw: list[Statements | Copy] = []
     paths = []
@@ -139,23 +147,29 @@ def ingest(patient_id: str, keyring: Keyring) -> Case:
 
 
 def copy_rows(resources: list[dict[str, Any]], keyring: Keyring) -> Copy:
+    """The rows the API writes for these Observations (``store.Store._arguments``), COPYed."""
     now = dt.datetime.now(dt.UTC)
     current: list[tuple[Any, ...]] = []
     versions: list[tuple[Any, ...]] = []
     vitals: list[tuple[Any, ...]] = []
-    for resource in resources:
+    generic: dict[str, list[tuple[Any, ...]]] = {table: [] for table in GENERIC_TABLES}
+    for position, resource in enumerate(resources):
         rid = str(uuid.uuid4())
         ext = index.extract("Observation", rid, resource)
+        rows = extract.rows_of("Observation", rid, resource)
         key_id, blob = keyring.encrypt(
             orjson.dumps({**resource, "id": rid}), aad("Observation", rid, 1)
         )
         current.append(("Observation", rid, 1, False, now, ext.patient_id, ext.code, ext.codes,
                         ext.categories, ext.effective_start, ext.effective_end, ext.gender,
-                        key_id, blob))  # fmt: skip
+                        key_id, blob, rows.compartment or None))  # fmt: skip
         versions.append(("Observation", rid, 1, False, now, key_id, blob))
         vitals.extend(
             (ext.patient_id, v.code, v.effective, v.value, v.unit, rid) for v in ext.vitals
         )
+        for table, found in zip(GENERIC_TABLES, (rows.tokens, rows.strings, rows.dates,
+                                                  rows.numbers, rows.references), strict=True):  # fmt: skip
+            generic[table].extend(("Observation", position, *row) for row in found)
     if len(vitals) != len(resources):
         raise RuntimeError(f"expected one vitals row per Observation, got {len(vitals)}")
     return Copy(
@@ -163,14 +177,28 @@ def copy_rows(resources: list[dict[str, Any]], keyring: Keyring) -> Copy:
             ("fhir_resource", RESOURCE_COLUMNS, current),
             ("fhir_resource_version", VERSION_COLUMNS, versions),
             ("fhir_vital", VITAL_COLUMNS, vitals),
+            *((table, GENERIC_COLUMNS[table], rows) for table, rows in generic.items()),
         ],
-        id_column={"fhir_resource": 1, "fhir_resource_version": 1, "fhir_vital": 5},
+        id_column={
+            "fhir_resource": 1,
+            "fhir_resource_version": 1,
+            "fhir_vital": 5,
+            **dict.fromkeys(GENERIC_TABLES, 1),
+        },
+        positional=frozenset(GENERIC_TABLES),
     )
 
 
+GENERIC_COLUMNS = {
+    "fhir_search_token": ("resource_type", "id", "param", "system", "code"),
+    "fhir_search_string": ("resource_type", "id", "param", "normalized", "exact"),
+    "fhir_search_date": ("resource_type", "id", "param", "low", "high"),
+    "fhir_search_number": ("resource_type", "id", "param", "value", "system", "code"),
+    "fhir_search_reference": ("resource_type", "id", "param", "target_type", "target"),
+}
 RESOURCE_COLUMNS = (
     "resource_type", "id", "version", "deleted", "last_updated", "patient_id", "code", "codes",
-    "categories", "effective_start", "effective_end", "gender", "key_id", "body",
+    "categories", "effective_start", "effective_end", "gender", "key_id", "body", "compartment",
 )  # fmt: skip
 VERSION_COLUMNS = ("resource_type", "id", "version", "deleted", "last_updated", "key_id", "body")
 VITAL_COLUMNS = ("patient_id", "code", "effective", "value", "unit", "observation_id")
@@ -181,5 +209,6 @@ def reads(seeded: Seeded, keyring: Keyring) -> list[Case]:
         patient_read(seeded),
         identifier_search(seeded, keyring),
         observation_search(seeded, keyring),
+        condition_search(seeded, keyring),
         lastn(seeded),
     ]

@@ -10,7 +10,8 @@ from bench.suite import Options, run
 from bench import table
 
 CASES = ("Patient read", "Patient search identifier", "Observation search date",
-         "Observation $lastn", "Vitals ingest (Bundle of 100)")  # fmt: skip
+         "Condition search patient+category", "Observation $lastn",
+         "Vitals ingest (Bundle of 100)")  # fmt: skip
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make sysdeps)")
@@ -25,8 +26,8 @@ def test_suite_runs_end_to_end_and_reports_every_case() -> None:
         assert row.ratio is not None
         assert row.ratio > 0
     assert rows["ceiling: /health"].api.requests_per_s > 0
-    assert report.seeded == {"patients": 4, "observations": 20, "seconds": pytest.approx(
-        report.seeded["seconds"])}  # fmt: skip
+    assert report.seeded == {"patients": 4, "observations": 20, "conditions": 8,
+                             "seconds": pytest.approx(report.seeded["seconds"])}  # fmt: skip
     assert 0 < report.rss_under_load_mib <= report.hwm_mib + 1
     assert len(report.ready_seconds) == 1
     rendered = table.render(report)
