@@ -267,3 +267,31 @@ def test_sort_on_any_sortable_parameter_pages_stably(loaded: Loaded) -> None:
     condition = c.get("/Condition", params={"_sort": "code,-_lastUpdated", "_count": "50"})
     codes = [e["resource"]["code"]["coding"][0]["code"] for e in condition.json()["entry"]]
     assert codes == sorted(codes, key=lambda x: x.encode())
+
+
+def test_profiles_identifier_types_and_includes_in_the_compartment(
+    loaded: Loaded, live_service: Service
+) -> None:
+    c, pid = loaded.client, loaded.patient_ids[7]
+    profile = "http://hl7.org/fhir/us/core/StructureDefinition/us-core-condition"
+    typed = {"resourceType": "Condition", "subject": {"reference": f"Patient/{pid}"},
+             "meta": {"profile": [profile]}, "code": {"text": "typed"},
+             "identifier": [{"type": {"coding": [{"system": "http://terminology.hl7.org/"
+                                                  "CodeSystem/v2-0203", "code": "FILL"}]},
+                             "value": f"ORD-{pid[:8]}"}]}  # fmt: skip
+    created = c.post("/Condition", json=typed).json()["id"]
+    assert loaded.search("Condition", _profile=profile) == {created}
+    of_type = "http://terminology.hl7.org/CodeSystem/v2-0203|FILL|" + f"ORD-{pid[:8]}"
+    assert loaded.search("Condition", **{"identifier:of-type": of_type}) == {created}
+    wrong_type = of_type.replace("|FILL|", "|PLAC|")
+    assert loaded.search("Condition", **{"identifier:of-type": wrong_type}) == set()
+    # _include and _revinclude never reach another patient's compartment.
+    theirs = loaded.patient_ids[8]
+    with client_for(live_service, "patient/*.rs", patient=pid) as own:
+        bundle = own.get("/Condition", params={"_include": "Condition:subject",
+                                               "_revinclude": "Encounter:subject"}).json()  # fmt: skip
+        subjects = {e["resource"]["id"] for e in bundle["entry"]
+                    if e["resource"]["resourceType"] == "Patient"}  # fmt: skip
+        assert subjects == {pid}
+        other = own.get("/Patient", params={"_id": theirs, "_revinclude": "Condition:subject"})
+        assert other.json().get("entry") is None

@@ -14,6 +14,7 @@ from typing import Any
 
 from healthstack.core.crypto import Keyring, normalize
 from healthstack.core.dates import interval
+from healthstack.core.outcome import FhirError
 from healthstack.fhir import extract, phi
 from healthstack.fhir.query import TABLE, Query, bad
 from healthstack.fhir.searchdefs import SearchParam
@@ -135,7 +136,7 @@ def _of_type(ctx: Context, param: SearchParam, name: str, alternatives: list[str
         parts = alt.split("|")
         if len(parts) != 3 or not all(parts):
             raise bad(name, ":of-type takes system|code|value")
-        terms.append((f"t:{param.code}", parts[2]))
+        terms.append((f"ot:{param.code}", alt))
     return ctx.digests(terms)
 
 
@@ -183,15 +184,28 @@ def _reference(ctx: Context, param: SearchParam, name: str, value: str,
         raise bad(name, f"{type_modifier} is not a target of this parameter")
     parts = []
     for alt in _alternatives(name, value):
-        if param.targets == () and "/" not in alt:  # canonical references: the URL itself
-            parts.append(f"i.target = {ctx.arg(alt)}")
-            continue
-        rtype, rid = reference_value(name, alt, type_modifier)
-        condition = f"i.target = {ctx.arg(rid)}"
-        if rtype is not None:
-            condition += f" AND i.target_type = {ctx.arg(rtype)}"
-        parts.append(f"({condition})")
+        parts.append(_reference_alternative(ctx, param, name, alt, type_modifier))
     return ctx.rows("fhir_search_reference", param, " OR ".join(parts))
+
+
+def _reference_alternative(ctx: Context, param: SearchParam, name: str, alt: str,
+                           type_modifier: str | None) -> str:  # fmt: skip
+    """A canonical (profile, value set...) is stored as its URL; an absolute literal reference
+    as Type/id: a URL value is tried both ways."""
+    if param.targets == () and "/" not in alt:
+        return f"i.target = {ctx.arg(alt)}"
+    try:
+        rtype, rid = reference_value(name, alt, type_modifier)
+    except FhirError:
+        if "://" in alt:
+            return f"i.target = {ctx.arg(alt)}"
+        raise
+    condition = f"i.target = {ctx.arg(rid)}"
+    if rtype is not None:
+        condition += f" AND i.target_type = {ctx.arg(rtype)}"
+    if "://" in alt:  # also the URL itself (each argument used: PostgreSQL must type them all)
+        return f"(i.target = {ctx.arg(alt)} OR ({condition}))"
+    return f"({condition})"
 
 
 def split_prefix(name: str, raw: str, allowed: tuple[str, ...]) -> tuple[str, str]:

@@ -92,6 +92,8 @@ def _add(rows: Rows, rtype: str, param: searchdefs.SearchParam, values: list[Any
                 rows.tokens.append((param.code, system, code))
             else:
                 rows.terms += token_terms(param.code, system, code)
+        if not phi.token_is_plain(param.code):
+            rows.terms += of_type_terms(param.code, values)
     elif kind == "string":
         for text in string_values(values):
             if phi.string_is_plain(rtype):
@@ -127,6 +129,18 @@ def token_pairs(values: list[Any]) -> list[tuple[str | None, str]]:
                 if isinstance(code, str) and code:
                     system = coding.get("system")
                     out.append((system if isinstance(system, str) else None, code))
+    return out
+
+
+def of_type_terms(code: str, values: list[Any]) -> list[tuple[str, str]]:
+    """``identifier:of-type=system|code|value``: the identifier's type coding with its value."""
+    out = []
+    for value in values:
+        if not isinstance(value, dict) or not isinstance(value.get("value"), str):
+            continue
+        for coding in (value.get("type") or {}).get("coding") or []:
+            if isinstance(coding, dict) and coding.get("system") and coding.get("code"):
+                out.append((f"ot:{code}", f"{coding['system']}|{coding['code']}|{value['value']}"))
     return out
 
 
