@@ -295,3 +295,45 @@ def test_profiles_identifier_types_and_includes_in_the_compartment(
         assert subjects == {pid}
         other = own.get("/Patient", params={"_id": theirs, "_revinclude": "Condition:subject"})
         assert other.json().get("entry") is None
+
+
+def test_summary_elements_and_total(loaded: Loaded) -> None:
+    c, pid = loaded.client, loaded.patient_ids[9]
+    counted = c.get("/Condition", params={"patient": pid, "_summary": "count"}).json()
+    assert counted["total"] == len(loaded.ids[9]["Condition"])
+    assert "entry" not in counted
+    total = c.get("/Observation", params={"patient": pid, "_total": "accurate", "_count": "1"})
+    assert total.json()["total"] == len(loaded.ids[9]["Observation"])
+    assert len(total.json()["entry"]) == 1
+    elements = c.get("/Patient", params={"_id": pid, "_elements": "gender"}).json()
+    resource = elements["entry"][0]["resource"]
+    assert set(resource) == {"resourceType", "id", "meta", "gender"}
+    assert {"code": "SUBSETTED"}.items() <= resource["meta"]["tag"][-1].items()
+    summary = c.get("/Patient", params={"_id": pid, "_summary": "true"}).json()
+    assert "telecom" in summary["entry"][0]["resource"]  # isSummary elements stay
+    assert "contact" not in summary["entry"][0]["resource"]
+    assert c.get("/Patient", params={"_summary": "maybe"}).status_code == 400
+
+
+def test_everything_pages_through_the_compartment(loaded: Loaded) -> None:
+    c, pid, ids = loaded.client, loaded.patient_ids[0], loaded.ids[0]
+    own = {i for rtype, found in ids.items() if rtype not in ("Organization", "Practitioner")
+           for i in found}  # fmt: skip
+    seen: set[str] = set()
+    shared: set[str] = set()
+    bundle = c.get(f"/Patient/{pid}/$everything", params={"_count": "4"}).json()
+    url: str | None = "first page"
+    while url:
+        if url != "first page":
+            bundle = httpx.get(url, headers=c.headers).json()
+        for entry in bundle.get("entry", []):
+            target = seen if entry["search"]["mode"] == "match" else shared
+            target.add(entry["resource"]["id"])
+        url = next((x["url"] for x in bundle["link"] if x["relation"] == "next"), None)
+    assert own <= seen  # every resource of the compartment, over several pages
+    assert set(ids["Practitioner"]) <= shared  # referenced shared resources come along
+    only = c.get(f"/Patient/{pid}/$everything", params={"_type": "Condition"}).json()
+    assert {e["resource"]["id"] for e in only["entry"] if e["search"]["mode"] == "match"} == set(
+        ids["Condition"])  # fmt: skip
+    assert c.get(f"/Patient/{pid}/$everything", params={"_type": "Nope"}).status_code == 400
+    assert c.get(f"/Patient/{pid}/$everything", params={"_cursor": "forged"}).status_code == 400

@@ -218,3 +218,12 @@ def test_patch_needs_read_and_update_and_json_patch(
         )
     fhirpath_patch = fhir.patch(f"/Patient/{patient['id']}", json={"resourceType": "Parameters"})
     assert fhirpath_patch.status_code == 415
+
+
+def test_patch_with_a_huge_array_index_is_a_400(fhir: httpx.Client) -> None:
+    patient = _patient(fhir)
+    ops = [{"op": "remove", "path": "/identifier/" + "9" * 5000}]
+    response = fhir.patch(
+        f"/Patient/{patient['id']}", content=orjson.dumps(ops), headers=PATCH_JSON
+    )
+    assert response.status_code == 400

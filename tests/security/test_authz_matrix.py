@@ -225,6 +225,10 @@ CELLS = [
 ]
 
 
+def test_the_matrix_has_the_size_docs_security_states() -> None:
+    assert len(CELLS) == 3504  # docs/security.md, "Emergency access"
+
+
 @pytest.mark.parametrize("interaction", INTERACTIONS)
 def test_every_cell_of_the_matrix(world: World, interaction: str) -> None:
     cells = [c for c in CELLS if c[3] == interaction]

@@ -18,6 +18,7 @@ from healthstack.core.outcome import FhirError
 from healthstack.fhir import ops
 from healthstack.fhir.access import Caller
 from healthstack.fhir.store import Version
+from healthstack.numbers import ascii_int
 
 MAX_OPERATIONS = 1000
 OPERATIONS = ("add", "remove", "replace", "move", "copy", "test")
@@ -90,8 +91,9 @@ def _parent(doc: Any, path: list[str], index: int) -> Any:
 def _child(node: Any, part: str, index: int) -> Any:
     if isinstance(node, dict) and part in node:
         return node[part]
-    if isinstance(node, list) and part.isascii() and part.isdigit() and int(part) < len(node):
-        return node[int(part)]
+    position = ascii_int(part) if isinstance(node, list) else None
+    if position is not None and position < len(node):
+        return node[position]
     raise bad(index, "the path does not exist in the resource")
 
 
@@ -105,7 +107,7 @@ def _remove(doc: Any, path: list[str], index: int) -> tuple[Any, Any]:
     if isinstance(parent, dict):
         del parent[last]
     else:
-        del parent[int(last)]
+        del parent[ascii_int(last) or 0]  # _child has checked it is a valid position
     return doc, value
 
 
@@ -116,8 +118,8 @@ def _add(doc: Any, path: list[str], value: Any, index: int) -> Any:
     elif isinstance(parent, list):
         if last == "-":
             parent.append(value)
-        elif last.isascii() and last.isdigit() and int(last) <= len(parent):
-            parent.insert(int(last), value)
+        elif (position := ascii_int(last)) is not None and position <= len(parent):
+            parent.insert(position, value)
         else:
             raise bad(index, "array index out of range")
     else:

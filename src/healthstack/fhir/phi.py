@@ -19,8 +19,9 @@ only where range or substring search needs order and the value identifies nobody
 | uris | canonical URLs of definitions |
 | strings of definitional types (ValueSet, Questionnaire, Organization, Location, ...) | no person described |
 
-docs/fhir.md shows this table; ``tests/fhir/test_fhir_generic.py`` scans a ``pg_dump`` of every
-type for the identifying values it wrote.
+docs/fhir-search.md lists it (generated); ``tests/fhir/test_fhir_generic.py`` loads a US Core-shaped
+record of twelve types and scans every table for the identifying values it wrote, and
+``tests/fhir/test_fhir_keys.py`` scans a ``pg_dump`` for Patient and Observation PHI.
 """
 
 from __future__ import annotations

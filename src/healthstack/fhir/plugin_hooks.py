@@ -20,6 +20,7 @@ import orjson
 
 from healthstack.core.outcome import FhirError
 from healthstack.fhir.access import PLUGIN_HOOKS, Caller
+from healthstack.fhir.extract import reference_target
 from healthstack.fhir.store import Store, Version
 from healthstack.fhir.validate import validate
 from healthstack.plugins.cache import CachedPluginSource
@@ -276,8 +277,7 @@ def _labelled_outcome(outcome: dict[str, Any], plugin: str) -> dict[str, Any]:
     return {"resourceType": "OperationOutcome", "issue": issues}
 
 
-def reference_patient(reference: str | None) -> str | None:
-    """The id in a relative ``Patient/<id>`` reference, else None."""
-    if reference and reference.startswith("Patient/"):
-        return reference[len("Patient/") :].split("/", 1)[0]
-    return None
+def reference_patient(reference: Any) -> str | None:
+    """The patient a reference names (``extract.reference_target``), else None."""
+    target = reference_target({"reference": reference})
+    return target[1] if target is not None and target[0] == "Patient" else None
