@@ -125,3 +125,14 @@ def test_production_needs_an_identity_provider() -> None:
     env = {k: v for k, v in GOOD.items() if not k.startswith("OIDC_")}
     with pytest.raises(HealthstackError, match="OIDC_ISSUER"):
         Settings.from_env(env)
+
+
+@pytest.mark.parametrize("name", ["DATABASE_STATEMENT_TIMEOUT", "DATABASE_CONNECT_TIMEOUT"])
+def test_production_refuses_unbounded_database_waits(name: str) -> None:
+    """0 switches a timeout off (the db-outage drill's control); production refuses it."""
+    with pytest.raises(HealthstackError, match=name):
+        Settings.from_env({**GOOD, name: "0"})
+    with pytest.raises(HealthstackError, match=f"{name} must be a number"):
+        Settings.from_env({**GOOD, name: "ten"})
+    development = {**GOOD, "HEALTHSTACK_ENV": "development", name: "0"}
+    assert Settings.from_env(development).database_statement_timeout in (0.0, 30.0)

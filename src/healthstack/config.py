@@ -137,6 +137,10 @@ class Settings:
     max_body_bytes: int = 1_048_576
     token_max_lifetime: int = 3600
     trusted_proxy_hops: int = 0  # X-Forwarded-For entries to trust (docs/security.md)
+    # Client-side bounds on every database wait (0 = none, refused in production): a frozen server
+    # (SIGSTOP, a partitioned VM) keeps sockets open, and only these make requests fail fast.
+    database_statement_timeout: float = 30.0
+    database_connect_timeout: float = 5.0
     oidc_issuer: str | None = None
     oidc_audience: str | None = None
     oidc_jwks_url: str | None = None
@@ -172,6 +176,8 @@ class Settings:
             port=_int(env, "PORT", 4000, minimum=0, maximum=65535),
             pool_size=_int(env, "POOL_SIZE", 10, minimum=1),
             database_pooler=_pooler(env),
+            database_statement_timeout=_float(env, "DATABASE_STATEMENT_TIMEOUT", 30.0),
+            database_connect_timeout=_float(env, "DATABASE_CONNECT_TIMEOUT", 5.0),
             log_level=log_level,
             db_ipv6=_bool(env, "ECTO_IPV6", "DB_IPV6"),
             drain_seconds=_float(env, "SHUTDOWN_DRAIN_SECONDS", 10.0),
@@ -232,11 +238,22 @@ class Settings:
         ]
         if self.backup_key is not None and self.backup_key == self.encryption_key:
             problems.append("BACKUP_KEY must differ from ENCRYPTION_KEY")
-        return problems + self._identity_problems(require_all)
+        return problems + self._production_problems(require_all)
 
-    def _identity_problems(self, require_all: bool) -> list[str]:
+    def _production_problems(self, require_all: bool) -> list[str]:
         if not require_all:
             return []
+        problems = [
+            f"{name} must be greater than 0 in production (seconds)"
+            for name, value in (
+                ("DATABASE_STATEMENT_TIMEOUT", self.database_statement_timeout),
+                ("DATABASE_CONNECT_TIMEOUT", self.database_connect_timeout),
+            )
+            if value <= 0
+        ]
+        return problems + self._oidc_problems()
+
+    def _oidc_problems(self) -> list[str]:
         if not self.oidc_issuer:
             # Development HS256 tokens are refused in production: nobody could sign in.
             return ["OIDC_ISSUER is required in production (with OIDC_AUDIENCE and OIDC_JWKS_URL)"]

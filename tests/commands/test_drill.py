@@ -106,11 +106,33 @@ def test_db_outage_recovers_writes_within_the_bound(tmp_path: Path) -> None:
         assert phase["write_recovery_s"] is not None
         assert phase["write_recovery_s"] <= phase["write_bound_s"]
         assert phase["failed_after_bound"] == 0
-    # Control: the database returns where the service cannot reconnect: writes never recover.
+    # While the database hangs, every request is answered (a 503) within the bound that the
+    # manifests' DATABASE_STATEMENT_TIMEOUT and DATABASE_CONNECT_TIMEOUT give.
+    hang = report["hang"]
+    assert hang["slowest_answer_s"] is not None
+    assert hang["slowest_answer_s"] <= hang["answer_bound_s"] < hang["outage_s"]
+    # Two controls, each failing on its own. The database returns where the service cannot
+    # reconnect: writes never recover.
     unprotected = control(report)
-    assert unprotected["write_recovery_s"] is None
-    assert unprotected["failed_after_bound"] > 0
+    reconnect = unprotected["reconnect"]
+    assert not reconnect["passed"]
+    assert reconnect["write_recovery_s"] is None
+    assert reconnect["failed_after_bound"] > 0
+    # The same hang against a service without database timeouts: requests wait for the thaw.
+    timeouts = unprotected["timeouts"]
+    assert not timeouts["passed"]
+    assert timeouts["slowest_answer_s"] > timeouts["answer_bound_s"]
     assert report["passed"]
+
+
+def test_the_deployed_database_timeouts_answer_before_the_route_gives_up() -> None:
+    """The hang drill's answer bound, from the prod overlay, is below the route timeout."""
+    from healthstack.ops.drills.db_outage import answer_bound
+    from healthstack.ops.drills.spec import load_spec
+
+    spec = load_spec(kustomize=OVERLAY)
+    assert (spec.statement_timeout, spec.connect_timeout) == (5.0, 2.0)
+    assert answer_bound(spec) < 30  # the VirtualService's route timeout (docs/deploy.md)
 
 
 def test_restore_brings_everything_back_and_fails_without_a_table(tmp_path: Path) -> None:

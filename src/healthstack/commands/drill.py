@@ -24,7 +24,8 @@ DRILLS = ("rollout", "crash", "db-outage", "restore", "all")
 CONTROLS = {
     "rollout": "preStop and SHUTDOWN_DRAIN_SECONDS (both 0)",
     "crash": "conditional create (plain POST, no If-None-Exist)",
-    "db-outage": "reconnection (the database returns at another address)",
+    "db-outage": "reconnection (the database returns at another address); separately, the "
+    "service's database timeouts during the hang",
     "restore": "one table in the backup (fhir_resource_version dropped before backup create)",
 }
 FULL_ROLLOUT_REQUESTS = 10_000
@@ -120,17 +121,27 @@ def _crash(spec: RolloutSpec, args: argparse.Namespace, control: bool) -> dict[s
 
 
 def _outage(spec: RolloutSpec, args: argparse.Namespace, control: bool) -> dict[str, Any]:
-    from healthstack.ops.drills.db_outage import run_db_outage
+    from healthstack.ops.drills.db_outage import run_db_outage, run_hang_without_timeouts
 
     scale = args.time_scale
-    return run_db_outage(
-        spec,
-        outage_s=max(1.0, args.outage_seconds * scale),
-        before_s=max(1.0, 3 * scale),
-        after_s=max(1.0, 5 * scale),
-        workers=args.workers,
-        reconnectable=not control,
-    ).to_dict()
+    timing = {
+        "outage_s": max(1.0, args.outage_seconds * scale),
+        "before_s": max(1.0, 3 * scale),
+        "after_s": max(1.0, 5 * scale),
+        "workers": args.workers,
+    }
+    report = run_db_outage(spec, reconnectable=not control, **timing).to_dict()
+    if not control:
+        return report
+    # Two protections, two controls: the drill is trusted only if each one fails on its own.
+    timeouts = run_hang_without_timeouts(spec, **timing).to_dict()
+    return {
+        "drill": "db-outage",
+        "api": report["api"] and timeouts["api"],
+        "passed": report["passed"] or timeouts["passed"],
+        "reconnect": report,
+        "timeouts": timeouts,
+    }
 
 
 def _restore(spec: RolloutSpec, args: argparse.Namespace, control: bool) -> dict[str, Any]:
@@ -183,22 +194,40 @@ def headline(report: dict[str, Any]) -> str:
             f"on connection loss; duplicates {report['duplicates']}, lost {report['lost']} of "
             f"{report['acknowledged']} acknowledged; failed attempts by retry-on [{failed}]"
         )
-    if name == "db-outage":
-        hung = "".join(
-            f"; {kind}: {phase['lost']} lost of {phase['acknowledged']}, first write after "
-            f"{_seconds(phase['write_recovery_s'])}, unready {phase['unready_during_outage']}"
-            for kind in ("hang", "failover")
-            if (phase := report.get(kind))
-        )
+    if name == "db-outage" and "reconnect" in report:  # the two controls
         return (
-            f"{report['lost']} lost of {report['acknowledged']} acknowledged writes, "
-            f"unready during outage {report['unready_during_outage']}, readiness recovered "
-            f"in {_seconds(report['ready_recovery_s'])}, first write after {_seconds(report['write_recovery_s'])} (bound {report['write_bound_s']:.1f}s), restarts {report['restarts']}{hung}"
+            f"never reconnects: {_outage_headline(report['reconnect'])}; no database timeouts: "
+            f"slowest answer during the hang {_seconds(report['timeouts']['slowest_answer_s'])} "
+            f"(bound {report['timeouts']['answer_bound_s']:.1f}s)"
         )
+    if name == "db-outage":
+        return _outage_headline(report)
     return (
         f"{report['versions_restored']}/{report['versions']} versions, "
         f"{report['audit_restored']}/{report['audit_records']} audit records, "
         f"{report['decrypted']} decrypted, chain intact {report['audit_chain_intact']}"
+    )
+
+
+def _outage_headline(report: dict[str, Any]) -> str:
+    phases = "".join(
+        f"; {kind}: {phase['lost']} lost of {phase['acknowledged']}, first write after "
+        f"{_seconds(phase['write_recovery_s'])}, unready {phase['unready_during_outage']}"
+        + (
+            f", slowest answer {_seconds(phase['slowest_answer_s'])} "
+            f"(bound {phase['answer_bound_s']:.1f}s)"
+            if phase.get("answer_bound_s") is not None
+            else ""
+        )
+        for kind in ("hang", "failover")
+        if (phase := report.get(kind))
+    )
+    return (
+        f"{report['lost']} lost of {report['acknowledged']} acknowledged writes, "
+        f"unready during outage {report['unready_during_outage']}, readiness recovered "
+        f"in {_seconds(report['ready_recovery_s'])}, first write after "
+        f"{_seconds(report['write_recovery_s'])} (bound {report['write_bound_s']:.1f}s), "
+        f"restarts {report['restarts']}{phases}"
     )
 
 

@@ -29,7 +29,13 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        state.pool = await create_pool(database_url, settings.pool_size, settings.database_pooler)
+        state.pool = await create_pool(
+            database_url,
+            settings.pool_size,
+            settings.database_pooler,
+            statement_timeout=settings.database_statement_timeout,
+            connect_timeout=settings.database_connect_timeout,
+        )
         state.metrics.watch_pool(lambda: pool_stats(state.pool) if state.pool else None)
         with contextlib.suppress(OSError, Exception):
             # Best effort: with the database down the service still starts, unready.

@@ -32,20 +32,51 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     """
 
 
-async def create_pool(url: str, size: int, pooler: str | None = None) -> asyncpg.Pool:
+class BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg ships no stubs
+    """A pool whose ``acquire`` waits at most ``acquire_timeout`` by default.
+
+    When the database hangs, every pooled connection ends up in a statement that never returns;
+    without a bound, later requests would queue for a free connection forever instead of failing
+    with a 503 the client can retry elsewhere (the db-outage drill's hang control shows this).
+    """
+
+    acquire_timeout: float | None = None
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
+
+
+async def create_pool(
+    url: str,
+    size: int,
+    pooler: str | None = None,
+    *,
+    statement_timeout: float = 30.0,
+    connect_timeout: float = 5.0,
+) -> asyncpg.Pool:
+    """The service's pool; a timeout of 0 means none (tests and the drill's negative control)."""
     # min_size=1 so a pod becomes ready fast; connections grow on demand up to POOL_SIZE.
     # Behind PgBouncer in transaction mode consecutive statements may reach different server
     # connections, where asyncpg's named prepared statements do not exist: no statement cache.
-    return await asyncpg.create_pool(
+    pool = BoundedPool(
         url,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
         min_size=1,
         max_size=size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
+        loop=None,
+        connect=None,
+        setup=None,
         init=_init_connection,
         reset=_keep_session,
-        command_timeout=30,
-        timeout=5,
+        command_timeout=statement_timeout or None,
+        timeout=connect_timeout or None,
         statement_cache_size=0 if pooler == "pgbouncer" else 100,
     )
+    pool.acquire_timeout = statement_timeout or None
+    return await pool
 
 
 @dataclass(frozen=True)

@@ -114,6 +114,8 @@ class Cluster:
             LOG_LEVEL="warning",
             POOL_SIZE="10",
             SHUTDOWN_DRAIN_SECONDS=f"{self.spec.drain_seconds:.3f}",
+            DATABASE_STATEMENT_TIMEOUT=f"{self.spec.statement_timeout:.3f}",
+            DATABASE_CONNECT_TIMEOUT=f"{self.spec.connect_timeout:.3f}",
             HEALTHSTACK_DATA_DIR=str(self.workdir / "data"),
         )
         return env

@@ -8,8 +8,14 @@ again within ``write_bound_s`` (readiness probe period x (successThreshold + 1) 
 with no failed request started after that bound. The database runs with ``fsync=on``, as in
 production. A second outage hangs the database instead (``SIGSTOP`` of the postmaster and every
 backend: sockets stay open, nothing answers, as with a frozen VM or a network partition), then
-resumes it (``SIGCONT``), with the same targets. Control: the database comes back at another address, so the service can never
-re-open its pool: writes never recover and the drill must FAIL.
+resumes it (``SIGCONT``), with the same targets plus one of its own: every request started while
+the database hangs is answered within ``answer_bound_s`` (the service's statement and connect
+timeouts, read from the manifests), so clients can retry elsewhere instead of queueing behind a
+frozen server; the hang lasts twice that bound, so a service without timeouts misses it.
+
+Two negative controls, each of which must FAIL: the database comes back at another address, so
+the service can never re-open its pool (writes never recover); and the hang, against a service
+whose database timeouts are switched off (requests wait for the server to thaw).
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ import contextlib
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +45,17 @@ def write_bound(spec: RolloutSpec) -> float:
     return spec.probe_period * (spec.success_threshold + 1) + RECONNECT_SECONDS
 
 
+def answer_bound(spec: RolloutSpec) -> float:
+    """While the database hangs, every request is answered (a 503) this soon.
+
+    A request may wait once for a pooled connection (bounded by the statement timeout), once for a
+    new connection, and once for its statement; then the audit record of its failure waits the
+    same way; plus a second for scheduling on a loaded machine. With no timeouts (0) the bound
+    is meaningless, so it is computed from the deployed values, never from the control's.
+    """
+    return 2 * (2 * spec.statement_timeout + spec.connect_timeout) + 1.0
+
+
 @dataclass
 class OutageReport:
     outage_s: float
@@ -57,6 +74,8 @@ class OutageReport:
     ready_recovery_s: float | None = None
     write_recovery_s: float | None = None
     failed_after_bound: int = 0
+    answer_bound_s: float | None = None  # hang only: see answer_bound
+    slowest_answer_s: float | None = None  # hang only: of the requests started during the hang
     hang: OutageReport | None = None
     failover: OutageReport | None = None
 
@@ -75,9 +94,15 @@ class OutageReport:
             and self.unready_during_outage
             and self.live_during_outage
             and self.ready_recovery_s is not None
+            and self._answered_in_time()
             and (self.hang is None or self.hang.passed)
             and (self.failover is None or self.failover.passed)
         )
+
+    def _answered_in_time(self) -> bool:
+        if self.answer_bound_s is None:
+            return True
+        return self.slowest_answer_s is not None and self.slowest_answer_s <= self.answer_bound_s
 
     def to_dict(self) -> dict[str, Any]:
         hang = self.hang.to_dict() if self.hang else None
@@ -164,7 +189,7 @@ def run_db_outage(
     hang: bool = True,
     failover: bool = True,
 ) -> OutageReport:
-    """``reconnectable=False`` is the negative control (the database returns elsewhere)."""
+    """``reconnectable=False`` is the first negative control (the database returns elsewhere)."""
     report = OutageReport(outage_s, write_bound(spec), reconnectable)
     phases = (before_s, outage_s, after_s)
     with cluster(spec, fsync=True) as state:
@@ -178,8 +203,7 @@ def run_db_outage(
             return report
         _phase(state, client, replicas, pids, report, phases, workers)
         if hang and reconnectable:
-            report.hang = OutageReport(outage_s, report.write_bound_s, kind="hang")
-            _phase(state, client, replicas, pids, report.hang, phases, workers)
+            report.hang = _hang_phase(state, client, replicas, pids, phases, workers, spec)
         if failover and reconnectable:
             report.failover = OutageReport(outage_s, report.write_bound_s, kind="failover")
             standby = start_standby(state.pg, state.workdir / "standby")
@@ -187,6 +211,44 @@ def run_db_outage(
                 _phase(state, client, replicas, pids, report.failover, phases, workers, standby)
             finally:
                 standby.destroy()
+    return report
+
+
+def run_hang_without_timeouts(
+    spec: RolloutSpec, *, outage_s: float, before_s: float, after_s: float, workers: int
+) -> OutageReport:
+    """The second negative control: the hang, against a service with no database timeouts.
+
+    The bound stays the deployed one (``spec``'s timeouts); only the service loses them.
+    """
+    unprotected = replace(spec, statement_timeout=0.0, connect_timeout=0.0)
+    phases = (before_s, outage_s, after_s)
+    with cluster(unprotected, fsync=True) as state:
+        replicas = state.fleet(spec.replicas)
+        pids = [r.process.pid for r in replicas]
+        assert state.haproxy is not None
+        client = FhirClient.for_secret(state.haproxy.url, state.secret_key_base)
+        if not client.detect():
+            return OutageReport(outage_s, api=False, kind="hang")
+        return _hang_phase(state, client, replicas, pids, phases, workers, spec)
+
+
+def _hang_phase(
+    state: Cluster,
+    client: FhirClient,
+    replicas: list[Replica],
+    pids: list[int],
+    phases: tuple[float, float, float],
+    workers: int,
+    deployed: RolloutSpec,
+) -> OutageReport:
+    """The hang lasts two answer bounds, and no client gives up before it ends."""
+    bound = answer_bound(deployed)
+    before_s, outage_s, after_s = phases
+    hang_s = max(outage_s, 2 * bound)
+    report = OutageReport(hang_s, write_bound(deployed), kind="hang", answer_bound_s=bound)
+    patient = replace(client, timeout=hang_s + bound + 10.0)
+    _phase(state, patient, replicas, pids, report, (before_s, hang_s, after_s), workers)
     return report
 
 
@@ -226,10 +288,12 @@ def _outage(
     else:
         state.pg.stop("immediate" if standby else "fast")
     acked_before = len(load.result.acknowledged)
+    down = time.monotonic()
     try:
         _watch_outage(replicas, outage_s, report)
     finally:
         _signal_all(hung, signal.SIGCONT)  # never leave a frozen server behind
+    thawed = time.monotonic()
     report.acknowledged_during_outage = len(load.result.acknowledged) - acked_before
     if not report.reconnectable:
         state.pg.port = free_port()
@@ -243,4 +307,7 @@ def _outage(
     result = load.stop()
     bound = back + report.write_bound_s
     report.failed_after_bound = sum(1 for s in result.samples if s.started > bound and s.failure)
+    if report.answer_bound_s is not None:
+        waits = [s.latency for s in result.samples if down <= s.started < thawed]
+        report.slowest_answer_s = round(max(waits), 3) if waits else None
     return result

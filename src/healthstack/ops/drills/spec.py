@@ -22,8 +22,14 @@ from healthstack.errors import HealthstackError
 from healthstack.ops.drills.mesh import RetryPolicy, retry_policy
 
 Doc = dict[str, Any]
-DEFAULT_DRAIN = 10.0
-FIXED_EXIT_COST = 5.0  # seconds; see RolloutSpec.scaled  # the service's default SHUTDOWN_DRAIN_SECONDS (docs/CONTRACT.md)
+DEFAULT_DRAIN = 10.0  # the service's default SHUTDOWN_DRAIN_SECONDS (docs/CONTRACT.md)
+FIXED_EXIT_COST = 5.0  # seconds; see RolloutSpec.scaled
+# The service's defaults for DATABASE_STATEMENT_TIMEOUT and DATABASE_CONNECT_TIMEOUT (config.py).
+DEFAULT_STATEMENT_TIMEOUT = 30.0
+DEFAULT_CONNECT_TIMEOUT = 5.0
+# Scaled database timeouts never go below this: a healthy query or connection on a loaded test
+# machine can take a few hundred milliseconds, and must not be mistaken for a hung database.
+MIN_DATABASE_TIMEOUT = 1.0
 
 
 @dataclass(frozen=True)
@@ -44,6 +50,8 @@ class RolloutSpec:
     # endpoints controller, kube-proxy and every Envoy learn of it only after a delay.
     propagation_seconds: float = 5.0
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    statement_timeout: float = DEFAULT_STATEMENT_TIMEOUT
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
 
     def scaled(self, factor: float) -> RolloutSpec:
         """Every duration times ``factor`` (tests); counts and thresholds stay as deployed.
@@ -64,6 +72,8 @@ class RolloutSpec:
             ),
             drain_seconds=self.drain_seconds * factor,
             propagation_seconds=self.propagation_seconds * factor,
+            statement_timeout=max(MIN_DATABASE_TIMEOUT, self.statement_timeout * factor),
+            connect_timeout=max(MIN_DATABASE_TIMEOUT, self.connect_timeout * factor),
         )
 
 
@@ -127,17 +137,18 @@ def _prestop_seconds(container: Doc) -> float:
     return float(match.group(1)) if match else 0.0
 
 
-def _drain_seconds(docs: list[Doc], container: Doc) -> float:
+def _env_seconds(docs: list[Doc], container: Doc, name: str, default: float) -> float:
+    """A duration the container gets from its env or a ConfigMap it loads (envFrom)."""
     for env in container.get("env", []):
-        if env.get("name") == "SHUTDOWN_DRAIN_SECONDS" and "value" in env:
+        if env.get("name") == name and "value" in env:
             return float(env["value"])
     for source in container.get("envFrom", []):
         ref = source.get("configMapRef", {}).get("name")
         for config_map in _find(docs, "ConfigMap", ref):
-            value = config_map.get("data", {}).get("SHUTDOWN_DRAIN_SECONDS")
+            value = config_map.get("data", {}).get(name)
             if value is not None:
                 return float(value)
-    return DEFAULT_DRAIN
+    return default
 
 
 def _container(deployment: Doc, source: str) -> Doc:
@@ -178,7 +189,13 @@ def spec_from_documents(docs: list[Doc], source: str, name: str | None = None) -
         success_threshold=int(probe.get("successThreshold", 1)),
         prestop_seconds=_prestop_seconds(container),
         grace_seconds=float(pod.get("terminationGracePeriodSeconds", 30)),
-        drain_seconds=_drain_seconds(docs, container),
+        drain_seconds=_env_seconds(docs, container, "SHUTDOWN_DRAIN_SECONDS", DEFAULT_DRAIN),
+        statement_timeout=_env_seconds(
+            docs, container, "DATABASE_STATEMENT_TIMEOUT", DEFAULT_STATEMENT_TIMEOUT
+        ),
+        connect_timeout=_env_seconds(
+            docs, container, "DATABASE_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT
+        ),
         source=source,
         retry=retry_policy(
             docs, dict(deployment["spec"]["template"].get("metadata", {}).get("labels", {}))
