@@ -24,12 +24,14 @@ def parse(argv: list[str]) -> Options:
     parser.add_argument("--per-patient", type=int, default=defaults.per_patient,
                         help="Observations seeded per patient")  # fmt: skip
     parser.add_argument("--starts", type=int, default=defaults.starts, help="ready-time samples")
+    parser.add_argument("--repeats", type=int, default=defaults.repeats,
+                        help="runs per case; figures are medians with min-max")  # fmt: skip
     parser.add_argument("--name", default="suite", help="results file: bench/results/NAME.json")
     args = parser.parse_args(argv)
     return Options(
         seconds=args.seconds, warmup=args.warmup, connections=args.connections,
         ingest_connections=args.ingest_connections, pool_size=args.pool_size,
-        patients=args.patients, per_patient=args.per_patient, starts=args.starts, name=args.name,
+        patients=args.patients, per_patient=args.per_patient, starts=args.starts, repeats=args.repeats, name=args.name,
     )  # fmt: skip
 
 

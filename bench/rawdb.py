@@ -106,6 +106,14 @@ async def _worker(
     return errors
 
 
+async def _cpu_between(start: float, stop: float) -> float:
+    """This process's CPU seconds between two ``perf_counter`` instants (the measured window)."""
+    await asyncio.sleep(max(0.0, start - time.perf_counter()))
+    before = time.process_time()
+    await asyncio.sleep(max(0.0, stop - time.perf_counter()))
+    return time.process_time() - before
+
+
 async def measure(spec: Spec) -> dict[str, float]:
     pool = await asyncpg.create_pool(
         spec.url, min_size=spec.pool_size, max_size=spec.pool_size, reset=_reset_nothing
@@ -114,13 +122,20 @@ async def measure(spec: Spec) -> dict[str, float]:
         begin = time.perf_counter()
         counted_from, stop = begin + spec.warmup, begin + spec.warmup + spec.seconds
         samples: list[tuple[float, float]] = []
+        cpu = asyncio.create_task(_cpu_between(counted_from, stop))
         errors = await asyncio.gather(
             *(_worker(pool, spec, n * 7, stop, samples) for n in range(spec.concurrency))
         )
+        cpu_seconds = await cpu
     finally:
         await pool.close()
     latencies = [took for started, took in samples if started >= counted_from]
-    return summarize(latencies, spec.seconds, sum(errors))
+    result = summarize(latencies, spec.seconds, sum(errors))
+    # The baseline's own CPU per operation (the database's is measured by the suite, over every
+    # iteration including the warm-up: hence the total).
+    result["cpu_ms_per_op"] = cpu_seconds * 1000 / len(latencies)
+    result["iterations_total"] = len(samples)
+    return result
 
 
 def summarize(latencies: list[float], seconds: float, errors: int) -> dict[str, float]:

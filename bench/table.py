@@ -9,8 +9,9 @@ from typing import Any
 from bench.suite import TARGETS, Report, Row
 
 HEADER = (
-    f"{'case':31} {'unit':>11} {'API':>9} {'raw':>9} {'API/raw':>7} "
-    f"{'API p50':>8} {'API p99':>8} {'raw p50':>8} {'raw p99':>8} {'err':>5}"
+    f"{'case':33} {'unit':>11} {'API':>8} {'raw':>8} {'API/raw [min-max]':>18} "
+    f"{'p99':>7} {'raw p99':>7} {'svc CPU ms':>16} {'raw CPU':>7} {'DB CPU api/raw':>14} "
+    f"{'steady p50/p99/p99.9 ms':>24} {'err':>4}"
 )
 
 
@@ -18,33 +19,64 @@ def _cell(value: float | None, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _spread(values: tuple[float, float, float] | None, scale: float, spec: str) -> str:
+    if values is None:
+        return "-"
+    median, low, high = (v * scale for v in values)
+    return f"{median:{spec}} [{low:{spec}}-{high:{spec}}]"
+
+
+def _steady(row: Row) -> str:
+    if not row.steady:
+        return "-"
+    p50 = statistics.median(s.p50_ms for s in row.steady)
+    p99 = statistics.median(s.p99_ms for s in row.steady)
+    p999 = statistics.median(s.p999_ms for s in row.steady)
+    return f"{p50:.1f}/{p99:.1f}/{p999:.1f}"
+
+
 def line(row: Row) -> str:
     n = row.per_request
     raw = row.raw or {}
-    ratio = row.ratio
+    errors = sum(r.api.errors + int((r.raw or {}).get("errors", 0)) for r in row.runs)
+    errors += sum(s.errors for s in row.steady)
     return (
-        f"{row.name:31} {row.unit:>11} {row.api.requests_per_s * n:9.0f} "
-        f"{_cell(raw.get('requests_per_s', 0) * n if raw else None, '9.0f'):>9} "
-        f"{_cell(ratio * 100 if ratio is not None else None, '6.0f'):>6}% "
-        f"{row.api.p50_ms:8.2f} {row.api.p99_ms:8.2f} {_cell(raw.get('p50_ms'), '8.2f'):>8} "
-        f"{_cell(raw.get('p99_ms'), '8.2f'):>8} {row.api.errors + int(raw.get('errors', 0)):5d}"
+        f"{row.name:33} {row.unit:>11} {row.api.requests_per_s * n:8.0f} "
+        f"{_cell(raw.get('requests_per_s', 0) * n if raw else None, '8.0f'):>8} "
+        f"{_spread(row.ratio_spread(), 100, '.0f'):>18} "
+        f"{row.api.p99_ms:7.1f} {_cell(raw.get('p99_ms'), '7.1f'):>7} "
+        f"{_spread(row.spread('service_cpu_ms'), 1, '.2f'):>16} "
+        f"{_cell(_median(row, 'raw_cpu_ms'), '7.2f'):>7} "
+        f"{_cell(_median(row, 'api_db_cpu_ms'), '.2f')}/{_cell(_median(row, 'raw_db_cpu_ms'), '.2f'):>6} "
+        f"{_steady(row):>24} {errors:4d}"
     )
 
 
+def _median(row: Row, figure: str) -> float | None:
+    spread = row.spread(figure)
+    return None if spread is None else spread[0]
+
+
 def verdicts(report: Report) -> list[tuple[str, bool, str]]:
-    """(target, met, measured) for each issue-8 target."""
+    """(target, met, measured) for each issue-18 target, on medians of the repeated runs."""
     by_name = {row.name: row for row in report.rows}
     read, ingest = by_name["Patient read"], by_name["Vitals ingest (Bundle of 100)"]
-    reads = [r for r in report.rows if r.raw is not None and r.per_request == 1]
-    worst_p99 = max(r.api.p99_ms for r in reads)
+    searches = [r for r in report.rows if r.raw is not None and r.per_request == 1
+                and r.name != "Patient read"]  # fmt: skip
+    worst_search = min(searches, key=lambda r: r.ratio or 0)
+    steady = [r for r in report.rows if r.steady]
+    worst_steady = max(steady, key=lambda r: (r.steady_p99() or (0.0,))[0])
+    worst_p99 = (worst_steady.steady_p99() or (0.0,))[0]
     ready = statistics.median(report.ready_seconds)
     return [
         ("Patient read >= 60% of raw", (read.ratio or 0) >= TARGETS["read_ratio"],
          f"{(read.ratio or 0) * 100:.0f}%"),
-        ("ingest >= 25% of COPY", (ingest.ratio or 0) >= TARGETS["ingest_ratio"],
+        ("every search >= 50% of raw", (worst_search.ratio or 0) >= TARGETS["search_ratio"],
+         f"worst {worst_search.name}: {(worst_search.ratio or 0) * 100:.0f}%"),
+        ("ingest >= 35% of COPY", (ingest.ratio or 0) >= TARGETS["ingest_ratio"],
          f"{(ingest.ratio or 0) * 100:.0f}%"),
-        ("read p99 < 20 ms (worst read case)", worst_p99 < TARGETS["read_p99_ms"],
-         f"{worst_p99:.1f} ms"),
+        ("p99 < 20 ms at a steady 50% load", worst_p99 < TARGETS["steady_p99_ms"],
+         f"worst {worst_steady.name}: {worst_p99:.1f} ms"),
         ("RSS per worker < 150 MiB under load", report.rss_under_load_mib < TARGETS["rss_mib"],
          f"{report.rss_under_load_mib:.0f} MiB (peak {report.hwm_mib:.0f})"),
         ("ready < 2 s after start (median)", ready < TARGETS["ready_s"], f"{ready:.2f} s"),
@@ -55,7 +87,9 @@ def render(report: Report) -> str:
     o = report.options
     out = [
         f"healthstack bench: 1 worker, pool {o.pool_size}, {o.connections} connections, "
-        f"{o.seconds:g} s per run; seeded {report.seeded}",
+        f"{o.seconds:g} s per run, medians of {o.repeats} runs [min-max]; seeded {report.seeded}",
+        "CPU in ms per request: svc = the service process, raw = the baseline program, "
+        "DB = every PostgreSQL process (API request / baseline operation)",
         HEADER,
         *(line(row) for row in report.rows),
         "",
@@ -69,8 +103,17 @@ def render(report: Report) -> str:
 
 
 def as_json(report: Report) -> dict[str, Any]:
-    rows = {row.name: {"unit": row.unit, "per_request": row.per_request, "api": asdict(row.api),
-                       "raw": row.raw, "ratio": row.ratio} for row in report.rows}  # fmt: skip
+    rows = {
+        row.name: {
+            "unit": row.unit,
+            "per_request": row.per_request,
+            "runs": [asdict(run) | {"ratio": run.ratio} for run in row.runs],
+            "ratio_median_min_max": row.ratio_spread(),
+            "service_cpu_ms_median_min_max": row.spread("service_cpu_ms"),
+            "steady": [asdict(s) for s in row.steady],
+        }
+        for row in report.rows
+    }
     return {
         "options": asdict(report.options),
         "rows": rows,

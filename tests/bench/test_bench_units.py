@@ -80,3 +80,29 @@ def test_profile_summary_inclusive_and_self(tmp_path: Path) -> None:
     assert "4 samples" in text
     assert "100.0%  main (healthstack/a.py)" in text
     assert " 75.0%  read (healthstack/b.py)" in text
+
+
+def test_open_loop_percentiles_are_nearest_rank() -> None:
+    from bench.openloop import percentile, summarize
+
+    ordered = [i / 1000 for i in range(1, 1001)]  # 1..1000 ms
+    assert percentile(ordered, 0.5) == 500
+    assert percentile(ordered, 0.99) == 990
+    assert percentile(ordered, 0.999) == 999
+    result = summarize(list(reversed(ordered)), rate=100.0, sent=1000, errors=0)
+    assert (result.p50_ms, result.max_ms) == (500, 1000)
+
+
+def test_cpu_seconds_count_this_process_and_its_children() -> None:
+    import os
+    import subprocess
+
+    from bench.cpu import process_seconds, tree_seconds
+
+    before = process_seconds(os.getpid())
+    sum(i * i for i in range(2_000_000))  # burn some CPU
+    assert process_seconds(os.getpid()) > before
+    # A child's time stays counted after it exits (the parent's cumulative child times).
+    start = tree_seconds(os.getpid())
+    subprocess.run(["python3", "-c", "sum(i * i for i in range(3_000_000))"], check=True)
+    assert tree_seconds(os.getpid()) > start
