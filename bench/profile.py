@@ -18,6 +18,7 @@ from pathlib import Path
 from bench import workload
 from bench.common import RESULTS, free_port, healthstack_command, launch, postgres, service_env
 from bench.seed import seed
+from bench.cpu import CpuWindow
 from bench.suite import SCOPES, Options, api_load
 from healthstack.core.crypto import Keyring
 from healthstack.security.tokens import mint_dev_token
@@ -76,7 +77,8 @@ def profile_case(base: str, pid: int, case: workload.Case, token: str, options: 
                                                                        ("raw", "txt"))}  # fmt: skip
     spies = [py_spy(pid, options.seconds, path, fmt) for fmt, path in outputs.items()]
     load = threading.Thread(
-        target=api_load, args=(base, case, token, options, Path(tempfile.mkdtemp()))
+        target=api_load,
+        args=(base, case, token, options, Path(tempfile.mkdtemp()), CpuWindow(pid, None)),
     )
     load.start()
     for spy in spies:
