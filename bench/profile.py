@@ -17,8 +17,8 @@ from pathlib import Path
 
 from bench import workload
 from bench.common import RESULTS, free_port, healthstack_command, launch, postgres, service_env
-from bench.seed import seed
 from bench.cpu import CpuWindow
+from bench.seed import seed
 from bench.suite import SCOPES, Options, api_load
 from healthstack.core.crypto import Keyring
 from healthstack.security.tokens import mint_dev_token

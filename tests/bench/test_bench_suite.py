@@ -29,9 +29,10 @@ def test_suite_runs_end_to_end_and_reports_every_case() -> None:
         # Every repetition measured the CPU each side spent per request.
         assert len(row.runs) == 2
         for measured in row.runs:
-            assert measured.service_cpu_ms > 0 and measured.api_db_cpu_ms > 0, name
-            assert measured.raw_cpu_ms is not None and measured.raw_cpu_ms > 0, name
-            assert measured.raw_db_cpu_ms is not None and measured.raw_db_cpu_ms > 0, name
+            assert measured.service_cpu_ms > 0, name
+            assert measured.api_db_cpu_ms > 0, name
+            assert (measured.raw_cpu_ms or 0) > 0, name
+            assert (measured.raw_db_cpu_ms or 0) > 0, name
         # Reads also ran open loop at half their measured maximum.
         if name != "Vitals ingest (Bundle of 100)":
             assert len(row.steady) == 2

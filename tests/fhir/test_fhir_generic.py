@@ -155,7 +155,28 @@ def test_modifiers_chains_and_has(loaded: Loaded) -> None:
                                     f"http://hl7.org/fhir/sid/us-npi|9{rec.mrn.split('-')[1]}0001"}) == set(ids["MedicationRequest"])  # fmt: skip
 
 
+def test_token_text_matches_whole_words_of_displays_and_text(loaded: Loaded) -> None:
+    """``:text`` on any token parameter, native ones included (Observation ``code``): every word
+    of the query in the concept's text or a coding's display, case- and accent-insensitive."""
+    s, ids, pid = loaded.search, loaded.ids[5], loaded.patient_ids[5]
+    heart_rate = {i for i in ids["Observation"] if i in s("Observation", code="8867-4")}
+    assert heart_rate
+    assert s("Observation", patient=pid, **{"code:text": "HEART rate"}) == heart_rate
+    assert s("Observation", patient=pid, **{"code:text": "rate"}) >= heart_rate
+    assert s("Observation", patient=pid, **{"code:text": "heart pulse"}) == set()
+    assert s("Observation", patient=pid, **{"code:text": "hear"}) == set()  # whole words only
+    assert s("AllergyIntolerance", patient=pid, **{"code:text": "cashew"}) == set(
+        ids["AllergyIntolerance"]
+    )
+    assert s("Immunization", patient=pid, **{"vaccine-code:text": "pizza,influenza"}) == set(
+        ids["Immunization"]
+    )
+    assert s("Procedure", patient=pid, **{"code:text": "Appendéctomy"}) == set(ids["Procedure"])
+
+
 @pytest.mark.parametrize(("params", "fragment"), [
+    ({"code:text": " - "}, "at least one word"),
+    ({"_id:not": "x"}, "modifiers are not supported"),
     ({"nonsense": "x"}, "nonsense"),
     ({"code:fuzzy": "x"}, "code"),
     ({"subject:Patient.name.family": "x"}, "chains deeper"),

@@ -22,7 +22,7 @@ from healthstack.fhir.searchdefs import SearchParam
 DATE_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge", "sa", "eb")
 NUMBER_PREFIXES = ("eq", "ne", "lt", "gt", "le", "ge")
 MODIFIERS = {
-    "token": ("", "not", "missing", "of-type"),
+    "token": ("", "not", "missing", "of-type", "text"),
     "string": ("", "exact", "contains", "missing"),
     "reference": ("", "missing"),  # plus a resource type, e.g. subject:Patient
     "date": ("", "missing"),
@@ -103,6 +103,8 @@ def _token(ctx: Context, param: SearchParam, name: str, value: str, modifier: st
     alternatives = _alternatives(name, value)
     if modifier == "of-type":
         return _of_type(ctx, param, name, alternatives)
+    if modifier == "text":
+        return _text(ctx, param, name, alternatives)
     if not phi.token_is_plain(param.code):
         terms = [_token_term(param, name, alt) for alt in alternatives]
         found = ctx.digests(terms)
@@ -127,6 +129,20 @@ def _token_term(param: SearchParam, name: str, alt: str) -> tuple[str, str]:
     if bar and not code:
         raise bad(name, "system| (any value in a system) is not supported for identifiers")
     return (f"ts:{param.code}", f"{system}|{code}") if bar else (f"t:{param.code}", code)
+
+
+def _text(ctx: Context, param: SearchParam, name: str, alternatives: list[str]) -> str:
+    """``code:text=heart rate``: every word is in the text or a display (whole words, any case).
+
+    Comma-separated alternatives are ORed; the words of one alternative are ANDed.
+    """
+    parts = []
+    for alt in alternatives:
+        words = extract.text_words(alt)
+        if not words:
+            raise bad(name, ":text needs at least one word")
+        parts.append(" AND ".join(ctx.digests([(f"tx:{param.code}", w)]) for w in words))
+    return "(" + " OR ".join(f"({p})" for p in parts) + ")"
 
 
 def _of_type(ctx: Context, param: SearchParam, name: str, alternatives: list[str]) -> str:

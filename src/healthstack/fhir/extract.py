@@ -94,6 +94,7 @@ def _add(rows: Rows, rtype: str, param: searchdefs.SearchParam, values: list[Any
                 rows.terms += token_terms(param.code, system, code)
         if not phi.token_is_plain(param.code):
             rows.terms += of_type_terms(param.code, values)
+        rows.terms += text_terms(param.code, values)
     elif kind == "string":
         for text in string_values(values):
             if phi.string_is_plain(rtype):
@@ -142,6 +143,35 @@ def of_type_terms(code: str, values: list[Any]) -> list[tuple[str, str]]:
             if isinstance(coding, dict) and coding.get("system") and coding.get("code"):
                 out.append((f"ot:{code}", f"{coding['system']}|{coding['code']}|{value['value']}"))
     return out
+
+
+MAX_TEXT_WORDS = (
+    32  # per coded value: a display or text longer than this is searchable by its start
+)
+
+
+def text_words(text: str) -> list[str]:
+    """The words ``:text`` matches: normalized (case, accents), hyphens split, in order."""
+    return normalize(text).replace("-", " ").split()[:MAX_TEXT_WORDS]
+
+
+def text_terms(code: str, values: list[Any]) -> list[tuple[str, str]]:
+    """``code:text=...``: each word of a CodeableConcept's text and its codings' displays.
+
+    Kept as keyed digests, never plain: ``CodeableConcept.text`` is free text a clinician typed and
+    may name a person. Whole words only (no prefixes) keeps this to a few digests per coding.
+    """
+    texts: list[str] = []
+    for value in values:
+        if not isinstance(value, dict):
+            continue
+        texts.append(value.get("text", ""))
+        codings = value.get("coding") if "coding" in value else [value]
+        for coding in codings if isinstance(codings, list) else []:
+            if isinstance(coding, dict):
+                texts.append(coding.get("display", ""))
+    words = {word for text in texts if isinstance(text, str) for word in text_words(text)}
+    return [(f"tx:{code}", word) for word in sorted(words)]
 
 
 def token_terms(code: str, system: str | None, value: str) -> list[tuple[str, str]]:

@@ -35,6 +35,11 @@ def render() -> str:
         "Composites (`code-value-quantity=system|code$gt140`): `$` between components; they match "
         "within one node (the resource, or one `component`), decided after decryption.",
         "",
+        "Token `:text` (`code:text=heart rate`): every word of the value appears, as a whole word "
+        "(case and accents ignored), in the concept's `text` or one of its codings' `display`. "
+        "The words are kept as keyed digests (a concept's text is free text that may name a "
+        "person), so prefixes and substrings do not match.",
+        "",
         "Everywhere: `_id`, `_lastUpdated` (prefixes as for dates), `_has:Type:ref:param` (one "
         "level), comma-separated values are ORed, repeated parameters ANDed. Unknown parameters "
         "and modifiers are a 400 naming the parameter.",

@@ -95,11 +95,13 @@ class Parser:
         if base in ("_id", "_lastUpdated") and alias != "r":
             query.where.append(chains.column(query, alias, name, value))
             return
-        if base in native_params(rtype) and alias == "r":
-            if modifier:
-                raise bad(name, "modifiers are not supported on this parameter")
+        if base in native_params(rtype) and alias == "r" and not modifier:
             getattr(self, "p_" + base.lstrip("_"))(query, name, value)
             return
+        if modifier and base in COMMON:  # columns of fhir_resource: no index rows to modify
+            raise bad(name, "modifiers are not supported on this parameter")
+        # With a modifier, a native parameter is answered from the generic index, which holds
+        # every parameter of every type (extract.extracted_params).
         if base == "_has":
             query.where.append(chains.has(self, query, alias, rtype, name, value))
             return
