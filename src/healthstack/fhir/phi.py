@@ -21,7 +21,8 @@ only where range or substring search needs order and the value identifies nobody
 
 docs/fhir-search.md lists it (generated); ``tests/fhir/test_fhir_generic.py`` loads a US Core-shaped
 record of twelve types and scans every table for the identifying values it wrote, and
-``tests/fhir/test_fhir_keys.py`` scans a ``pg_dump`` for Patient and Observation PHI.
+``tests/fhir/test_fhir_keys.py`` scans a ``pg_dump`` for Patient and Observation PHI, and
+``tests/fhir/test_fhir_dump_every_type.py`` one of every stored type.
 """
 
 from __future__ import annotations
