@@ -12,7 +12,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 # PostgreSQL).
 APT_PACKAGES := haproxy wrk clang-14 lld-14 wasi-libc postgresql-15 pgbouncer
 
-.PHONY: run test lint drill bench sysdeps tools clean docs lock
+.PHONY: run test lint drill bench bench-scale sysdeps tools clean docs lock
 
 $(RUNTIME_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ drill: $(STAMP) sysdeps
 
 bench: $(STAMP) tools sysdeps
 	$(BIN)/python -m bench
+
+# US Core searches at 100,000 and 1,000,000 resources (about an hour on 2 cores: seeding goes
+# through the API); docs/performance.md, "Search at scale".
+bench-scale: $(STAMP)
+	$(BIN)/python -m bench.scale
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests bench

@@ -106,3 +106,18 @@ def test_cpu_seconds_count_this_process_and_its_children() -> None:
     start = tree_seconds(os.getpid())
     subprocess.run(["python3", "-c", "sum(i * i for i in range(3_000_000))"], check=True)
     assert tree_seconds(os.getpid()) > start
+
+
+def test_scale_records_refer_to_their_own_patient_and_plans_flag_growing_tables() -> None:
+    from bench.scale import RECORD, bundle, seq_scans
+
+    entries = bundle(5, 2)["entry"]
+    assert len(entries) == 2 * RECORD
+    patients = [e["fullUrl"] for e in entries if e["resource"]["resourceType"] == "Patient"]
+    assert len(patients) == 2
+    for n, entry in enumerate(entries):
+        subject = entry["resource"].get("subject")
+        if subject:
+            assert subject["reference"] == patients[n // RECORD]
+    plan = "Seq Scan on fhir_resource r\n  ->  Seq Scan on audit_chain\n Index Scan on fhir_token"
+    assert seq_scans(plan) == ["fhir_resource"]
