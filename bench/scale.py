@@ -145,6 +145,28 @@ async def explain(url: str, keyring: Keyring, rtype: str, params: list[tuple[str
         await conn.close()
 
 
+STORAGE_SQL = """
+SELECT CASE WHEN c.relname LIKE 'audit%' THEN 'audit' ELSE 'resources' END AS part,
+       sum(pg_total_relation_size(c.oid))::bigint AS bytes
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = 'public' AND c.relkind = 'r'
+  AND (c.relname LIKE 'fhir%' OR c.relname LIKE 'audit%')
+GROUP BY 1
+"""
+
+
+async def storage_bytes(url: str) -> dict[str, int]:
+    """Bytes on disk (tables, indexes, TOAST): the resources with their search index, and the
+    audit trail (every seeding and search request wrote its records)."""
+    conn = await asyncpg.connect(url)
+    try:
+        found = {r["part"]: int(r["bytes"]) for r in await conn.fetch(STORAGE_SQL)}
+        found["audit_records"] = int(await conn.fetchval("SELECT count(*) FROM audit_log"))
+        return found
+    finally:
+        await conn.close()
+
+
 def seq_scans(plan: str) -> list[str]:
     return sorted({t for t in re.findall(r"Seq Scan on (\w+)", plan) if t in GROWING})
 
@@ -182,6 +204,7 @@ def run(sizes: list[int], rate: float, seconds: float) -> dict[str, Any]:
                 asyncio.run(seed(running.base_url, token, len(ids), size // RECORD, ids))
                 seeded_s = time.monotonic() - started
                 pg.psql("ANALYZE")
+                storage = asyncio.run(storage_bytes(env["DATABASE_URL"]))
                 cases = searches(ids, random.Random(size), 200)
                 figures = measure(running.base_url, token, cases, rate, seconds, Path(scratch))
                 for name, queries in cases.items():
@@ -189,14 +212,19 @@ def run(sizes: list[int], rate: float, seconds: float) -> dict[str, Any]:
                         explain(env["DATABASE_URL"], keyring, name.split("?")[0], queries[0])
                     )
                     figures[name]["seq_scans"] = seq_scans(plan)
-                results["sizes"][str(len(ids) * RECORD)] = {"seed_seconds": round(seeded_s, 1),
-                                                             "searches": figures}  # fmt: skip
+                results["sizes"][str(len(ids) * RECORD)] = {
+                    "seed_seconds": round(seeded_s, 1), "searches": figures, "storage": storage,
+                    "bytes_per_resource": round(storage["resources"] / (len(ids) * RECORD)),
+                    "bytes_per_audit_record": round(storage["audit"] / storage["audit_records"]),
+                }  # fmt: skip
                 print(render_size(len(ids) * RECORD, seeded_s, figures), flush=True)
+                print(f"storage: {storage} bytes", flush=True)
     return results
 
 
 def render_size(resources: int, seeded_s: float, figures: dict[str, Any]) -> str:
-    lines = [f"\n{resources:,} resources (seeded through the API in {seeded_s:.0f} s)",
+    lines = [f"\n{resources:,} resources (seeded through the API in {seeded_s:.0f} s, "
+             f"{resources / max(seeded_s, 0.001):.0f} resources/s)",
              f"{'search':42} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}  plan"]  # fmt: skip
     for name, f in figures.items():
         plan = "index only" if not f["seq_scans"] else "SEQ SCAN " + ",".join(f["seq_scans"])
