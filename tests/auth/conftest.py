@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +32,32 @@ def clients_file(path: Path, extra: list[dict[str, Any]]) -> Path:
 def smart_service(
     module_database: Database, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
-    from tests.auth.keys import BACKEND_CLIENTS
+    from tests.auth.keys import BACKEND_CLIENTS, URL_JWKS, url_client
 
     folder = tmp_path_factory.mktemp("smart")
-    registered = clients_file(folder / "clients.json", BACKEND_CLIENTS)
+    body = json.dumps(URL_JWKS).encode()
+
+    class Jwks(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    keys = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    threading.Thread(target=keys.serve_forever, daemon=True).start()
+    jwks_uri = f"http://127.0.0.1:{keys.server_address[1]}/jwks.json"
+    registered = clients_file(folder / "clients.json", [*BACKEND_CLIENTS, url_client(jwks_uri)])
     service = start_service(module_database, folder / "service.log",
                             SMART_CLIENTS_FILE=str(registered))  # fmt: skip
     yield service
     service.stop()
+    keys.shutdown()
+    keys.server_close()
 
 
 def create_patient(base: str, family: str) -> str:

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
 EC_KEY = ec.generate_private_key(ec.SECP384R1())
-RSA_CLIENT, EC_CLIENT = "backend-rsa", "backend-ec"
+RSA_CLIENT, EC_CLIENT, URL_CLIENT = "backend-rsa", "backend-ec", "backend-jwks-url"
 
 
 def public_jwk(key: Any, kid: str, alg: str) -> dict[str, Any]:
@@ -35,4 +35,13 @@ def assertion(client_id: str, audience: str, *, jti: str | None = None, lifetime
               "iat": at, "jti": jti or uuid.uuid4().hex}  # fmt: skip
     if client_id == EC_CLIENT:
         return jwt.encode(claims, EC_KEY, algorithm="ES384", headers={"kid": "ec-1"})
-    return jwt.encode(claims, RSA_KEY, algorithm="RS384", headers={"kid": "rsa-1"})
+    kid = "rsa-url" if client_id == URL_CLIENT else "rsa-1"
+    return jwt.encode(claims, RSA_KEY, algorithm="RS384", headers={"kid": kid})
+
+
+def url_client(jwks_uri: str) -> dict[str, Any]:
+    """A client whose keys are published at ``jwks_uri`` (served by the test, see conftest)."""
+    return {"client_id": URL_CLIENT, "scope": "system/*.rs", "jwks_uri": jwks_uri}
+
+
+URL_JWKS = {"keys": [public_jwk(RSA_KEY, "rsa-url", "RS384")]}

@@ -19,7 +19,7 @@ from typing import Any
 
 from authlib.oauth2 import AuthorizationServer as _Server
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request, grants
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core.grants import OpenIDCode
 from joserfc.jwk import RSAKey
@@ -194,6 +194,13 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
 class BackendGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = [PRIVATE_KEY_JWT]
 
+    def validate_token_request(self) -> None:
+        super().validate_token_request()
+        # authlib passes the requested scope through; only what the client is registered for is
+        # ever granted, and asking for nothing grantable is invalid_scope (RFC 6749 5.2).
+        if not self.request.client.get_allowed_scope(self.request.payload.scope):
+            raise InvalidScopeError("none of the requested scopes is registered for this client")
+
 
 class IdToken(OpenIDCode):  # type: ignore[misc]
     def __init__(self, key: RSAKey) -> None:
@@ -272,7 +279,7 @@ class SmartServer(_Server):  # type: ignore[misc]
     def mint(self, grant_type: str, client: Client, user: User | None = None,
              scope: str | None = None, expires_in: int | None = None,
              include_refresh_token: bool = True) -> dict[str, Any]:  # fmt: skip
-        scope = scope or ""
+        scope = client.get_allowed_scope(scope)  # never more than the registration allows
         names = scope.split()
         backend = grant_type == "client_credentials"
         ttl = BACKEND_TOKEN_TTL if backend else self.app_ttl
