@@ -10,7 +10,9 @@ import pytest
 
 from healthstack import auth
 from healthstack.auth import discovery
+from healthstack.auth.backend import KeyAssertion
 from healthstack.auth.clients import load_clients
+from healthstack.auth.server import SmartServer, User
 from healthstack.config import Settings
 from healthstack.errors import HealthstackError
 from healthstack.service.state import ServiceState
@@ -92,3 +94,17 @@ def test_a_public_client_cannot_use_client_credentials(tmp_path: Path) -> None:
     assert not client.check_grant_type("client_credentials")
     assert client.check_endpoint_auth_method("none", "token")
     assert not client.check_redirect_uri("https://app.example/cb/../evil")
+
+
+@pytest.mark.parametrize(("scope", "days"), [("offline_access", 30.0), ("online_access", 1 / 24)])
+def test_refresh_tokens_live_as_their_scope_says(tmp_path: Path, scope: str, days: float) -> None:
+    path = tmp_path / "clients.json"
+    path.write_text(json.dumps({"clients": [{"client_id": "app", "scope": f"{scope} user/*.rs",
+                                             "redirect_uris": ["https://app.example/cb"]}]}))  # fmt: skip
+    server = SmartServer(load_clients(path), "k" * 64, 3600, KeyAssertion())
+    user = User("Practitioner/1", "Practitioner/1", None)
+    token = server.mint("authorization_code", server.clients["app"], user, f"{scope} user/*.rs")
+    lifetime = server.refreshes[token["refresh_token"]].get_expires_in()
+    assert abs(lifetime - days * 86400) < 60
+    assert "refresh_token" not in server.mint("authorization_code", server.clients["app"], user,
+                                              "user/*.rs")  # fmt: skip

@@ -160,6 +160,17 @@ def test_bad_authorization_requests_are_redirected_with_the_error(
     assert query_of(response)["error"] == error
 
 
+def test_a_tampered_consent_form_is_refused(smart_service: Service) -> None:
+    page = httpx.get(authorize_url(smart_service, "patient/*.rs", pkce()[1]))
+    pairs = [(html.unescape(k), html.unescape(v)) for k, v in HIDDEN.findall(page.text)]
+    widened = [(k, "user/*.cruds" if k == "scope" else v) for k, v in pairs]
+    form = [*widened, ("fhir_user", "Practitioner/dev-user"), ("decision", "approve")]
+    response = httpx.post(f"{smart_service.base_url}/auth/authorize", content=urlencode(form),
+                          headers={"Content-Type": "application/x-www-form-urlencoded"})  # fmt: skip
+    assert response.status_code == 400
+    assert "location" not in response.headers
+
+
 def test_an_unregistered_redirect_uri_is_never_redirected_to(smart_service: Service) -> None:
     url = authorize_url(smart_service, "patient/*.rs", pkce()[1],
                         redirect_uri="https://attacker.example/cb")  # fmt: skip
