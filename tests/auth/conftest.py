@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.conftest import Database, Service, start_service
-from tests.security.conftest import mint
+from tests.security.conftest import json_server, mint
 
 APP = "test-app"
 REDIRECT = "http://127.0.0.1:9/callback"  # never contacted: the test reads the Location header
@@ -35,29 +33,13 @@ def smart_service(
     from tests.auth.keys import BACKEND_CLIENTS, URL_JWKS, url_client
 
     folder = tmp_path_factory.mktemp("smart")
-    body = json.dumps(URL_JWKS).encode()
-
-    class Jwks(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            return None
-
-    keys = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
-    threading.Thread(target=keys.serve_forever, daemon=True).start()
-    jwks_uri = f"http://127.0.0.1:{keys.server_address[1]}/jwks.json"
-    registered = clients_file(folder / "clients.json", [*BACKEND_CLIENTS, url_client(jwks_uri)])
-    service = start_service(module_database, folder / "service.log",
-                            SMART_CLIENTS_FILE=str(registered))  # fmt: skip
-    yield service
-    service.stop()
-    keys.shutdown()
-    keys.server_close()
+    with json_server(lambda: URL_JWKS) as jwks_uri:
+        extra = [*BACKEND_CLIENTS, url_client(jwks_uri)]
+        registered = clients_file(folder / "clients.json", extra)
+        service = start_service(module_database, folder / "service.log",
+                                SMART_CLIENTS_FILE=str(registered))  # fmt: skip
+        yield service
+        service.stop()
 
 
 def create_patient(base: str, family: str) -> str:

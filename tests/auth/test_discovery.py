@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+from tests.test_config import GOOD
 
 from healthstack import auth
 from healthstack.auth import discovery
@@ -17,15 +18,7 @@ from healthstack.config import Settings
 from healthstack.errors import HealthstackError
 from healthstack.service.state import ServiceState
 
-PROD = {
-    "HEALTHSTACK_ENV": "production",
-    "DATABASE_URL": "postgresql://app:pw@db:5432/healthcare",
-    "SECRET_KEY_BASE": "k" * 64,
-    "ENCRYPTION_KEY": "ab" * 32,
-    "OIDC_ISSUER": "https://login.example.com/realms/healthcare",
-    "OIDC_AUDIENCE": "healthstack",
-    "OIDC_JWKS_URL": "https://login.example.com/realms/healthcare/protocol/openid-connect/certs",
-}
+PROD = {**GOOD, "OIDC_JWKS_URL": f"{GOOD['OIDC_ISSUER']}/protocol/openid-connect/certs"}
 KEYCLOAK = "https://login.example.com/realms/healthcare/protocol/openid-connect"
 BASE = "https://fhir.example.com/api/fhir"
 

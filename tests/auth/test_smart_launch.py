@@ -136,12 +136,18 @@ def test_a_wrong_verifier_and_a_reused_code_are_invalid_grant(smart_service: Ser
     # The failed attempt consumed the code: the right verifier now finds nothing either.
     verifier2, challenge2 = pkce()
     answer2 = query_of(consent(smart_service, authorize_url(
-        smart_service, "launch/patient patient/*.rs", challenge2), patient=pid))  # fmt: skip
-    assert exchange(smart_service, answer2["code"], verifier2).status_code == 200
+        smart_service, "launch/patient patient/*.rs offline_access", challenge2), patient=pid))  # fmt: skip
+    first = exchange(smart_service, answer2["code"], verifier2)
+    assert first.status_code == 200
     reused = exchange(smart_service, answer2["code"], verifier2)
     assert reused.status_code == 400
     assert reused.json()["error"] == "invalid_grant"
     assert exchange(smart_service, answer["code"], verifier).status_code == 400
+    # The replay revoked what the first exchange issued.
+    refresh = httpx.post(f"{smart_service.base_url}/auth/token", data={
+        "grant_type": "refresh_token", "refresh_token": first.json()["refresh_token"],
+        "client_id": APP})  # fmt: skip
+    assert refresh.status_code == 400
 
 
 @pytest.mark.parametrize(

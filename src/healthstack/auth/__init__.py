@@ -6,6 +6,7 @@ FHIR layer registers :func:`well_known` under its base, ``service.app`` mounts :
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import orjson
@@ -16,6 +17,8 @@ from starlette.routing import BaseRoute, Mount
 from healthstack.auth import discovery
 from healthstack.core.outcome import FhirError
 from healthstack.service.state import ServiceState
+
+log = logging.getLogger("healthstack.auth")
 
 
 def well_known(state: ServiceState, base: Callable[[Request], str]) -> Callable[..., object]:
@@ -36,6 +39,12 @@ def routes(state: ServiceState) -> list[BaseRoute]:
     """The embedded authorization server under ``/auth``, outside production only."""
     if not discovery.embedded(state.settings):
         return []
-    from healthstack.auth.endpoints import build
-
+    if not state.settings.secret_key_base:  # its tokens are signed with a key derived from it
+        log.error("the embedded SMART authorization server needs SECRET_KEY_BASE")
+        return []
+    try:
+        from healthstack.auth.endpoints import build
+    except ImportError:  # the production image has no authlib: `pip install '.[local]'`
+        log.error("the embedded SMART authorization server needs authlib (extra 'local')")
+        return []
     return [Mount(discovery.AUTH_PREFIX, app=build(state))]

@@ -31,6 +31,7 @@ from healthstack.security import tokens
 CODE_TTL = 60  # seconds: a code is exchanged at once by the app's redirect handler
 APP_TOKEN_TTL = 900
 BACKEND_TOKEN_TTL = 300  # SMART Backend Services: short-lived, no refresh
+SPENT_LIMIT = 10_000
 OFFLINE_TTL = 30 * 86400
 ONLINE_TTL = 3600
 # The issuer of id_tokens for this request (the server answers on whatever origin it is reached).
@@ -160,8 +161,15 @@ class CodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
             time.time() + CODE_TTL,
         )  # fmt: skip
 
+    def create_token_response(self) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        status, token, headers = super().create_token_response()
+        self.server.spend(self.request.form.get("code", ""), token.get("refresh_token"))
+        return status, token, headers
+
     def query_authorization_code(self, code: str, client: Client) -> Code | None:
-        # Popped, not read: a second exchange of the same code finds nothing (invalid_grant).
+        # Popped, not read: a second exchange of the same code finds nothing (invalid_grant),
+        # and revokes what the first exchange issued (RFC 6749 section 4.1.2).
+        self.server.replayed(code)
         found: Code | None = self.server.codes.pop(code, None)
         if found is None or found.client_id != client.client_id or time.time() > found.expires_at:
             return None
@@ -243,6 +251,7 @@ class Stores:
     codes: dict[str, Code] = field(default_factory=dict)
     refreshes: dict[str, Refresh] = field(default_factory=dict)
     launches: dict[str, Launch] = field(default_factory=dict)
+    spent: dict[str, str | None] = field(default_factory=dict)  # code -> its refresh token
 
 
 class SmartServer(_Server):  # type: ignore[misc]
@@ -255,6 +264,7 @@ class SmartServer(_Server):  # type: ignore[misc]
         self.id_key = RSAKey.generate_key(2048, parameters={"kid": secrets.token_hex(8)})
         stores = Stores()
         self.codes, self.refreshes, self.launches = stores.codes, stores.refreshes, stores.launches
+        self.spent = stores.spent
         self.register_client_auth_method(PRIVATE_KEY_JWT, assertion)
         self.register_token_generator("default", self.mint)
         self.register_grant(CodeGrant, [S256Only(required=True), IdToken(self.id_key)])
@@ -263,6 +273,17 @@ class SmartServer(_Server):  # type: ignore[misc]
 
     def query_client(self, client_id: str) -> Client | None:
         return self.clients.get(client_id)
+
+    def spend(self, code: str, refresh: str | None) -> None:
+        if len(self.spent) >= SPENT_LIMIT:  # bounded: codes live a minute, so do replays
+            self.spent.clear()
+        self.spent[code] = refresh
+
+    def replayed(self, code: str) -> None:
+        if code in self.spent:
+            refresh = self.refreshes.get(self.spent[code] or "")
+            if refresh is not None:
+                refresh.revoked = True
 
     def save_token(self, token: dict[str, Any], request: Request) -> None:
         return None  # access tokens are self-contained JWTs; refresh tokens saved in mint()
