@@ -11,8 +11,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import logging
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -33,7 +35,9 @@ from healthstack.core.crypto import Keyring, aad
 from healthstack.security import audit
 from healthstack.service.state import ServiceState
 
+log = logging.getLogger("healthstack.auth")
 FORM_FIELDS = ("ticket", "patient", "fhir_user", "decision")
+GRANT_TYPES = frozenset({"authorization_code", "refresh_token", "client_credentials"})
 LAUNCH_TTL = 300
 PICKER_SIZE = 50
 PATIENTS_SQL = """
@@ -78,6 +82,11 @@ class Endpoints:
             )
         return JSONResponse(body, status_code=status, headers=dict(headers))
 
+    def known(self, oauth: OAuthRequest) -> str | None:
+        """The request's client_id when it is a registered one (never client-typed text)."""
+        client_id = oauth.payload.client_id
+        return client_id if self.server.query_client(str(client_id or "")) else None
+
     async def audit(self, interaction: str, outcome: str, client_id: str | None,
                     subject: str | None = None, **fields: Any) -> None:  # fmt: skip
         event = audit.event_for(None, interaction, outcome, client_id=client_id, **fields)
@@ -94,7 +103,7 @@ class Endpoints:
             grant = self.server.get_consent_grant(oauth)
             self.check_aud(request, oauth, grant)
         except OAuth2Error as error:
-            await self.audit("consent", "denied", oauth.payload.client_id, detail=error.error)
+            await self.audit("consent", "denied", self.known(oauth), detail=error.error)
             return self.respond(self.server.handle_error_response(oauth, error))
         launch = self.launch_of(oauth)
         wants_picker = launch is None and "launch/patient" in oauth.scope.split()
@@ -144,7 +153,7 @@ class Endpoints:
             grant = self.server.get_consent_grant(oauth)
             user = await self.user_for(oauth, fields)
         except OAuth2Error as error:
-            await self.audit("consent", "denied", oauth.payload.client_id, detail=error.error)
+            await self.audit("consent", "denied", self.known(oauth), detail=error.error)
             return self.respond(self.server.handle_error_response(oauth, error))
         approved = fields.get("decision") == "approve"
         await self.audit("consent", "success" if approved else "denied", grant.client.client_id,
@@ -183,17 +192,17 @@ class Endpoints:
         backend.seen_var.set(seen)
         await self.assertion.prefetch(self.server.query_client(asserted_client(oauth)))
         status, body, headers = self.server.create_token_response(oauth)
-        client_id = oauth.client.client_id if oauth.client is not None else None
+        client_id = oauth.client.client_id if oauth.client is not None else self.known(oauth)
         if status == 200 and not await self.fresh(seen):
             status, body, headers = self.server.handle_error_response(
                 oauth, InvalidClientError(description="the assertion's jti was used before"))  # fmt: skip
         grant_type = oauth.payload.grant_type
+        grant_type = grant_type if grant_type in GRANT_TYPES else "other"  # client-typed text
         if status == 200:
             await self.audit("token", "success", client_id, detail=f"grant: {grant_type}"[:80])
         else:
             error = body.get("error", "error") if isinstance(body, dict) else "error"
-            await self.audit("token", "denied", client_id or oauth.payload.client_id,
-                             detail=f"{grant_type}: {error}"[:120])  # fmt: skip
+            await self.audit("token", "denied", client_id, detail=f"{grant_type}: {error}"[:120])
         return self.respond((status, body, headers))
 
     async def fresh(self, seen: list[tuple[str, str, float]]) -> bool:
@@ -257,11 +266,28 @@ def asserted_client(oauth: OAuthRequest) -> str:
     return sub if isinstance(sub, str) else ""
 
 
+def guarded(handler: Callable[[Request], Awaitable[Response]]) -> Callable[..., Any]:
+    """Never a traceback: an audit outage is a 503/500 saying so, a bug a logged 500."""
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except audit.AuditWriteError as error:
+            return JSONResponse({"error": "server_error", "error_description": str(error)},
+                                error.status)  # fmt: skip
+        except Exception as error:
+            log.error("unexpected error in the authorization server",
+                      extra={"error": type(error).__name__})  # fmt: skip
+            return JSONResponse({"error": "server_error"}, 500)
+
+    return endpoint
+
+
 def build(state: ServiceState) -> Starlette:
     endpoints = Endpoints(state)
     return Starlette(routes=[
-        Route("/authorize", endpoints.authorize, methods=["GET", "POST"]),
-        Route("/token", endpoints.token, methods=["POST"]),
-        Route("/jwks", endpoints.jwks, methods=["GET"]),
-        Route("/launch", endpoints.launch, methods=["GET"]),
+        Route("/authorize", guarded(endpoints.authorize), methods=["GET", "POST"]),
+        Route("/token", guarded(endpoints.token), methods=["POST"]),
+        Route("/jwks", guarded(endpoints.jwks), methods=["GET"]),
+        Route("/launch", guarded(endpoints.launch), methods=["GET"]),
     ])  # fmt: skip
