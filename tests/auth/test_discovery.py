@@ -44,6 +44,8 @@ def test_production_names_the_identity_provider() -> None:
     # What the IdP does is the operator's to declare; what the FHIR server enforces is ours.
     assert document["capabilities"] == ["client-public", "launch-standalone", "permission-patient",
                                         "permission-user", "permission-v2"]  # fmt: skip
+    assert document["grant_types_supported"] == ["authorization_code"]
+    assert document["token_endpoint_auth_methods_supported"] == ["none"]
     extension = discovery.oauth_uris_extension(settings, BASE)
     assert extension is not None
     assert {e["url"]: e["valueUri"] for e in extension["extension"]} == {
@@ -56,6 +58,9 @@ def test_development_names_the_embedded_server() -> None:
     assert document is not None
     assert document["token_endpoint"] == "http://127.0.0.1:4000/auth/token"
     assert document["code_challenge_methods_supported"] == ["S256"]
+    assert document["grant_types_supported"] == [
+        "authorization_code", "client_credentials", "refresh_token"]  # fmt: skip
+    assert document["token_endpoint_auth_methods_supported"] == ["private_key_jwt", "none"]
 
 
 @pytest.mark.parametrize(

@@ -68,24 +68,28 @@ def smart_configuration(settings: Settings, base: str) -> dict[str, Any] | None:
     if urls is None:
         return None
     external = bool(settings.smart_authorize_url)
+    capabilities = (
+        sorted({*RESOURCE_SERVER_CAPABILITIES, *settings.smart_capabilities})
+        if external
+        else list(EMBEDDED_CAPABILITIES)
+    )
+    asymmetric = "client-confidential-asymmetric" in capabilities
     document: dict[str, Any] = {
         "authorization_endpoint": urls["authorize"],
         "token_endpoint": urls["token"],
-        "grant_types_supported": ["authorization_code", "client_credentials"],
+        # Only what the server does: the embedded one all of these, an IdP what it declares.
+        "grant_types_supported": ["authorization_code"]
+        + (["client_credentials"] if asymmetric else [])
+        + ([] if external else ["refresh_token"]),
         "code_challenge_methods_supported": ["S256"],
         "response_types_supported": ["code"],
-        "token_endpoint_auth_methods_supported": ["private_key_jwt"]
-        + ([] if external else ["none"]),
-        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+        "token_endpoint_auth_methods_supported": (["private_key_jwt"] if asymmetric else [])
+        + (["none"] if "client-public" in capabilities else []),
         "scopes_supported": list(EMBEDDED_SCOPES),
-        "capabilities": (
-            sorted({*RESOURCE_SERVER_CAPABILITIES, *settings.smart_capabilities})
-            if external
-            else list(EMBEDDED_CAPABILITIES)
-        ),
+        "capabilities": capabilities,
     }
-    if not external:
-        document["grant_types_supported"].append("refresh_token")
+    if asymmetric:
+        document["token_endpoint_auth_signing_alg_values_supported"] = ["RS384", "ES384"]
     if "issuer" in urls:
         document["issuer"] = urls["issuer"]
     if "jwks" in urls:
