@@ -156,6 +156,7 @@ def test_a_wrong_verifier_and_a_reused_code_are_invalid_grant(smart_service: Ser
         ({"code_challenge_method": "plain"}, "invalid_request"),
         ({"code_challenge": "", "code_challenge_method": ""}, "invalid_request"),
         ({"aud": "https://elsewhere.example/fhir"}, "invalid_request"),
+        ({"launch": "not-a-launch-this-server-started"}, "invalid_request"),
     ],
 )
 def test_bad_authorization_requests_are_redirected_with_the_error(

@@ -58,7 +58,9 @@ class Endpoints:
         self.server = SmartServer(load_clients(settings.smart_clients_file),
                                   settings.secret_key_base, settings.token_max_lifetime,
                                   self.assertion)  # fmt: skip
-        self.ticket_key = hashlib.sha256(b"smart-consent/" + settings.secret_key_base.encode())
+        self.ticket_key = hashlib.sha256(
+            b"smart-consent/" + settings.secret_key_base.encode()
+        ).digest()
 
     # -- helpers ---------------------------------------------------------------------------------
     def origin(self, request: Request) -> str:
@@ -69,8 +71,7 @@ class Endpoints:
         return OAuthRequest(request.method, str(request.url), dict(request.headers), pairs)
 
     def ticket(self, pairs: list[tuple[str, str]]) -> str:
-        return hmac.new(self.ticket_key.digest(), urlencode(sorted(pairs)).encode(),
-                        "sha256").hexdigest()  # fmt: skip
+        return hmac.new(self.ticket_key, urlencode(sorted(pairs)).encode(), "sha256").hexdigest()
 
     def respond(self, result: tuple[int, Any, list[tuple[str, str]]]) -> Response:
         status, body, headers = result
@@ -102,14 +103,14 @@ class Endpoints:
         try:
             grant = self.server.get_consent_grant(oauth)
             self.check_aud(request, oauth, grant)
+            launch = self.launch_of(oauth)
         except OAuth2Error as error:
             await self.audit("consent", "denied", self.known(oauth), detail=error.error)
             return self.respond(self.server.handle_error_response(oauth, error))
-        launch = self.launch_of(oauth)
         wants_picker = launch is None and "launch/patient" in oauth.scope.split()
         patients = await self.patients(grant.client.client_id) if wants_picker else None
-        page = consent_page(grant.client.client_id, oauth.scope,
-                                [*pairs, ("ticket", self.ticket(pairs))], patients)  # fmt: skip
+        hidden = [*pairs, ("ticket", self.ticket(pairs))]
+        page = consent_page(grant.client.client_id, oauth.scope, hidden, patients)
         return HTMLResponse(page, headers={"Cache-Control": "no-store",
                                            "X-Frame-Options": "DENY"})  # fmt: skip
 
@@ -121,11 +122,18 @@ class Endpoints:
                                       redirect_uri=grant.redirect_uri)  # fmt: skip
 
     def launch_of(self, oauth: OAuthRequest) -> Launch | None:
+        """The EHR launch the request names, if any; an unknown, expired or another client's
+        ``launch`` is refused (invalid_request), never silently ignored."""
         value = oauth.payload.data.get("launch")
-        found = self.server.launches.get(value or "")
-        if found is None or found.expires_at < time.time():
+        if value is None:
             return None
-        return found if found.client_id == oauth.payload.client_id else None
+        found = self.server.launches.get(value)
+        if found is None or found.expires_at < time.time():
+            found = None
+        if found is None or found.client_id != oauth.payload.client_id:
+            raise InvalidRequestError("the launch is unknown or has expired",
+                                      redirect_uri=oauth.payload.redirect_uri)  # fmt: skip
+        return found
 
     async def patients(self, client_id: str) -> list[tuple[str, str]]:
         keyring = Keyring.from_settings(self.state.settings)
