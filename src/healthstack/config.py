@@ -111,6 +111,19 @@ def _bool(env: Mapping[str, str], *names: str) -> bool:
     return False
 
 
+def _smart_embedded(env: Mapping[str, str], mode: str) -> bool:
+    """The embedded development authorization server: on by default outside production, never in
+    production (it signs with a key derived from SECRET_KEY_BASE and knows no real users)."""
+    if mode != "production":
+        return env.get("SMART_EMBEDDED_AS", "") == "" or _bool(env, "SMART_EMBEDDED_AS")
+    if _bool(env, "SMART_EMBEDDED_AS"):
+        raise HealthstackError(
+            "SMART_EMBEDDED_AS: the embedded development authorization server is refused in "
+            "production; set SMART_AUTHORIZE_URL and SMART_TOKEN_URL to the identity provider"
+        )
+    return False
+
+
 def is_hex_key(value: str) -> bool:
     return bool(_HEX_KEY.match(value))
 
@@ -153,6 +166,15 @@ class Settings:
     encryption_old_keys: tuple[str, ...] = field(default=(), repr=False)
     backup_key: str | None = field(default=None, repr=False)
     openai_api_key: str | None = field(default=None, repr=False)
+    # SMART App Launch (issue 16, docs/smart.md): the authorization server apps are sent to. In
+    # production the organisation's identity provider (SMART_AUTHORIZE_URL, SMART_TOKEN_URL,
+    # SMART_CAPABILITIES); elsewhere the embedded development server under /auth, its clients
+    # registered in SMART_CLIENTS_FILE (JSON). SMART_EMBEDDED_AS=true is refused in production.
+    smart_authorize_url: str | None = None
+    smart_token_url: str | None = None
+    smart_capabilities: tuple[str, ...] = ()
+    smart_clients_file: Path | None = None
+    smart_embedded_as: bool = True
 
     @property
     def production(self) -> bool:
@@ -196,6 +218,13 @@ class Settings:
             encryption_old_keys=tuple(k.strip() for k in (old_keys or "").split(",") if k.strip()),
             backup_key=_secret(env, "BACKUP_KEY"),
             openai_api_key=_secret(env, "OPENAI_API_KEY"),
+            smart_authorize_url=env.get("SMART_AUTHORIZE_URL") or None,
+            smart_token_url=env.get("SMART_TOKEN_URL") or None,
+            smart_capabilities=tuple(env.get("SMART_CAPABILITIES", "").split()),
+            smart_clients_file=Path(env["SMART_CLIENTS_FILE"])
+            if env.get("SMART_CLIENTS_FILE")
+            else None,
+            smart_embedded_as=_smart_embedded(env, mode),
         )
         settings.validate_secrets(require_all=settings.production)
         return settings

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from urllib.parse import parse_qsl
 
 SEPARATE = ("AuditEvent", "Plugin")  # a wildcard never reaches these
 # The interaction letter each interaction needs (docs/security.md, "Authorization").
@@ -23,7 +24,18 @@ READ_SIDE = frozenset(
     {"read", "vread", "history", "batch-read", "search", "lastn", "stats", "evaluate"}
 )
 V1 = {"read": "rs", "write": "cud", "*": "cruds"}
-_SCOPE = re.compile(r"^(patient|user|system)/([A-Za-z]+|\*)\.([a-z*]+)$")
+_SCOPE = re.compile(r"^(patient|user|system)/([A-Za-z]+|\*)\.([a-z*]+)(?:\?(.+))?$")
+# Granular scopes (`patient/Observation.rs?category=...`): reads and searches only, and only the
+# records their query matches; a wildcard type with a query grants nothing.
+GRANULAR_SIDE = frozenset({"read", "vread", "search", "batch-read"})
+CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
+# The token values of the records the matrix reads (its World creates exactly these), per
+# parameter a granular scope may name; any other parameter cannot be enforced, so matches nothing.
+TARGET_TOKENS: dict[str, dict[str, list[tuple[str | None, str]]]] = {
+    "Observation": {"category": [(CATEGORY_SYSTEM, "vital-signs")],
+                    "code": [("http://loinc.org", "8867-4")], "status": [(None, "final")]},
+    "Patient": {"gender": [(None, "other")]},
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -52,20 +64,58 @@ def _letters(text: str) -> str:
     return text
 
 
-def scope_grants(token: Token, rtype: str, letter: str) -> bool:
-    """Whether the scopes alone grant ``letter`` on ``rtype``."""
+def _covering(token: Token, rtype: str, letter: str) -> list[str | None]:
+    """The query of each scope granting ``letter`` on ``rtype`` (None: a scope without one)."""
+    found: list[str | None] = []
     for scope in token.scopes:
         match = _SCOPE.match(scope)
         if match is None:
             continue
-        context, kind, perms = match.groups()
+        context, kind, perms, query = match.groups()
         if context == "patient" and (not token.own or rtype in SEPARATE):
             continue  # patient/ scopes without a patient claim grant nothing
         if kind not in (rtype, "*") or (kind == "*" and rtype in SEPARATE):
             continue
+        if query is not None and kind == "*":
+            continue
         if letter in _letters(perms):
-            return True
-    return False
+            found.append(query)
+    return found
+
+
+def scope_grants(token: Token, rtype: str, letter: str) -> bool:
+    """Whether the scopes alone grant ``letter`` on ``rtype`` (to every record)."""
+    return None in _covering(token, rtype, letter)
+
+
+def granular_queries(token: Token, rtype: str, interaction: str) -> list[str]:
+    if interaction not in GRANULAR_SIDE:
+        return []
+    return [q for q in _covering(token, rtype, LETTER[interaction]) if q is not None]
+
+
+def _enforceable(rtype: str, query: str) -> bool:
+    return all(name in TARGET_TOKENS[rtype] for name, _ in parse_qsl(query))
+
+
+def target_matches(rtype: str, query: str) -> bool:
+    """Whether the matrix's target record matches a granular query (search token semantics)."""
+    if not _enforceable(rtype, query):
+        return False
+    for name, value in parse_qsl(query):
+        pairs = TARGET_TOKENS[rtype][name]
+        if not any(_token(pairs, alternative) for alternative in value.split(",")):
+            return False
+    return True
+
+
+def _token(pairs: list[tuple[str | None, str]], wanted: str) -> bool:
+    if "|" not in wanted:
+        return any(code == wanted for _, code in pairs)
+    system, _, code = wanted.partition("|")
+    if not system:
+        return (None, code) in pairs
+    return any(s == system and (not code or c == code) for s, c in pairs)
 
 
 def permitted(token: Token, rtype: str, interaction: str) -> bool:
@@ -91,9 +141,10 @@ def confined(token: Token, interaction: str) -> bool:
 def expect(token: Token, interaction: str, rtype: str, target_is_own: bool) -> Expect:
     if token.glass == "empty":
         return Expect(403)  # a break-glass header without a usable reason is refused outright
-    if not permitted(token, rtype, interaction):
-        return Expect(403)
     reachable = target_is_own or not confined(token, interaction)
+    if not permitted(token, rtype, interaction):
+        queries = granular_queries(token, rtype, interaction)
+        return _granular(rtype, interaction, queries, reachable) if queries else Expect(403)
     if interaction in ("read", "vread", "history", "batch-read"):
         return Expect(200 if reachable else 404)
     if interaction in ("search", "lastn", "stats"):
@@ -119,3 +170,14 @@ def expect(token: Token, interaction: str, rtype: str, target_is_own: bool) -> E
     if interaction == "delete":
         return Expect(204 if reachable else 404)
     raise AssertionError(interaction)
+
+
+def _granular(rtype: str, interaction: str, queries: list[str], reachable: bool) -> Expect:
+    """Only granular scopes allow it: the records their queries match, nothing else; a search
+    whose scopes name only parameters that cannot be enforced is refused."""
+    seen = reachable and any(target_matches(rtype, q) for q in queries)
+    if interaction == "search":
+        if not any(_enforceable(rtype, q) for q in queries):
+            return Expect(403)
+        return Expect(200, sees_target=seen)
+    return Expect(200 if seen else 404)

@@ -37,10 +37,26 @@ def test_scopes_parse(scope: str, letters: str) -> None:
 @pytest.mark.parametrize(
     "scope",
     ["user/Patient.sr", "user/Patient.x", "admin/Patient.r", "user/Patient",
-     "patient/Observation.rs?category=vital-signs", "openid", "user/Patient.rr", ""],
+     "patient/*.rs?category=vital-signs", "user/Observation.rs?", "user/Observation.rs?category",
+     "user/Observation.rs?category=", "openid", "user/Patient.rr", ""],
 )  # fmt: skip
 def test_malformed_or_unsupported_scopes_grant_nothing(scope: str) -> None:
     assert parse_scope(scope) is None
+
+
+def test_a_granular_scope_narrows_reads_and_searches_only() -> None:
+    scope = "user/Observation.rs?category=http://x.org/c|laboratory&status=final"
+    grant = parse_scope(scope)
+    assert grant is not None
+    assert grant.query == (("category", "http://x.org/c|laboratory"), ("status", "final"))
+    principal = who(scope)
+    assert not authz.allowed(principal, "Observation", "read")  # not without applying the query
+    assert authz.allowed(principal, "Observation", "read", granular=True)
+    assert authz.restrictions(principal, "Observation", "search") == (grant.query,)
+    for interaction in ("history", "operation", "history-type"):
+        assert not authz.allowed(principal, "Observation", interaction, granular=True)
+    # A scope without a query for the same type lifts the restriction.
+    assert authz.restrictions(who(f"{scope} user/Observation.s"), "Observation", "search") is None
 
 
 MATRIX = [

@@ -257,3 +257,50 @@ def test_random_multi_scope_tokens_follow_the_documented_semantics(
     target_own: bool,
 ) -> None:  # fmt: skip
     check(world, Token(tuple(scopes), own, glass), interaction, rtype, target_own)
+
+
+# Granular SMART v2 scopes (issue 16): the same cells for tokens whose only grant on the type is a
+# scope with a query. The World's records are vital-sign heart rates (category vital-signs, LOINC
+# 8867-4, status final) of Patients with gender "other" (authz_oracle.TARGET_TOKENS).
+CAT = "category=http://terminology.hl7.org/CodeSystem/observation-category"
+GRANULAR_SCOPES = {
+    "Observation": [
+        (f"patient/Observation.rs?{CAT}|vital-signs",),
+        (f"user/Observation.rs?{CAT}|laboratory",),
+        (f"user/Observation.rs?{CAT}|laboratory", f"user/Observation.rs?{CAT}|vital-signs"),
+        ("system/Observation.rs?code=http://loinc.org|8867-4&status=final",),
+        ("user/Observation.rs?code=8867-4&status=amended",),
+        (f"user/Observation.rs?{CAT}|laboratory", "user/Observation.rs?code=|8867-4,8310-5"),
+        ("user/Observation.rs?subject=Patient/x",),  # not a token parameter: cannot be enforced
+        (f"user/*.rs?{CAT}|vital-signs",),  # a wildcard with a query grants nothing
+        ("user/Observation.cruds?status=final",),  # c, u, d never come from a granular scope
+    ],
+    "Patient": [
+        ("patient/Patient.rs?gender=other",),
+        ("user/Patient.rs?gender=female",),
+        ("user/Patient.r?gender=other", "user/Patient.s?gender=female,other"),
+    ],
+}
+GRANULAR_INTERACTIONS = ("read", "vread", "search", "batch-read", "history", "create", "update")
+GRANULAR_CELLS = [
+    (scopes, own, glass, interaction, rtype, target_own)
+    for rtype, variants in GRANULAR_SCOPES.items()
+    for scopes in variants
+    for interaction in GRANULAR_INTERACTIONS
+    for own, glass, target_own in itertools.product(
+        (False, True), ("none", "reason"), (True, False)
+    )
+]
+
+
+def test_the_granular_matrix_has_the_size_docs_security_states() -> None:
+    assert len(GRANULAR_CELLS) == 672  # docs/security.md, "Emergency access"
+
+
+@pytest.mark.parametrize("rtype", TYPES)
+def test_granular_scopes_reach_only_the_records_their_query_matches(
+    world: World, rtype: str
+) -> None:
+    for scopes, own, glass, interaction, cell_type, target_own in GRANULAR_CELLS:
+        if cell_type == rtype:
+            check(world, Token(scopes, own, glass), interaction, rtype, target_own)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from tests.security.conftest import json_server
 
 from healthstack.config import Settings
 from healthstack.security.principal import Principal
@@ -48,25 +47,12 @@ class Provider:
 def provider() -> Iterator[tuple[Provider, str]]:
     state = Provider()
 
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            state.hits += 1
-            body = json.dumps({"keys": list(state.keys.values())}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def document() -> dict[str, Any]:
+        state.hits += 1
+        return {"keys": list(state.keys.values())}
 
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield state, f"http://127.0.0.1:{server.server_address[1]}/jwks"
-    server.shutdown()
-    server.server_close()
+    with json_server(document) as url:
+        yield state, url
 
 
 def verifier(url: str, **overrides: Any) -> TokenVerifier:

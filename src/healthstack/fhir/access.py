@@ -86,9 +86,11 @@ class Caller:
         """Whether the scopes (or break-glass) allow ``interaction``; no audit record."""
         return authz.allowed(self.principal, resource_type, interaction)
 
-    async def authorize(self, resource_type: str, interaction: str, **fields: Any) -> None:
+    async def authorize(
+        self, resource_type: str, interaction: str, granular: bool = False, **fields: Any
+    ) -> None:
         try:
-            authz.require(self.principal, resource_type, interaction)
+            authz.require(self.principal, resource_type, interaction, granular=granular)
         except FhirError as denial:
             self.marks[DENIAL_AUDITED] = True
             what = fields.pop("detail", None)  # e.g. "$lastn": which operation was refused
@@ -97,6 +99,14 @@ class Caller:
                 interaction, "denied", resource_type=resource_type, detail=detail, **fields
             )
             raise
+
+    async def authorize_narrowed(
+        self, resource_type: str, interaction: str, **fields: Any
+    ) -> tuple[authz.Restriction, ...] | None:
+        """:meth:`authorize` counting granular scopes (reads and searches): the queries a resource
+        must match one of (``healthstack.fhir.granular``), or None when the caller sees all."""
+        await self.authorize(resource_type, interaction, granular=True, **fields)
+        return authz.restrictions(self.principal, resource_type, interaction)
 
     def in_compartment(self, resource_type: str, resource: Mapping[str, Any]) -> bool:
         """Whether a resource to be written is inside the caller's write compartment (the

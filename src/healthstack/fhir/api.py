@@ -18,6 +18,8 @@ from starlette.responses import Response
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp
 
+from healthstack import auth
+from healthstack.auth import discovery
 from healthstack.core.crypto import DecryptionError, Keyring
 from healthstack.core.outcome import (
     FHIR_JSON,
@@ -270,7 +272,8 @@ class Api:
         base = self.base(request)
         body = self._metadata.get(base)
         if body is None:
-            body = orjson.dumps(capability_statement(base))
+            oauth = discovery.oauth_uris_extension(self.state.settings, base)
+            body = orjson.dumps(capability_statement(base, oauth))
             if len(self._metadata) < 16:  # a few bases at most (hosts); never unbounded
                 self._metadata[base] = body
         return Response(body, media_type=FHIR_JSON)
@@ -354,6 +357,7 @@ class Api:
         g = self.guarded
         return [
             Route("/metadata", g(self.metadata), methods=["GET"]),
+            Route("/.well-known/smart-configuration", auth.well_known(self.state, self.base)),
             # WASM plugins: $evaluate and the $plugins admin API (before the generic routes).
             *plugins_api.PluginsApi(self).routes(),
             Route("/", g(self.bundle, "batch"), methods=["POST"]),

@@ -99,7 +99,22 @@ AUDIT_EVENT: dict[str, Any] = {
 }
 
 
-def capability_statement(base_url: str) -> dict[str, Any]:
+def capability_statement(base_url: str, oauth_uris: dict[str, Any] | None = None) -> dict[str, Any]:
+    security: dict[str, Any] = {
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ]
+            }
+        ],
+        "description": "OAuth2 bearer tokens with SMART v2 scopes.",
+    }
+    if oauth_uris is not None:  # SMART App Launch: where apps get their tokens (docs/smart.md)
+        security["extension"] = [oauth_uris]
     return {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -112,19 +127,7 @@ def capability_statement(base_url: str) -> dict[str, Any]:
         "rest": [
             {
                 "mode": "server",
-                "security": {
-                    "service": [
-                        {
-                            "coding": [
-                                {
-                                    "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                    "code": "SMART-on-FHIR",
-                                }
-                            ]
-                        }
-                    ],
-                    "description": "OAuth2 bearer tokens with SMART v2 scopes.",
-                },
+                "security": security,
                 "resource": [*(_resource(t) for t in sorted(ops.TYPES)), AUDIT_EVENT],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }

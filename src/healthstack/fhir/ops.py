@@ -17,12 +17,13 @@ import orjson
 
 from healthstack.core.crypto import Keyring
 from healthstack.core.outcome import FhirError, issue
-from healthstack.fhir import includes, search
+from healthstack.fhir import granular, includes, search
 from healthstack.fhir import query as query_model
 from healthstack.fhir import validate as validate_module
 from healthstack.fhir.access import Caller, redact
 from healthstack.fhir.store import Store, Version, new_id
 from healthstack.fhir.validate import validate
+from healthstack.security import authz
 
 TYPES = validate_module.RESOURCE_TYPES  # every R4 type the definitions let a client store
 
@@ -56,8 +57,10 @@ def gone(v: Version) -> FhirError:
 async def read(
     eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, rid: str
 ) -> Version:
-    await caller.authorize(rtype, "read", resource_id=rid)
+    narrowed = await caller.authorize_narrowed(rtype, "read", resource_id=rid)
     version = await eng.store.read(conn, rtype, rid, caller.patient_for(rtype))
+    if not granular.permits(rtype, version.body, narrowed):
+        raise authz.hidden(rtype, rid)  # outside the granular scope: like a missing record
     await caller.audit(conn, "read", rtype, resource_id=rid, version=version.version)
     if version.deleted:
         raise gone(version)
@@ -67,8 +70,10 @@ async def read(
 async def vread(
     eng: Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, rid: str, vid: int
 ) -> Version:
-    await caller.authorize(rtype, "vread", resource_id=rid, version=vid)
+    narrowed = await caller.authorize_narrowed(rtype, "vread", resource_id=rid, version=vid)
     version = await eng.store.vread(conn, rtype, rid, vid, caller.patient_for(rtype))
+    if not granular.permits(rtype, version.body, narrowed):
+        raise authz.hidden(rtype, rid)
     await caller.audit(conn, "vread", rtype, resource_id=rid, version=vid)
     if version.deleted:
         raise gone(version)
@@ -93,14 +98,17 @@ async def run_search(
     params: list[tuple[str, str]],
     lenient: bool = False,
 ) -> Page:
-    await caller.authorize(rtype, "search")
+    narrowed = await caller.authorize_narrowed(rtype, "search")
     start = None
     if any(name == "_cursor" for name, _ in params):
         if len(params) != 1:
             raise query_model.bad("_cursor", "cannot be combined with other parameters")
         params, start = search.unseal(eng.keyring, rtype, params[0][1])
     patient = caller.patient_for(rtype)
-    query = eng.parser.parse(rtype, params, patient, lenient)
+    scoped, post_filter = granular.narrow(rtype, params, narrowed)
+    query = eng.parser.parse(rtype, scoped, patient, lenient)
+    if post_filter is not None:
+        query.post_filters.append(post_filter)
     shape = query.shape
     await includes.authorize(caller, shape.includes, rtype)
     total = await _count(conn, query, patient) if shape.counts else None

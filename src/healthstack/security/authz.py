@@ -27,6 +27,11 @@ INTERACTIONS: Mapping[str, str] = {
     "search": "s", "history-type": "s", "operation": "s",
     "create": "c", "update": "u", "delete": "d",
 }  # fmt: skip
+# What a granular scope (`patient/Observation.rs?category=...`) can reach: a read or vread of a
+# resource its query matches, a search narrowed by its query. Everything else (history,
+# operations, _include targets, $everything, writes) needs a scope without a query.
+GRANULAR_INTERACTIONS = frozenset({"read", "vread", "search"})
+Restriction = tuple[tuple[str, str], ...]
 # What break-glass widens: read-side access to FHIR types, outside any patient compartment.
 BREAK_GLASS_INTERACTIONS = frozenset({"read", "vread", "history", "search", "history-type",
                                       "operation"})  # fmt: skip
@@ -80,16 +85,27 @@ def _effective(principal: Principal) -> tuple[Grant, ...]:
     return grants
 
 
-def allowed(principal: Principal, resource_type: str, interaction: str) -> bool:
+def _covering(principal: Principal, resource_type: str, interaction: str) -> list[Grant]:
     letter = INTERACTIONS.get(interaction)
     if letter is None:
-        return False
+        return []
     if resource_type == AUDIT_TYPE and letter not in "rs":
-        return False  # the audit trail is append-only through the service, never through the API
-    for grant in _effective(principal):
-        if grant.context == "patient" and resource_type in SEPARATE_TYPES:
-            continue
-        if grant.covers(resource_type, letter, SEPARATE_TYPES):
+        return []  # the audit trail is append-only through the service, never through the API
+    return [
+        grant
+        for grant in _effective(principal)
+        if not (grant.context == "patient" and resource_type in SEPARATE_TYPES)
+        and grant.covers(resource_type, letter, SEPARATE_TYPES)
+    ]
+
+
+def allowed(
+    principal: Principal, resource_type: str, interaction: str, *, granular: bool = False
+) -> bool:
+    """Whether the scopes (or break-glass) allow the interaction. Granular scopes count only when
+    the caller asks ``granular=True`` and then applies :func:`restrictions` itself."""
+    for grant in _covering(principal, resource_type, interaction):
+        if not grant.query or (granular and interaction in GRANULAR_INTERACTIONS):
             return True
     return (
         breaking_glass(principal)
@@ -98,9 +114,21 @@ def allowed(principal: Principal, resource_type: str, interaction: str) -> bool:
     )
 
 
-def require(principal: Principal, resource_type: str, interaction: str) -> None:
-    """403 unless the principal's scopes (or break-glass) allow the interaction on the type."""
+def restrictions(
+    principal: Principal, resource_type: str, interaction: str
+) -> tuple[Restriction, ...] | None:
+    """None when a scope without a query (or break-glass) allows the interaction; otherwise the
+    queries of the granular scopes that do, any one of which a resource must match."""
     if allowed(principal, resource_type, interaction):
+        return None
+    return tuple(g.query for g in _covering(principal, resource_type, interaction) if g.query)
+
+
+def require(
+    principal: Principal, resource_type: str, interaction: str, *, granular: bool = False
+) -> None:
+    """403 unless the principal's scopes (or break-glass) allow the interaction on the type."""
+    if allowed(principal, resource_type, interaction, granular=granular):
         return
     raise FhirError(
         403,

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
 
+from healthstack import auth
 from healthstack.config import Settings
 from healthstack.core.outcome import http_error_response
 from healthstack.fhir.api import build_fhir_app
@@ -61,6 +62,7 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
             # FHIR clients POST Bundles to the base itself: no 307 to the trailing slash.
             Route("/api/fhir", BaseAlias(fhir), methods=["POST"]),
             Mount("/api/fhir", app=fhir),
+            *auth.routes(state),  # SMART: the embedded development authorization server
         ],
         lifespan=lifespan,
         # Unknown paths and wrong methods outside the FHIR app answer OperationOutcome too.
