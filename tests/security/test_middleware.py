@@ -89,20 +89,24 @@ def _expired() -> str:
     return jwt.encode(claims, tokens.dev_signing_key(TEST_SECRET_KEY_BASE), algorithm="HS256")
 
 
-@pytest.mark.parametrize(
-    ("token", "reason"),
-    [
-        (None, "missing"),
-        ("not-a-jwt", "malformed"),
-        (tokens.mint_dev_token("x" * 64, "someone", "user/Patient.rs"), "invalid"),
-        (_expired(), "expired"),
-        (mint("someone", "user/Patient.rs", ttl=7200), "lifetime"),
-        (mint("someone", "user/Patient.rs", aud="elsewhere"), "invalid"),
-        (mint("someone", "user/Patient.rs", nbf=int(time.time()) + 600), "not_yet_valid"),
-    ],
-)
-def test_refused_tokens_get_401_and_are_audited(database: Database, token: str | None,
+# Tokens are minted when the test runs, not at collection: a suite that takes longer than a
+# token's lifetime would otherwise see them all as expired.
+REFUSED: list[tuple[Callable[[], str | None], str]] = [
+    (lambda: None, "missing"),
+    (lambda: "not-a-jwt", "malformed"),
+    (lambda: tokens.mint_dev_token("x" * 64, "someone", "user/Patient.rs"), "invalid"),
+    (_expired, "expired"),
+    (lambda: mint("someone", "user/Patient.rs", ttl=7200), "lifetime"),
+    (lambda: mint("someone", "user/Patient.rs", aud="elsewhere"), "invalid"),
+    (lambda: mint("someone", "user/Patient.rs", nbf=int(time.time()) + 600), "not_yet_valid"),
+]
+
+
+@pytest.mark.parametrize(("make_token", "reason"), REFUSED)
+def test_refused_tokens_get_401_and_are_audited(database: Database,
+                                                make_token: Callable[[], str | None],
                                                 reason: str) -> None:  # fmt: skip
+    token = make_token()
     state = make_state(database.url)
     response = call(database, get("/Patient/1", token), state)
     assert response.status_code == 401
