@@ -136,3 +136,11 @@ def test_production_refuses_unbounded_database_waits(name: str) -> None:
         Settings.from_env({**GOOD, name: "ten"})
     development = {**GOOD, "HEALTHSTACK_ENV": "development", name: "0"}
     assert Settings.from_env(development).database_statement_timeout in (0.0, 30.0)
+
+
+@pytest.mark.parametrize("raw", ["nan", "inf", "-inf"])
+def test_durations_must_be_finite(raw: str) -> None:
+    with pytest.raises(
+        HealthstackError, match="DATABASE_STATEMENT_TIMEOUT must be a finite number"
+    ):
+        Settings.from_env({**GOOD, "DATABASE_STATEMENT_TIMEOUT": raw})

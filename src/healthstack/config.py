@@ -7,6 +7,7 @@ error names the variable and never echoes its value.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -86,6 +87,8 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
         value = float(raw)
     except ValueError as exc:
         raise HealthstackError(f"{name} must be a number, got {raw!r}") from exc
+    if not math.isfinite(value):
+        raise HealthstackError(f"{name} must be a finite number, got {raw!r}")
     if value < 0:
         raise HealthstackError(f"{name} must be >= 0, got {value}")
     return value
