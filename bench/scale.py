@@ -31,6 +31,7 @@ from bench import openloop
 from bench.common import RESULTS, free_port, healthstack_command, launch, postgres, service_env
 from healthstack.core.crypto import Keyring
 from healthstack.fhir import search
+from healthstack.fhir.query import unconfined
 from healthstack.ops.samples import vital_sign
 from healthstack.security.tokens import mint_dev_token
 
@@ -136,7 +137,7 @@ def searches(
 
 
 async def explain(url: str, keyring: Keyring, rtype: str, params: list[tuple[str, str]]) -> str:
-    query = search.Parser(keyring).parse(rtype, params, None)
+    query = search.Parser(keyring).parse(rtype, params, unconfined)
     sql = search.build_sql(query, None, None, 21)
     conn = await asyncpg.connect(url)
     try:

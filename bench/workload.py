@@ -25,6 +25,7 @@ from bench.seed import MRN_SYSTEM, Seeded, vitals_bundle
 from healthstack.core.crypto import Keyring, aad
 from healthstack.fhir import extract, index, search
 from healthstack.fhir.access import redact
+from healthstack.fhir.query import unconfined
 from healthstack.fhir.store import GENERIC_TABLES, READ_SQL
 from healthstack.fhir.vitals import LASTN_SQL
 from healthstack.security.audit import Withheld, content_of, withheld_digest
@@ -89,7 +90,7 @@ def patient_read(seeded: Seeded) -> Case:
 
 
 def _search(keyring: Keyring, rtype: str, params: list[tuple[str, str]]) -> Statements:
-    query = search.Parser(keyring).parse(rtype, params)
+    query = search.Parser(keyring).parse(rtype, params, unconfined)
     fresh = dataclasses.replace(query, args=list(query.args), where=list(query.where))
     sql = search.build_sql(fresh, None, None, query.count + 1)
     return [(sql, fresh.args), audit_template("search", rtype, query=redact(rtype, params))]

@@ -83,7 +83,7 @@ def filled(module_database: Database) -> Database:
 
 
 def _plan(db: Database, rtype: str, params: list[tuple[str, str]], patient: str | None) -> str:
-    query = search.Parser(Keyring(os.urandom(32))).parse(rtype, params, patient)
+    query = search.Parser(Keyring(os.urandom(32))).parse(rtype, params, lambda _type: patient)
     sql = search.build_sql(query, patient, None, 21)
 
     async def explain() -> str:

@@ -15,19 +15,24 @@ SEPARATE = ("AuditEvent", "Plugin")  # a wildcard never reaches these
 # The interaction letter each interaction needs (docs/security.md, "Authorization").
 LETTER = {
     "read": "r", "vread": "r", "history": "r", "batch-read": "r",
-    "search": "s", "lastn": "s", "stats": "s",
+    "search": "s", "lastn": "s", "stats": "s", "chained-search": "s",
     "create": "c", "transaction-create": "c", "conditional-create": "c",
     "update": "u", "conditional-update": "u", "delete": "d", "evaluate": "r",
 }  # fmt: skip
 # Break-glass widens reads only: "It never grants create, update or delete".
 READ_SIDE = frozenset(
-    {"read", "vread", "history", "batch-read", "search", "lastn", "stats", "evaluate"}
-)
+    {"read", "vread", "history", "batch-read", "search", "lastn", "stats", "evaluate",
+     "chained-search"}
+)  # fmt: skip
+# A chained or _has search (`Patient?_has:Observation:subject:code=...`,
+# `Observation?subject:Patient.gender=...`) also searches the type it looks into: that needs a
+# search permission without a query (docs/security.md, "Chains and _has").
+INNER = {"Patient": "Observation", "Observation": "Patient"}
 V1 = {"read": "rs", "write": "cud", "*": "cruds"}
 _SCOPE = re.compile(r"^(patient|user|system)/([A-Za-z]+|\*)\.([a-z*]+)(?:\?(.+))?$")
 # Granular scopes (`patient/Observation.rs?category=...`): reads and searches only, and only the
 # records their query matches; a wildcard type with a query grants nothing.
-GRANULAR_SIDE = frozenset({"read", "vread", "search", "batch-read"})
+GRANULAR_SIDE = frozenset({"read", "vread", "search", "batch-read", "chained-search"})
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
 # The token values of the records the matrix reads (its World creates exactly these), per
 # parameter a granular scope may name; any other parameter cannot be enforced, so matches nothing.
@@ -141,6 +146,10 @@ def confined(token: Token, interaction: str) -> bool:
 def expect(token: Token, interaction: str, rtype: str, target_is_own: bool) -> Expect:
     if token.glass == "empty":
         return Expect(403)  # a break-glass header without a usable reason is refused outright
+    if interaction == "chained-search":
+        if not _permits(token, INNER[rtype], "search"):
+            return Expect(403)
+        interaction = "search"  # otherwise exactly a search of rtype
     reachable = target_is_own or not confined(token, interaction)
     if not permitted(token, rtype, interaction):
         queries = granular_queries(token, rtype, interaction)

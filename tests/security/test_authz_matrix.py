@@ -5,7 +5,8 @@ x compartment (patient claim or none; the record is the token's own patient's or
 x break-glass (none / a valid reason / an empty reason)
 x interaction (read, vread, history, search, create, conditional create, update, conditional
 update, delete, a batch
-read entry, a transaction create entry, ``$lastn``, ``$stats``, ``$evaluate``)
+read entry, a transaction create entry, ``$lastn``, ``$stats``, ``$evaluate``, a chained or
+``_has`` search)
 x resource type (Patient, Observation).
 
 Each cell is compared with :mod:`tests.security.authz_oracle`, which states docs/security.md
@@ -34,6 +35,10 @@ REASON = "patient unresponsive in the emergency department"
 TYPES = ("Patient", "Observation")
 INTERACTIONS = tuple(LETTER)
 LOINC_HR = "8867-4"
+CAT = "category=http://terminology.hl7.org/CodeSystem/observation-category"
+# The chained-search cells: a search of the type that only matches through the other type.
+CHAINS = {"Patient": {"_has:Observation:subject:code": f"http://loinc.org|{LOINC_HR}"},
+          "Observation": {"subject:Patient.gender": "other"}}  # fmt: skip
 
 
 @dataclass
@@ -109,6 +114,8 @@ def perform(world: World, token: Token, interaction: str, rtype: str, own: bool)
         return client.get(f"/{rtype}/{rid}{suffix}", headers=headers)
     if interaction == "search":
         return client.get(f"/{rtype}", params={"_id": rid}, headers=headers)
+    if interaction == "chained-search":
+        return client.get(f"/{rtype}", params={"_id": rid, **CHAINS[rtype]}, headers=headers)
     if interaction in ("lastn", "stats"):
         params = {"patient": target.patient, "code": f"http://loinc.org|{LOINC_HR}"}
         if interaction == "stats":
@@ -180,7 +187,7 @@ def check(world: World, token: Token, interaction: str, rtype: str, own: bool) -
     status, seen = observed(response, interaction, pair.patient)
     cell = (token, interaction, rtype, "own" if own else "other", response.text[:300])
     assert status == wanted.status, cell
-    if interaction == "search" and status == 200:
+    if interaction in ("search", "chained-search") and status == 200:
         target = pair.id_of(rtype)
         got = {e["resource"]["id"] for e in response.json().get("entry", [])}
         assert (target in got) == wanted.sees_target, cell
@@ -211,6 +218,11 @@ def scope_variants(rtype: str, interaction: str) -> list[tuple[str, ...]]:
     ]
     if interaction in ("conditional-create", "conditional-update", "evaluate"):  # two letters
         variants += [("user/Patient.cruds", "user/Observation.cruds"), (f"user/{rtype}.crs",)]
+    if interaction == "chained-search":  # the inner type in full, and only through a query
+        inner = {"Patient": ("Observation", f"{CAT}|vital-signs"), "Observation": ("Patient",
+                 "gender=other")}[rtype]  # fmt: skip
+        variants += [(f"user/{rtype}.s", f"user/{inner[0]}.s"),
+                     (f"user/{rtype}.s", f"user/{inner[0]}.rs?{inner[1]}")]  # fmt: skip
     return variants
 
 
@@ -226,7 +238,7 @@ CELLS = [
 
 
 def test_the_matrix_has_the_size_docs_security_states() -> None:
-    assert len(CELLS) == 3504  # docs/security.md, "Emergency access"
+    assert len(CELLS) == 3792  # docs/security.md, "Emergency access"
 
 
 @pytest.mark.parametrize("interaction", INTERACTIONS)
@@ -262,7 +274,6 @@ def test_random_multi_scope_tokens_follow_the_documented_semantics(
 # Granular SMART v2 scopes (issue 16): the same cells for tokens whose only grant on the type is a
 # scope with a query. The World's records are vital-sign heart rates (category vital-signs, LOINC
 # 8867-4, status final) of Patients with gender "other" (authz_oracle.TARGET_TOKENS).
-CAT = "category=http://terminology.hl7.org/CodeSystem/observation-category"
 GRANULAR_SCOPES = {
     "Observation": [
         (f"patient/Observation.rs?{CAT}|vital-signs",),
@@ -279,9 +290,12 @@ GRANULAR_SCOPES = {
         ("patient/Patient.rs?gender=other",),
         ("user/Patient.rs?gender=female",),
         ("user/Patient.r?gender=other", "user/Patient.s?gender=female,other"),
+        # The attack on chains: the inner type only through a query that matches the record.
+        ("user/Patient.rs", f"user/Observation.rs?{CAT}|vital-signs"),
     ],
 }
-GRANULAR_INTERACTIONS = ("read", "vread", "search", "batch-read", "history", "create", "update")
+GRANULAR_INTERACTIONS = ("read", "vread", "search", "batch-read", "history", "create", "update",
+                         "chained-search")  # fmt: skip
 GRANULAR_CELLS = [
     (scopes, own, glass, interaction, rtype, target_own)
     for rtype, variants in GRANULAR_SCOPES.items()
@@ -294,7 +308,7 @@ GRANULAR_CELLS = [
 
 
 def test_the_granular_matrix_has_the_size_docs_security_states() -> None:
-    assert len(GRANULAR_CELLS) == 672  # docs/security.md, "Emergency access"
+    assert len(GRANULAR_CELLS) == 832  # docs/security.md, "Emergency access"
 
 
 @pytest.mark.parametrize("rtype", TYPES)

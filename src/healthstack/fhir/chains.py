@@ -1,9 +1,12 @@
 """Searches that cross a reference: chains (``subject:Patient.name=x``) and ``_has`` (reverse).
 
-One level each (FHIR allows more; deeper chains are a 400 naming the parameter). The resources a
-chain or ``_has`` looks at are confined to the caller's compartment exactly like the resources it
-returns, so a patient-context token cannot learn anything about another patient's records by
-asking whether a chain matches.
+One level each (FHIR allows more; deeper chains are a 400 naming the parameter). A chain or
+``_has`` is a search of the type it looks into, and answers whether records of that type match: so
+the caller needs search permission on that type from a scope without a query (``ops.parse_for``
+checks :attr:`Query.inner_types`), and the records looked at are confined exactly as a search of
+that type would be (:attr:`Query.confine`), whatever the confinement of the searched type. A
+patient-context token cannot learn anything about another patient's records, nor a token whose
+scopes hide a type anything about that type, by asking whether a chain matches.
 """
 
 from __future__ import annotations
@@ -35,8 +38,10 @@ def _subquery(parser: Conditions, query: Query, rtype: str, name: str, value: st
     if len(query.where) != before:
         raise bad(name, "cannot be used inside a chain")
     where = [f"{alias}.resource_type = {query.arg(rtype)}", f"NOT {alias}.deleted", condition]
-    if query.confined_to is not None:
-        where.append(f"{alias}.compartment @> ARRAY[{query.arg(query.confined_to)}]::text[]")
+    query.inner_types.add(rtype)
+    patient = query.confine(rtype)
+    if patient is not None:
+        where.append(f"{alias}.compartment @> ARRAY[{query.arg(patient)}]::text[]")
     return f"SELECT {alias}.id FROM fhir_resource {alias} WHERE {' AND '.join(where)}"
 
 

@@ -35,7 +35,7 @@ async def matches(
         raise FhirError(400, "invalid", "a conditional update or delete needs search parameters")
     await caller.authorize(rtype, "search")
     patient = caller.patient_for(rtype)
-    query = eng.parser.parse(rtype, params, patient)
+    query = await ops.parse_for(eng, caller, rtype, params)
     canonical = orjson.dumps([rtype, sorted(params)]).decode()
     for lock in eng.keyring.lock_ids(canonical):
         await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)
@@ -121,7 +121,7 @@ async def _one_match(
     params = parse_qsl(criteria, keep_blank_values=True)
     await caller.authorize(rtype, "search")
     patient = caller.patient_for(rtype)
-    query = eng.parser.parse(rtype, params, patient)
+    query = await ops.parse_for(eng, caller, rtype, params)
     query.count = 2
     matches, _ = await ops.scan(eng, conn, query, patient, None)
     await caller.audit(conn, "search", rtype, query=redact(rtype, params),

@@ -90,6 +90,19 @@ class Page:
     included: list[Version] = dataclasses.field(default_factory=list)
 
 
+async def parse_for(
+    eng: Engine, caller: Caller, rtype: str, params: list[tuple[str, str]], lenient: bool = False
+) -> query_model.Query:
+    """Parse a search for ``caller`` (its permission on ``rtype`` already checked): confined as
+    the caller's searches of each type are, and each type a chain or ``_has`` looks into needs
+    search permission from a scope without a query (a granular scope's query cannot be applied
+    inside the subquery, so it would answer questions about records the scope hides)."""
+    query = eng.parser.parse(rtype, params, caller.patient_for, lenient)
+    for inner in sorted(query.inner_types):
+        await caller.authorize(inner, "search", detail="a chained or _has search parameter")
+    return query
+
+
 async def run_search(
     eng: Engine,
     caller: Caller,
@@ -106,7 +119,7 @@ async def run_search(
         params, start = search.unseal(eng.keyring, rtype, params[0][1])
     patient = caller.patient_for(rtype)
     scoped, post_filter = granular.narrow(rtype, params, narrowed)
-    query = eng.parser.parse(rtype, scoped, patient, lenient)
+    query = await parse_for(eng, caller, rtype, scoped, lenient)
     if post_filter is not None:
         query.post_filters.append(post_filter)
     shape = query.shape
@@ -217,7 +230,7 @@ async def find_existing(
     if not params:
         raise FhirError(400, "invalid", "If-None-Exist needs search parameters")
     await caller.authorize(rtype, "search")
-    query = eng.parser.parse(rtype, params, caller.patient_for(rtype))
+    query = await parse_for(eng, caller, rtype, params)
     canonical = orjson.dumps([rtype, sorted(params)]).decode()
     for lock in eng.keyring.lock_ids(canonical):
         await conn.execute("SELECT pg_advisory_xact_lock($1)", lock)

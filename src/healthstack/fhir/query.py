@@ -33,6 +33,13 @@ class SortKey:
 
 Interval = tuple[dt.datetime, dt.datetime]
 PostFilter = Callable[[dict[str, Any]], bool]
+# The patient a search of a type is confined to for this caller (None: unconfined); chains and
+# _has apply it to the type they look into, which need not be the searched type's confinement.
+Confinement = Callable[[str], "str | None"]
+
+
+def unconfined(_resource_type: str) -> str | None:
+    return None
 
 
 def bad(param: str, message: str) -> FhirError:
@@ -50,7 +57,11 @@ class Query:
     where: list[str] = field(default_factory=list)
     args: list[Any] = field(default_factory=list)
     post_filters: list[PostFilter] = field(default_factory=list)
-    confined_to: str | None = None  # the caller's compartment, for chains and _has
+    confined_to: str | None = None  # the caller's compartment for resource_type
+    # The confinement of each type a chain or _has looks into, and the types looked into (each
+    # needs its own search permission: ops.parse_for authorizes them).
+    confine: Confinement = unconfined
+    inner_types: set[str] = field(default_factory=set)
     shape: shaping.Shape = field(default_factory=shaping.Shape)
     ignored: list[str] = field(default_factory=list)  # lenient handling: names left out
     depth: int = 0  # subqueries opened by chains and _has (each gets its own alias)

@@ -27,6 +27,7 @@ from healthstack.fhir import (
 )
 from healthstack.fhir.query import (
     MAX_COUNT,
+    Confinement,
     Interval,
     Query,
     bad,
@@ -60,13 +61,14 @@ class Parser:
         self,
         rtype: str,
         params: list[tuple[str, str]],
-        patient: str | None = None,
+        confine: Confinement,
         lenient: bool = False,
     ) -> Query:
         """Strict by default (an unknown parameter is a 400); with ``Prefer: handling=lenient``
-        unknown parameters are left out and named in ``Query.ignored`` (never their values)."""
+        unknown parameters are left out and named in ``Query.ignored`` (never their values).
+        ``confine`` gives the caller's confinement of each type (``Caller.patient_for``)."""
         kept = [(n, v) for n, v in params if not lenient or self.known(rtype, n)]
-        query = Query(rtype, kept, confined_to=patient)
+        query = Query(rtype, kept, confined_to=confine(rtype), confine=confine)
         query.ignored = [n[:64] for n, _ in params if lenient and not self.known(rtype, n)]
         for name, value in kept:
             if value == "":
