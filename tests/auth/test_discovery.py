@@ -13,6 +13,7 @@ from healthstack import auth
 from healthstack.auth import discovery
 from healthstack.auth.backend import KeyAssertion
 from healthstack.auth.clients import load_clients
+from healthstack.auth.server import Request as OAuthRequest
 from healthstack.auth.server import SmartServer, User
 from healthstack.config import Settings
 from healthstack.errors import HealthstackError
@@ -106,3 +107,26 @@ def test_refresh_tokens_live_as_their_scope_says(tmp_path: Path, scope: str, day
     assert abs(lifetime - days * 86400) < 60
     assert "refresh_token" not in server.mint("authorization_code", server.clients["app"], user,
                                               "user/*.rs")  # fmt: skip
+
+
+def test_refreshing_never_extends_the_session(tmp_path: Path) -> None:
+    path = tmp_path / "clients.json"
+    path.write_text(json.dumps({"clients": [{"client_id": "app", "scope": "offline_access user/*.rs",
+                                             "redirect_uris": ["https://app.example/cb"]}]}))  # fmt: skip
+    server = SmartServer(load_clients(path), "k" * 64, 3600, KeyAssertion())
+    user = User("Practitioner/1", "Practitioner/1", None)
+    first = server.mint(
+        "authorization_code", server.clients["app"], user, "offline_access user/*.rs"
+    )
+    consented = server.refreshes[first["refresh_token"]]
+    consented.expires_at -= 29 * 86400  # the session the user consented to has a day left
+    refresh_token = first["refresh_token"]
+    for _ in range(3):
+        body = [("grant_type", "refresh_token"), ("client_id", "app"),
+                ("refresh_token", refresh_token)]  # fmt: skip
+        request = OAuthRequest("POST", "https://fhir.example/auth/token",
+                               {"Content-Type": "application/x-www-form-urlencoded"}, body)  # fmt: skip
+        status, answer, _ = server.create_token_response(request)
+        assert status == 200, answer
+        refresh_token = answer["refresh_token"]
+        assert server.refreshes[refresh_token].expires_at == consented.expires_at

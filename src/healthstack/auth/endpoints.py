@@ -164,9 +164,11 @@ class Endpoints:
             await self.audit("consent", "denied", self.known(oauth), detail=error.error)
             return self.respond(self.server.handle_error_response(oauth, error))
         approved = fields.get("decision") == "approve"
+        # Only registered scopes reach the trail: the requested text is whatever the client typed.
         await self.audit("consent", "success" if approved else "denied", grant.client.client_id,
                          subject=user.sub, resource_type="Patient" if user.patient else None,
-                         resource_id=user.patient, detail=f"scope: {oauth.scope}"[:500])  # fmt: skip
+                         resource_id=user.patient,
+                         detail=f"scope: {grant.client.get_allowed_scope(oauth.scope)}"[:500])  # fmt: skip
         result = self.server.create_authorization_response(
             oauth, grant_user=user if approved else None, grant=grant
         )

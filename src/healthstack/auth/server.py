@@ -198,6 +198,16 @@ class RefreshGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
     def revoke_old_credential(self, refresh_token: Refresh) -> None:
         refresh_token.revoked = True
 
+    def issue_token(self, user: User, refresh_token: Refresh) -> dict[str, Any]:
+        token: dict[str, Any] = super().issue_token(user, refresh_token)
+        # Rotation must not extend the session: the new refresh token ends when the one the user
+        # consented to would have (offline_access 30 days, online_access an hour), however often
+        # it is refreshed.
+        renewed = self.server.refreshes.get(token.get("refresh_token", ""))
+        if renewed is not None:
+            renewed.expires_at = min(renewed.expires_at, refresh_token.expires_at)
+        return token
+
 
 class BackendGrant(grants.ClientCredentialsGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = [PRIVATE_KEY_JWT]
