@@ -2,14 +2,17 @@
 # The healthstack service image. Contract (docs/CONTRACT.md): UID/GID 10001, port 4000, command
 # `healthstack serve`, read-only root filesystem with a writable /tmp.
 
-# The base image's digest: CI passes the one it resolved (`--build-arg
-# PYTHON_PIN=@sha256:<crane digest python:3.11-slim>`), so a rebuild never silently picks up a
-# different base. Both stages use the same one.
-ARG PYTHON_PIN=
+# The base image is pulled by digest only: the build passes the one it resolved for the tag
+# (`--build-arg PYTHON_DIGEST=sha256:$(crane digest python:3.11-slim)`). There is no default on
+# purpose: this repository is written where no container registry can be reached, so a digest
+# written here could not be checked against the tag; without the argument the reference is
+# `python:3.11-slim@`, which every builder refuses, so no build ever falls back to the moving tag.
+# Both stages use the same digest.
+ARG PYTHON_DIGEST
 
 # Stage 1: build the wheel and install it, with only the runtime dependencies (hash-locked in
 # requirements/runtime.lock: no kubernetes-validate, no embedded PostgreSQL), into a venv.
-FROM python:3.11-slim${PYTHON_PIN} AS build
+FROM python:3.11-slim@${PYTHON_DIGEST} AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
 COPY requirements/runtime.lock ./requirements/
@@ -25,7 +28,7 @@ RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m compileall -q --invalidation-mode unchecked-hash /opt/healthstack
 
 # Stage 2: the runtime, with no compiler, no pip in the venv, no source tree and no root user.
-FROM python:3.11-slim${PYTHON_PIN}
+FROM python:3.11-slim@${PYTHON_DIGEST}
 LABEL org.opencontainers.image.title="healthstack" \
       org.opencontainers.image.description="HIPAA-grade FHIR R4 service" \
       org.opencontainers.image.licenses="Apache-2.0" \

@@ -142,10 +142,36 @@ def test_dockerfile_matches(instruction: str, expected: str) -> None:
 
 def test_dockerfile_final_stage_has_no_build_tools() -> None:
     stage = " ".join(_dockerfile_final_stage())
-    # One base for both stages; CI appends the digest it resolved (ARG PYTHON_PIN).
-    assert _dockerfile_final_stage()[0] == "python:3.11-slim${PYTHON_PIN}"
-    assert "FROM python:3.11-slim${PYTHON_PIN} AS build" in (REPO / "Dockerfile").read_text()
+    # One base for both stages, by the digest the build passes (ARG PYTHON_DIGEST).
+    assert _dockerfile_final_stage()[0] == "python:3.11-slim@${PYTHON_DIGEST}"
+    assert "FROM python:3.11-slim@${PYTHON_DIGEST} AS build" in (REPO / "Dockerfile").read_text()
     assert "HEALTHCHECK" in stage
     assert LIVENESS in stage
     for tool in ("apt-get install", "gcc", "build-essential", "pip install", "COPY src"):
         assert tool not in stage, tool
+
+
+# The digest part of an image reference (distribution/reference's grammar).
+_DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
+
+
+def _base_references(build_args: dict[str, str]) -> list[str]:
+    """Every FROM's image after global ARG substitution, as a builder would resolve it."""
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    header = re.split(r"^FROM ", text, flags=re.MULTILINE)[0]
+    args = dict(re.findall(r"^ARG (\w+)(?:=(\S*))?$", header, flags=re.MULTILINE))
+    args |= build_args
+    images = re.findall(r"^FROM (\S+)", text, flags=re.MULTILINE)
+    return [re.sub(r"\$\{(\w+)\}", lambda m: args.get(m[1], ""), image) for image in images]
+
+
+def test_base_image_only_by_digest() -> None:
+    """Both stages pull python:3.11-slim by digest; without one the reference is invalid, so a
+    build can never fall back to the moving tag (issue 14, item 15)."""
+    digest = "sha256:" + "0" * 64
+    for image in _base_references({"PYTHON_DIGEST": digest}):
+        name, _, pinned = image.partition("@")
+        assert name == "python:3.11-slim", image
+        assert _DIGEST.fullmatch(pinned), image
+    for image in _base_references({}):
+        assert image.endswith("@"), f"{image}: a build without PYTHON_DIGEST must not resolve"
