@@ -178,6 +178,11 @@ class Settings:
     smart_capabilities: tuple[str, ...] = ()
     smart_clients_file: Path | None = None
     smart_embedded_as: bool = True
+    # Bulk Data export (docs/bulk.md): where sealed output files go (default <data dir>/bulk-export),
+    # how long they stay downloadable, and how many exports one requester may have in flight.
+    bulk_export_dir: Path | None = None
+    bulk_export_expiry: int = 3600
+    bulk_export_max_concurrent: int = 1
 
     @property
     def production(self) -> bool:
@@ -228,6 +233,9 @@ class Settings:
             if env.get("SMART_CLIENTS_FILE")
             else None,
             smart_embedded_as=_smart_embedded(env, mode),
+            bulk_export_dir=Path(env["BULK_EXPORT_DIR"]) if env.get("BULK_EXPORT_DIR") else None,
+            bulk_export_expiry=_int(env, "BULK_EXPORT_EXPIRY_SECONDS", 3600, minimum=1),
+            bulk_export_max_concurrent=_int(env, "BULK_EXPORT_MAX_CONCURRENT", 1, minimum=1),
         )
         settings.validate_secrets(require_all=settings.production)
         return settings
