@@ -12,8 +12,10 @@ import httpx
 import orjson
 import psycopg
 import pytest
-from tests.conftest import Database, Service, start_service
-from tests.fhir.conftest import FHIR_JSON, client_for, token
+from tests.conftest import TEST_SECRET_KEY_BASE, Database, Service, start_service
+from tests.fhir.conftest import FHIR_JSON, FULL_SCOPES, client_for, token
+
+from healthstack.security.tokens import mint_dev_token
 
 ASYNC = {"Prefer": "respond-async"}
 LOINC = "http://loinc.org"
@@ -311,3 +313,46 @@ def test_files_are_deleted_after_expiry(pg: Any, tmp_path: Path, database: Datab
             assert list((tmp_path / "bulk").rglob("*.ndjson")) == []
     finally:
         svc.stop()
+
+
+def test_expired_or_wrong_token_on_status_and_files_is_401(
+    service: Service, fhir: httpx.Client, data: dict[str, Any]
+) -> None:
+    url = kick_off(fhir, "/$export", _type="Patient")
+    file_url = wait(fhir, url)["output"][0]["url"]
+    expired = mint_dev_token(TEST_SECRET_KEY_BASE, "tester", FULL_SCOPES, ttl_seconds=-120)
+    forged = token()[:-4] + "AAAA"
+    for bearer in (expired, forged):
+        headers = {"Authorization": f"Bearer {bearer}"}
+        assert httpx.get(url, headers=headers).status_code == 401
+        assert httpx.get(file_url, headers=headers).status_code == 401
+        assert httpx.delete(url, headers=headers).status_code == 401
+    assert fhir.get(file_url).status_code == 200  # nothing was cancelled by the attempts
+
+
+def test_granular_scope_narrows_the_export(service: Service, data: dict[str, Any]) -> None:
+    scope = f"system/Observation.rs?code={LOINC}|8310-5"
+    with client_for(service, scope) as narrow:
+        (output,) = wait(narrow, kick_off(narrow, "/$export"))["output"]
+        exported = download(narrow, output["url"])
+    codes = {o["code"]["coding"][0]["code"] for o in exported}
+    assert output["type"] == "Observation"
+    assert codes == {"8310-5"}
+    assert len(exported) == 2
+
+
+def test_capability_statement_lists_the_export_operations(fhir: httpx.Client) -> None:
+    meta = fhir.get("/metadata").json()
+    bulk = "http://hl7.org/fhir/uv/bulkdata"
+    assert f"{bulk}/CapabilityStatement/bulk-data" in meta["instantiates"]
+    rest = meta["rest"][0]
+    assert rest["operation"] == [
+        {"name": "export", "definition": f"{bulk}/OperationDefinition/export"}
+    ]
+    resources = {r["type"]: r for r in rest["resource"]}
+    assert {"name": "export", "definition": f"{bulk}/OperationDefinition/patient-export"} in (
+        resources["Patient"]["operation"]
+    )
+    assert resources["Group"]["operation"] == [
+        {"name": "export", "definition": f"{bulk}/OperationDefinition/group-export"}
+    ]
