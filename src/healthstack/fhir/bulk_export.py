@@ -11,6 +11,7 @@ is recorded as disclosures, one audit record per patient (docs/bulk.md).
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -21,7 +22,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from healthstack.core.crypto import aad
+from healthstack.core.crypto import Keyring, aad
 from healthstack.core.outcome import issue, outcome_body
 from healthstack.fhir import granular, ops, searchdefs
 from healthstack.fhir.bulk_jobs import Job
@@ -35,7 +36,7 @@ BATCH = 500
 # One page of one type: keyset on the primary key, so each statement is short and the export
 # holds no transaction or cursor open between batches.
 PAGE_SQL = """
-SELECT id, version, deleted, last_updated, key_id, body, patient_id, compartment
+SELECT id, version, key_id, body, patient_id, compartment
 FROM fhir_resource
 WHERE resource_type = $1 AND NOT deleted AND id > $2
   AND ($3::timestamptz IS NULL OR last_updated > $3)
@@ -131,39 +132,56 @@ async def _export_type(store: Store, conn: asyncpg.Connection, run: Run, params:
     restrictions = authz.restrictions(job.principal, rtype, "search")
     filters = params.filters.get(rtype)
     any_patient = job.kind == "patient" and patients is None
-    name, count, after = f"{rtype}-1.ndjson", 0, ""
+    name, count = f"{rtype}-1.ndjson", 0
     path = run.directory / name
+
+    def page(after: str) -> asyncio.Task[list[asyncpg.Record]]:
+        return asyncio.ensure_future(conn.fetch(PAGE_SQL, rtype, after, params.since, any_patient,
+                                                patients, BATCH))  # fmt: skip
+
     with path.open("wb") as sink:
         writer = SealedWriter(store.keyring, file_label(job.id, name), sink)
-        while True:
-            rows = await conn.fetch(PAGE_SQL, rtype, after, params.since, any_patient, patients,
-                                    BATCH)  # fmt: skip
-            for row in rows:
-                if _write(store, writer, run, rtype, row, restrictions, filters):
-                    count += 1
-            if len(rows) < BATCH:
-                break
-            after = rows[-1]["id"]
-            await progress(f"exporting {rtype}: {count} resources")
+        rows, following = await page(""), None
+        try:
+            while True:
+                # The next page is asked for before this one is decrypted: the database works on
+                # it while this process does (one page in flight, one in hand: bounded memory).
+                following = page(rows[-1]["id"]) if len(rows) == BATCH else None
+                await asyncio.sleep(0)  # let the query go out
+                for row in rows:
+                    if _write(store.keyring, writer, run, rtype, row, restrictions, filters):
+                        count += 1
+                if following is None:
+                    break
+                rows, following = await following, None
+                await progress(f"exporting {rtype}: {count} resources")
+        finally:
+            if following is not None:  # failed mid-page: the connection must be idle again
+                await asyncio.wait([following])
         writer.close()
     if not count:
         path.unlink()
     return count
 
 
-def _write(store: Store, writer: SealedWriter, run: Run, rtype: str, row: asyncpg.Record,
+def _write(keyring: Keyring, writer: SealedWriter, run: Run, rtype: str, row: asyncpg.Record,
            restrictions: Sequence[authz.Restriction] | None,
            filters: list[list[tuple[str, str]]] | None) -> bool:  # fmt: skip
-    body = store.open(rtype, row["id"], row).body
-    if body is None or not granular.permits(rtype, body, restrictions):
+    rid = row["id"]
+    body = keyring.decrypt(row["key_id"], row["body"], aad(rtype, rid, row["version"]))
+    if not granular.permits(rtype, body, restrictions):
         return False
     if filters is not None:
         resource = orjson.loads(body)
         if not any(granular.matches(rtype, resource, tuple(f)) for f in filters):
             return False
     writer.write(body + b"\n")
-    for patient in row["compartment"] or ([row["patient_id"]] if row["patient_id"] else []):
-        run.disclosed.setdefault(patient, Counter())[rtype] += 1
+    disclosed = run.disclosed
+    for patient in row["compartment"] or ((row["patient_id"],) if row["patient_id"] else ()):
+        counts = disclosed.get(patient)
+        if counts is None:
+            counts = disclosed[patient] = Counter()
+        counts[rtype] += 1
     return True
 
 
