@@ -115,7 +115,9 @@ def test_system_export_round_trip_equals_search(
     status_url = kick_off(fhir, "/$export", _type="Patient,Observation,Practitioner,Condition")
     manifest = wait(fhir, status_url)
     assert manifest["requiresAccessToken"] is True
-    assert manifest["request"].endswith("/$export")
+    assert manifest["request"].endswith(
+        "/$export?_type=Patient%2CObservation%2CPractitioner%2CCondition"
+    )
     assert manifest["error"] == []
     assert manifest["transactionTime"]
     outputs = {o["type"]: o for o in manifest["output"]}
@@ -140,6 +142,7 @@ def test_post_kick_off_with_parameters_and_since(fhir: httpx.Client, data: dict[
     assert response.status_code == 202, response.text
     manifest = wait(fhir, response.headers["Content-Location"])
     assert [o["type"] for o in manifest["output"]] == ["Observation"]
+    assert manifest["request"].endswith("/$export")
     future = kick_off(fhir, "/$export", _type="Observation", _since="2999-01-01T00:00:00Z")
     assert wait(fhir, future)["output"] == []
 
@@ -172,7 +175,9 @@ def test_group_export_uses_members_and_reports_non_patients(
 ) -> None:
     url = kick_off(fhir, f"/Group/{data['group']}/$export", _type="Patient,Observation")
     manifest = wait(fhir, url)
-    assert manifest["request"].endswith(f"/Group/{data['group']}/$export")
+    assert manifest["request"].endswith(
+        f"/Group/{data['group']}/$export?_type=Patient%2CObservation"
+    )
     outputs = {o["type"]: download(fhir, o["url"]) for o in manifest["output"]}
     assert [p["id"] for p in outputs["Patient"]] == [data["patients"][0]]
     assert {o["subject"]["reference"] for o in outputs["Observation"]} == {
@@ -250,6 +255,7 @@ def test_cancel_deletes_files_and_urls(
         ({"_typeFilter": "Observation?value-quantity=5"}, "value-quantity is not supported"),
         ({"_typeFilter": "Observation?nonsense=5"}, "an unknown parameter is not supported"),
         ({"_typeFilter": "Observation"}, "has no query"),
+        ({"_typeFilter": "Patient?identifier=123-45-6789"}, "identifier is identifying"),
         ({"_type": "Patient", "_typeFilter": "Observation?code=x"}, "which _type does not"),
         ({"_outputFormat": "text/csv"}, "application/fhir+ndjson only"),
         ({"_since": "yesterday"}, "FHIR instant"),

@@ -29,6 +29,7 @@ from healthstack.service.state import ServiceState
 Handler = Callable[[Request], Awaitable[Response]]
 NDJSON = "application/fhir+ndjson"
 RETRY_SECONDS = 1
+MAX_QUERY = 4096  # the kick-off query kept for the manifest's `request` (already validated)
 BULK = "Patient"  # the audit records' resource type for export bookkeeping (patient data)
 
 
@@ -83,8 +84,9 @@ class BulkApi:
             if group_id is not None:
                 confined = caller.patient_for("Group")
                 await self.host.engine.store.read(conn, "Group", group_id, confined)  # 404
+            stored = {**params.to_json(), "query": request.url.query[:MAX_QUERY]}
             job_id = await bulk_jobs.queue(
-                conn, caller.principal, kind, group_id, params.to_json(), self.host.base(request),
+                conn, caller.principal, kind, group_id, stored, self.host.base(request),
                 self.state.settings.bulk_export_max_concurrent,
             )  # fmt: skip
             if job_id is None:
@@ -132,6 +134,8 @@ class BulkApi:
 
         request = f"{job.base_url}/" + {"system": "$export", "patient": "Patient/$export",
                                          "group": f"Group/{job.group_id}/$export"}[job.kind]  # fmt: skip
+        if job.params.get("query"):
+            request += f"?{job.params['query']}"
         return {
             "transactionTime": instant_text(job.created_at),
             "request": request,

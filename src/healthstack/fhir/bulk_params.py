@@ -19,7 +19,7 @@ from urllib.parse import parse_qsl
 
 from healthstack.core.dates import interval
 from healthstack.core.outcome import FhirError
-from healthstack.fhir import granular, ops, searchdefs
+from healthstack.fhir import granular, ops, phi, searchdefs
 
 OUTPUT_FORMATS = frozenset({"application/fhir+ndjson", "application/ndjson", "ndjson"})
 MAX_FILTERS = 32
@@ -121,6 +121,8 @@ def _type_filter(out: ExportParams, item: str) -> None:
         if not granular.supported(rtype, ((name, value),)) or not value:
             shown = name if name in params else "an unknown parameter"
             raise bad("_typeFilter", f"{rtype}: {shown} is not supported (token parameters only)")
+        if not phi.token_is_plain(name):  # the job row would keep an MRN or phone in clear
+            raise bad("_typeFilter", f"{rtype}: {name} is identifying; not supported in exports")
     filters = out.filters.setdefault(rtype, [])
     if len(filters) >= MAX_FILTERS:
         raise bad("_typeFilter", f"at most {MAX_FILTERS} filters per type")
