@@ -362,3 +362,36 @@ def test_capability_statement_lists_the_export_operations(fhir: httpx.Client) ->
     assert resources["Group"]["operation"] == [
         {"name": "export", "definition": f"{bulk}/OperationDefinition/group-export"}
     ]
+
+
+def test_kick_off_poll_download_and_cancel_are_audited(
+    fhir: httpx.Client, data: dict[str, Any], module_database: Database
+) -> None:
+    url = kick_off(fhir, "/$export", _type="Patient")
+    export_id = url.rsplit("/", 1)[1]
+    download(fhir, wait(fhir, url)["output"][0]["url"])
+    fhir.delete(url)
+    with psycopg.connect(module_database.owner_url) as conn:
+        details = [r[0] for r in conn.execute(
+            "SELECT content::jsonb->>'detail' FROM audit_log WHERE interaction = 'operation' "
+            "AND content::jsonb->'query'->'export' ? %s ORDER BY recorded_at", (export_id,))]  # fmt: skip
+    assert details[0] == "$export kick-off (system)"
+    assert "$export status: complete" in details
+    assert details[-2:] == ["$export file download", "$export cancelled"]
+
+
+def test_a_job_whose_runner_died_is_taken_over(
+    fhir: httpx.Client, data: dict[str, Any], module_database: Database
+) -> None:
+    orphan = uuid.uuid4()
+    principal = orjson.dumps({"subject": "tester", "client_id": None,
+                              "scopes": FULL_SCOPES.split()}).decode()  # fmt: skip
+    params = orjson.dumps({"types": ["Practitioner"], "since": None, "filters": {}}).decode()
+    with psycopg.connect(module_database.owner_url) as conn:
+        conn.execute("INSERT INTO bulk_export (id, subject, principal, kind, params, base_url, "
+                     "status, lease_until) VALUES (%s, 'tester', %s, 'system', %s, %s, "
+                     "'running', now() - interval '1 second')",
+                     (orphan, principal, params, str(fhir.base_url).rstrip("/")))  # fmt: skip
+    manifest = wait(fhir, f"/bulk-status/{orphan}")
+    (output,) = manifest["output"]
+    assert by_id(download(fhir, output["url"])) == by_id(searched(fhir, "Practitioner"))

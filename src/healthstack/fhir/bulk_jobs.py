@@ -92,19 +92,24 @@ class Job:
 
     @classmethod
     def of(cls, row: asyncpg.Record) -> Job:
-        p = orjson.loads(row["principal"])
+        p = _json(row["principal"])
         principal = Principal(p["subject"], p.get("client_id"), frozenset(p.get("scopes", [])),
                               p.get("patient"), None, p.get("token_id"))  # fmt: skip
-        return cls(row["id"], principal, row["kind"], row["group_id"], orjson.loads(row["params"]),
+        return cls(row["id"], principal, row["kind"], row["group_id"], _json(row["params"]),
                    row["base_url"], row["status"], row["progress"], row["error"],
                    row["created_at"], row["expires_at"])  # fmt: skip
 
 
-def principal_json(principal: Principal) -> bytes:
+def _json(value: Any) -> dict[str, Any]:
+    """A jsonb column: the pool's codec (service.db) decodes it; a bare connection gives text."""
+    return dict(orjson.loads(value) if isinstance(value, str | bytes) else value)
+
+
+def principal_json(principal: Principal) -> dict[str, Any]:
     # Never the break-glass reason: an export is not an emergency read and is not widened by one.
-    return orjson.dumps({"subject": principal.subject, "client_id": principal.client_id,
-                         "scopes": sorted(principal.scopes), "patient": principal.patient,
-                         "token_id": principal.token_id})  # fmt: skip
+    return {"subject": principal.subject, "client_id": principal.client_id,
+            "scopes": sorted(principal.scopes), "patient": principal.patient,
+            "token_id": principal.token_id}  # fmt: skip
 
 
 async def queue(conn: asyncpg.Connection, principal: Principal, kind: str, group_id: str | None,
@@ -118,8 +123,8 @@ async def queue(conn: asyncpg.Connection, principal: Principal, kind: str, group
         if await conn.fetchval(ACTIVE_COUNT_SQL, principal.subject, principal.client_id) >= limit:
             return None
         await conn.execute(INSERT_SQL, job_id, principal.subject, principal.client_id,
-                           principal_json(principal).decode(), kind, group_id,
-                           orjson.dumps(params).decode(), base_url)  # fmt: skip
+                           principal_json(principal), kind, group_id, params,
+                           base_url)  # fmt: skip
     return job_id
 
 
