@@ -120,6 +120,7 @@ def test_system_export_round_trip_equals_search(
     )
     assert manifest["error"] == []
     assert manifest["transactionTime"]
+    assert "Expires" in fhir.get(status_url).headers
     outputs = {o["type"]: o for o in manifest["output"]}
     assert sorted(outputs) == ["Condition", "Observation", "Patient", "Practitioner"]
     for rtype, output in outputs.items():
@@ -206,6 +207,8 @@ def test_only_the_requester_may_poll_or_download(
     assert httpx.get(file_url).status_code == 401  # no token at all
     assert fhir.get(file_url.rsplit("/", 1)[0] + "/Other-1.ndjson").status_code == 404
     assert fhir.get(url).status_code == 200  # the requester still can
+    with client_for(service) as renewed:  # a new token for the same user and client
+        assert renewed.get(url).status_code == 200
     with psycopg.connect(module_database.owner_url) as conn:
         refused = conn.execute("SELECT count(*) FROM audit_log WHERE subject = 'intruder' "
                                "AND outcome <> 'success'").fetchone()  # fmt: skip
@@ -259,6 +262,7 @@ def test_cancel_deletes_files_and_urls(
         ({"_type": "Patient", "_typeFilter": "Observation?code=x"}, "which _type does not"),
         ({"_outputFormat": "text/csv"}, "application/fhir+ndjson only"),
         ({"_since": "yesterday"}, "FHIR instant"),
+        ({"_since": "2020-01-01"}, "FHIR instant"),
         ({"patient": "Patient/1"}, "not supported"),
     ],
 )
@@ -276,6 +280,8 @@ def test_kick_off_needs_respond_async_and_scopes(service: Service, fhir: httpx.C
     with client_for(service, "system/Patient.rs") as narrow:
         assert narrow.get("/$export", params={"_type": "Observation"},
                           headers=ASYNC).status_code == 403  # fmt: skip
+        group = narrow.get(f"/Group/{uuid.uuid4()}/$export", headers=ASYNC)
+        assert group.status_code == 403  # Group/$export needs read on Group
         url = kick_off(narrow, "/$export")  # without _type: what the scopes allow
         assert [o["type"] for o in wait(narrow, url)["output"]] == ["Patient"]
 
@@ -395,3 +401,20 @@ def test_a_job_whose_runner_died_is_taken_over(
     manifest = wait(fhir, f"/bulk-status/{orphan}")
     (output,) = manifest["output"]
     assert by_id(download(fhir, output["url"])) == by_id(searched(fhir, "Practitioner"))
+
+
+def test_a_failed_export_answers_500_naming_no_data(
+    fhir: httpx.Client, module_database: Database
+) -> None:
+    broken = uuid.uuid4()
+    principal = orjson.dumps({"subject": "tester", "scopes": FULL_SCOPES.split()}).decode()
+    params = orjson.dumps({"types": ["Patient"], "since": "not-an-instant"}).decode()
+    with psycopg.connect(module_database.owner_url) as conn:
+        conn.execute("INSERT INTO bulk_export (id, subject, principal, kind, params, base_url) "
+                     "VALUES (%s, 'tester', %s, 'system', %s, 'x')", (broken, principal, params))  # fmt: skip
+    deadline = time.monotonic() + 10
+    while (response := fhir.get(f"/bulk-status/{broken}")).status_code == 202:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert response.status_code == 500
+    assert response.json()["issue"][0]["diagnostics"] == "the export failed (ValueError)"
