@@ -183,6 +183,11 @@ class Settings:
     bulk_export_dir: Path | None = None
     bulk_export_expiry: int = 3600
     bulk_export_max_concurrent: int = 1
+    # Set: files go to this S3-compatible bucket (credentials from the AWS SDK's usual chain:
+    # AWS_* variables, IRSA, instance profile); the directory above only stages them.
+    bulk_export_s3_bucket: str | None = None
+    bulk_export_s3_prefix: str = "bulk-export/"
+    bulk_export_s3_endpoint: str | None = None  # MinIO, Ceph...; unset: AWS
 
     @property
     def production(self) -> bool:
@@ -236,6 +241,9 @@ class Settings:
             bulk_export_dir=Path(env["BULK_EXPORT_DIR"]) if env.get("BULK_EXPORT_DIR") else None,
             bulk_export_expiry=_int(env, "BULK_EXPORT_EXPIRY_SECONDS", 3600, minimum=1),
             bulk_export_max_concurrent=_int(env, "BULK_EXPORT_MAX_CONCURRENT", 1, minimum=1),
+            bulk_export_s3_bucket=env.get("BULK_EXPORT_S3_BUCKET") or None,
+            bulk_export_s3_prefix=env.get("BULK_EXPORT_S3_PREFIX", "bulk-export/"),
+            bulk_export_s3_endpoint=env.get("BULK_EXPORT_S3_ENDPOINT") or None,
         )
         settings.validate_secrets(require_all=settings.production)
         return settings

@@ -8,6 +8,7 @@ else gets the 404 an unknown export gets, audited. See docs/bulk.md.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol
 
@@ -152,7 +153,7 @@ class BulkApi:
             await conn.execute(bulk_jobs.FORGET_FILES_SQL, [job_id])
             await caller.audit(conn, "operation", BULK, query={"export": [str(job_id)]},
                                detail="$export cancelled")  # fmt: skip
-        bulk_export.remove(runner.directory(job_id))
+        await runner.storage.remove(job_id)
         return Response(status_code=202)
 
     # -- files --------------------------------------------------------------------------------------
@@ -164,9 +165,8 @@ class BulkApi:
             listed = {r["name"] for r in await bulk_jobs.files(conn, job.id)}
             if job.status != "complete" or name not in listed:
                 raise bulk_jobs.not_found()
-            path = runner.directory(job.id) / name
             try:
-                handle = path.open("rb")
+                handle = await asyncio.to_thread(runner.storage.open, job.id, name)
             except FileNotFoundError:
                 raise bulk_jobs.not_found() from None
             await caller.audit(conn, "operation", BULK,

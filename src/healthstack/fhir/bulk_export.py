@@ -12,7 +12,6 @@ is recorded as disclosures, one audit record per patient (docs/bulk.md).
 from __future__ import annotations
 
 import asyncio
-import shutil
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -209,7 +208,3 @@ def disclosures(run: Run) -> list[AuditEvent]:
                    f"{len(counts)} types",
         ))  # fmt: skip
     return events
-
-
-def remove(directory: Path) -> None:
-    shutil.rmtree(directory, ignore_errors=True)

@@ -11,11 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from pathlib import Path
 
 import asyncpg
 
-from healthstack.fhir import bulk_export, bulk_jobs
+from healthstack.fhir import bulk_export, bulk_jobs, bulk_storage
 from healthstack.fhir.bulk_jobs import Job
 from healthstack.fhir.store import Store
 from healthstack.security import audit
@@ -29,7 +28,7 @@ RUNNER = "bulk_runner"  # state.extras key
 class Runner:
     def __init__(self, state: ServiceState, store: Store) -> None:
         self.state, self.store = state, store
-        self.root = bulk_directory(state)
+        self.storage = bulk_storage.storage_for(state.settings)
         self.wake = asyncio.Event()
         self.task: asyncio.Task[None] | None = None
 
@@ -41,9 +40,6 @@ class Runner:
             self.task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self.task
-
-    def directory(self, job_id: object) -> Path:
-        return self.root / str(job_id)
 
     async def _loop(self) -> None:
         idle = IDLE_MIN
@@ -70,8 +66,8 @@ class Runner:
         return True
 
     async def execute(self, conn: asyncpg.Connection, job: Job) -> None:
-        run = bulk_export.Run(job, self.directory(job.id))
-        bulk_export.remove(run.directory)  # a job taken over from a dead runner starts afresh
+        run = bulk_export.Run(job, self.storage.staging(job.id))
+        await self.storage.remove(job.id)  # a job taken over from a dead runner starts afresh
 
         async def progress(text: str) -> None:
             if await conn.fetchval(bulk_jobs.PROGRESS_SQL, job.id, text) is None:
@@ -79,12 +75,13 @@ class Runner:
 
         try:
             await bulk_export.run(self.store, conn, run, progress)
+            await self.storage.publish(job.id, [output.name for output in run.outputs])
             await self._finish(conn, run)
         except bulk_export.Cancelled:
-            bulk_export.remove(run.directory)
+            await self.storage.remove(job.id)
         except Exception as error:  # a failed export answers its poller; the runner lives on
             log.error("bulk export failed", extra={"error": type(error).__name__})
-            bulk_export.remove(run.directory)
+            await self.storage.remove(job.id)
             await conn.execute(bulk_jobs.FINISH_SQL, job.id, "failed",
                                f"the export failed ({type(error).__name__})",
                                float(self.state.settings.bulk_export_expiry))  # fmt: skip
@@ -107,14 +104,9 @@ class Runner:
         expired = [r["id"] for r in await conn.fetch(bulk_jobs.EXPIRE_SQL)]
         cancelled = [r["id"] for r in await conn.fetch(bulk_jobs.CANCELLED_SQL)]
         for job_id in (*expired, *cancelled):
-            bulk_export.remove(self.directory(job_id))
+            await self.storage.remove(job_id)
         if expired or cancelled:
             await conn.execute(bulk_jobs.FORGET_FILES_SQL, [*expired, *cancelled])
-
-
-def bulk_directory(state: ServiceState) -> Path:
-    settings = state.settings
-    return settings.bulk_export_dir or settings.data_dir / "bulk-export"
 
 
 async def start(state: ServiceState, store: Store) -> None:

@@ -56,28 +56,35 @@ class SealedWriter:
 
 def open_sealed(keyring: Keyring, label: str, source: IO[bytes]) -> Iterator[bytes]:
     """The plaintext chunks of a sealed file, each authenticated before it is yielded; raises
-    :class:`DecryptionError` on any tampering, a foreign label or a truncated file."""
-    if source.read(len(MAGIC)) != MAGIC:
+    :class:`DecryptionError` on any tampering, a foreign label or a truncated file. Reads ahead
+    one header to know whether a chunk is the last: ``source`` need not be seekable (an object
+    store's response body)."""
+    if _read(source, len(MAGIC)) != MAGIC:
         raise DecryptionError("not a sealed file")
-    index = 0
+    index, header = 0, _read(source, _LENGTH.size)
     while True:
-        header = source.read(_LENGTH.size)
         if len(header) < _LENGTH.size:
             raise DecryptionError("sealed file is truncated")
         (length,) = _LENGTH.unpack(header)
-        body = source.read(length)
+        body = _read(source, length)
         if len(body) < length or length <= _KEY_ID_BYTES:
             raise DecryptionError("sealed file is truncated")
         key_id, blob = body[:_KEY_ID_BYTES].decode("ascii", "replace").strip(), body[_KEY_ID_BYTES:]
-        final = _at_end(source)
+        header = _read(source, _LENGTH.size)
+        final = not header
         yield keyring.decrypt(key_id, blob, _aad(label, index, final))
         if final:
             return
         index += 1
 
 
-def _at_end(source: IO[bytes]) -> bool:
-    here = source.tell()
-    more = source.read(1)
-    source.seek(here)
-    return not more
+def _read(source: IO[bytes], size: int) -> bytes:
+    """Exactly ``size`` bytes unless the stream ends first (streams may return short reads)."""
+    parts, remaining = [], size
+    while remaining:
+        part = source.read(remaining)
+        if not part:
+            break
+        parts.append(part)
+        remaining -= len(part)
+    return b"".join(parts)
