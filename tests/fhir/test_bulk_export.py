@@ -264,6 +264,7 @@ def test_cancel_deletes_files_and_urls(
         ({"_since": "yesterday"}, "FHIR instant"),
         ({"_since": "2020-01-01"}, "FHIR instant"),
         ({"patient": "Patient/1"}, "not supported"),
+        ({"_type": ",".join(["Observation"] * 500)}, "over 4096 characters"),
     ],
 )
 def test_bad_kick_off_parameters_are_400(

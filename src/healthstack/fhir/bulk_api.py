@@ -75,6 +75,8 @@ class BulkApi:
     async def _kick_off(self, request: Request, kind: str, group_id: str | None) -> Response:
         if "respond-async" not in [p.strip() for p in request.headers.get("prefer", "").split(",")]:
             raise FhirError(400, "invalid", "$export is asynchronous: send Prefer: respond-async")
+        if len(request.url.query) > MAX_QUERY:
+            raise FhirError(400, "too-long", f"the $export query is over {MAX_QUERY} characters")
         raw = query_params(request)
         if request.method == "POST":
             raw += bulk_params.from_parameters(await json_body(request))
@@ -85,7 +87,7 @@ class BulkApi:
             if group_id is not None:
                 confined = caller.patient_for("Group")
                 await self.host.engine.store.read(conn, "Group", group_id, confined)  # 404
-            stored = {**params.to_json(), "query": request.url.query[:MAX_QUERY]}
+            stored = {**params.to_json(), "query": request.url.query}
             job_id = await bulk_jobs.queue(
                 conn, caller.principal, kind, group_id, stored, self.host.base(request),
                 self.state.settings.bulk_export_max_concurrent,

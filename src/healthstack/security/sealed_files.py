@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import IO
 
 from healthstack.core.crypto import DecryptionError, Keyring
+from healthstack.core.streams import read_full
 
 MAGIC = b"HSSEALED1\n"
 CHUNK = 256 * 1024  # plaintext bytes per chunk: the bound on what either side buffers
@@ -59,32 +60,20 @@ def open_sealed(keyring: Keyring, label: str, source: IO[bytes]) -> Iterator[byt
     :class:`DecryptionError` on any tampering, a foreign label or a truncated file. Reads ahead
     one header to know whether a chunk is the last: ``source`` need not be seekable (an object
     store's response body)."""
-    if _read(source, len(MAGIC)) != MAGIC:
+    if read_full(source, len(MAGIC)) != MAGIC:
         raise DecryptionError("not a sealed file")
-    index, header = 0, _read(source, _LENGTH.size)
+    index, header = 0, read_full(source, _LENGTH.size)
     while True:
         if len(header) < _LENGTH.size:
             raise DecryptionError("sealed file is truncated")
         (length,) = _LENGTH.unpack(header)
-        body = _read(source, length)
+        body = read_full(source, length)
         if len(body) < length or length <= _KEY_ID_BYTES:
             raise DecryptionError("sealed file is truncated")
         key_id, blob = body[:_KEY_ID_BYTES].decode("ascii", "replace").strip(), body[_KEY_ID_BYTES:]
-        header = _read(source, _LENGTH.size)
+        header = read_full(source, _LENGTH.size)
         final = not header
         yield keyring.decrypt(key_id, blob, _aad(label, index, final))
         if final:
             return
         index += 1
-
-
-def _read(source: IO[bytes], size: int) -> bytes:
-    """Exactly ``size`` bytes unless the stream ends first (streams may return short reads)."""
-    parts, remaining = [], size
-    while remaining:
-        part = source.read(remaining)
-        if not part:
-            break
-        parts.append(part)
-        remaining -= len(part)
-    return b"".join(parts)
