@@ -419,3 +419,19 @@ def test_a_failed_export_answers_500_naming_no_data(
         time.sleep(0.05)
     assert response.status_code == 500
     assert response.json()["issue"][0]["diagnostics"] == "the export failed (ValueError)"
+
+
+def test_directories_of_exports_no_longer_live_are_removed(
+    fhir: httpx.Client, data: dict[str, Any], bulk_dir: Path
+) -> None:
+    """What another replica expired or cancelled: its files on this replica's disk go too."""
+    stray, unrelated = bulk_dir / str(uuid.uuid4()), bulk_dir / "not-an-export"
+    for folder in (stray, unrelated):
+        folder.mkdir()
+        (folder / "Patient-1.ndjson").write_bytes(b"sealed")
+    kick_off(fhir, "/$export", _type="Patient")  # wakes the runner, which sweeps first
+    deadline = time.monotonic() + 5
+    while stray.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not stray.exists()
+    assert (unrelated / "Patient-1.ndjson").exists()

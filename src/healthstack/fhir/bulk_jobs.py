@@ -69,6 +69,9 @@ EXPIRE_SQL = """
 UPDATE bulk_export SET status = 'expired'
 WHERE status IN ('complete', 'failed') AND expires_at <= now() RETURNING id
 """
+LIVE_SQL = """
+SELECT id FROM bulk_export WHERE id = ANY($1::uuid[]) AND status IN ('queued', 'running', 'complete')
+"""
 FORGET_FILES_SQL = "DELETE FROM bulk_export_file WHERE export_id = ANY($1::uuid[])"
 CANCELLED_SQL = """
 SELECT id FROM bulk_export WHERE status = 'cancelled' AND id IN

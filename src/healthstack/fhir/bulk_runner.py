@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
+from pathlib import Path
 
 import asyncpg
 
@@ -107,6 +109,30 @@ class Runner:
             await self.storage.remove(job_id)
         if expired or cancelled:
             await conn.execute(bulk_jobs.FORGET_FILES_SQL, [*expired, *cancelled])
+        await self._sweep_local(conn)
+
+    async def _sweep_local(self, conn: asyncpg.Connection) -> None:
+        """Local directories of exports no longer live: another replica expired or cancelled
+        them (the database says so; this replica's disk is its own)."""
+        names = await asyncio.to_thread(_directories, self.storage.root)
+        if names:
+            live = {str(r["id"]) for r in await conn.fetch(bulk_jobs.LIVE_SQL, names)}
+            for name in set(names) - live:
+                await self.storage.remove(name)
+
+
+def _directories(root: Path) -> list[str]:
+    """Export directories (uuid names) under ``root``; nothing else there is touched."""
+    try:
+        entries = list(root.iterdir())
+    except FileNotFoundError:
+        return []
+    out = []
+    for entry in entries:
+        with contextlib.suppress(ValueError):
+            if str(uuid.UUID(entry.name)) == entry.name and entry.is_dir():
+                out.append(entry.name)
+    return out
 
 
 async def start(state: ServiceState, store: Store) -> None:

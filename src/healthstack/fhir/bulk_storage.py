@@ -18,6 +18,8 @@ from healthstack.config import Settings
 
 
 class Storage(Protocol):
+    root: Path  # the local directory jobs stage (or keep) their files in, one folder per export
+
     def staging(self, job_id: object) -> Path: ...
 
     async def publish(self, job_id: object, names: list[str]) -> None: ...
