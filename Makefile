@@ -52,6 +52,7 @@ drill: $(STAMP) sysdeps
 
 bench: $(STAMP) tools sysdeps
 	$(BIN)/python -m bench
+	$(BIN)/python -m bench.bulk_export
 
 # US Core searches at 100,000 and 1,000,000 resources (about an hour on 2 cores: seeding goes
 # through the API); docs/performance.md, "Search at scale".

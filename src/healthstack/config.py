@@ -178,6 +178,16 @@ class Settings:
     smart_capabilities: tuple[str, ...] = ()
     smart_clients_file: Path | None = None
     smart_embedded_as: bool = True
+    # Bulk Data export (docs/bulk.md): where sealed output files go (default <data dir>/bulk-export),
+    # how long they stay downloadable, and how many exports one requester may have in flight.
+    bulk_export_dir: Path | None = None
+    bulk_export_expiry: int = 3600
+    bulk_export_max_concurrent: int = 1
+    # Set: files go to this S3-compatible bucket (credentials from the AWS SDK's usual chain:
+    # AWS_* variables, IRSA, instance profile); the directory above only stages them.
+    bulk_export_s3_bucket: str | None = None
+    bulk_export_s3_prefix: str = "bulk-export/"
+    bulk_export_s3_endpoint: str | None = None  # MinIO, Ceph...; unset: AWS
 
     @property
     def production(self) -> bool:
@@ -228,6 +238,12 @@ class Settings:
             if env.get("SMART_CLIENTS_FILE")
             else None,
             smart_embedded_as=_smart_embedded(env, mode),
+            bulk_export_dir=Path(env["BULK_EXPORT_DIR"]) if env.get("BULK_EXPORT_DIR") else None,
+            bulk_export_expiry=_int(env, "BULK_EXPORT_EXPIRY_SECONDS", 3600, minimum=1),
+            bulk_export_max_concurrent=_int(env, "BULK_EXPORT_MAX_CONCURRENT", 1, minimum=1),
+            bulk_export_s3_bucket=env.get("BULK_EXPORT_S3_BUCKET") or None,
+            bulk_export_s3_prefix=env.get("BULK_EXPORT_S3_PREFIX", "bulk-export/"),
+            bulk_export_s3_endpoint=env.get("BULK_EXPORT_S3_ENDPOINT") or None,
         )
         settings.validate_secrets(require_all=settings.production)
         return settings

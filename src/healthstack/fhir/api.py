@@ -32,6 +32,8 @@ from healthstack.core.outcome import (
 from healthstack.errors import HealthstackError
 from healthstack.fhir import (
     audit_api,
+    bulk_api,
+    bulk_runner,
     conditional,
     everything,
     history,
@@ -361,6 +363,8 @@ class Api:
             # WASM plugins: $evaluate and the $plugins admin API (before the generic routes).
             *plugins_api.PluginsApi(self).routes(),
             Route("/", g(self.bundle, "batch"), methods=["POST"]),
+            # Bulk Data Access 2.0 $export, its status and file URLs (docs/bulk.md).
+            *bulk_api.BulkApi(self).routes(),
             Route("/Observation/$lastn", g(self.lastn, "operation"), methods=["GET"]),
             Route("/Observation/$stats", g(self.stats, "operation"), methods=["GET"]),
             Route(
@@ -394,9 +398,13 @@ def build_fhir_app(state: ServiceState) -> ASGIApp:
 
 async def startup(state: ServiceState) -> None:
     await plugins_api.start(state)
+    api = state.extras.get("fhir_api")
+    if isinstance(api, Api) and api._engine is not None:  # no PHI key: no exports either
+        await bulk_runner.start(state, api._engine.store)
 
 
 async def shutdown(state: ServiceState) -> None:
+    await bulk_runner.stop(state)
     await plugins_api.stop(state)
     flush = state.extras.get("auth_failure_flush")
     if flush is not None:

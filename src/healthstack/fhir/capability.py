@@ -45,6 +45,9 @@ def _params(rtype: str) -> list[dict[str, Any]]:
     return out
 
 
+BULK_DATA = "http://hl7.org/fhir/uv/bulkdata"
+
+
 def _resource(rtype: str) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "type": rtype,
@@ -81,6 +84,11 @@ def _resource(rtype: str) -> dict[str, Any]:
                 "name": "everything",
                 "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
             },
+            {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/patient-export"},
+        ]
+    if rtype == "Group":
+        entry["operation"] = [
+            {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/group-export"}
         ]
     return entry
 
@@ -122,6 +130,7 @@ def capability_statement(base_url: str, oauth_uris: dict[str, Any] | None = None
         "kind": "instance",
         "software": {"name": "healthstack", "version": __version__},
         "implementation": {"description": "healthstack FHIR R4 server", "url": base_url},
+        "instantiates": [f"{BULK_DATA}/CapabilityStatement/bulk-data"],
         "fhirVersion": "4.0.1",
         "format": ["json"],
         "rest": [
@@ -130,6 +139,10 @@ def capability_statement(base_url: str, oauth_uris: dict[str, Any] | None = None
                 "security": security,
                 "resource": [*(_resource(t) for t in sorted(ops.TYPES)), AUDIT_EVENT],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                # Bulk Data Access 2.0 (docs/bulk.md); Patient and Group list theirs above.
+                "operation": [
+                    {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/export"}
+                ],
             }
         ],
     }

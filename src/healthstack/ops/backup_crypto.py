@@ -17,6 +17,7 @@ from typing import IO
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from healthstack.core.streams import read_full
 from healthstack.errors import HealthstackError
 
 MAGIC = b"HSBACKUP1\n"
@@ -33,24 +34,13 @@ def _aad(file_id: bytes, index: int, final: bool) -> bytes:
     return file_id + struct.pack(">Q?", index, final)
 
 
-def _read_full(source: IO[bytes], size: int) -> bytes:
-    parts, remaining = [], size
-    while remaining:
-        part = source.read(remaining)
-        if not part:
-            break
-        parts.append(part)
-        remaining -= len(part)
-    return b"".join(parts)
-
-
 def encrypt_stream(key: bytes, source: IO[bytes], sink: IO[bytes]) -> str:
     """Encrypt all of ``source`` into ``sink``; returns the plaintext's SHA-256 (hex)."""
     aead, file_id, digest = AESGCM(key), os.urandom(16), hashlib.sha256()
     sink.write(MAGIC + file_id)
-    index, current = 0, _read_full(source, CHUNK)
+    index, current = 0, read_full(source, CHUNK)
     while True:
-        following = _read_full(source, CHUNK) if len(current) == CHUNK else b""
+        following = read_full(source, CHUNK) if len(current) == CHUNK else b""
         final = not following
         digest.update(current)
         nonce = os.urandom(12)
@@ -68,7 +58,7 @@ def decrypt_chunks(key: bytes, source: IO[bytes], name: str) -> Iterator[bytes]:
     aead, file_id, index = AESGCM(key), source.read(16), 0
     header = source.read(_HEADER.size)
     while header:
-        sealed = _read_full(source, _HEADER.unpack(header)[0])
+        sealed = read_full(source, _HEADER.unpack(header)[0])
         header = source.read(_HEADER.size)
         final = not header
         try:
