@@ -48,6 +48,21 @@ def allow_ingress(paths: list[str]) -> Doc:
     }
 
 
+def service_entry(hosts: list[str], **spec: Any) -> Doc:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": mf.meta("external-https"),
+        "spec": {
+            "hosts": hosts,
+            "location": "MESH_EXTERNAL",
+            "resolution": "DNS",
+            "ports": [{"number": 443, "name": "tls", "protocol": "TLS"}],
+            **spec,
+        },
+    }
+
+
 INGRESS = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
 
 
@@ -98,6 +113,10 @@ def _mesh_pairs() -> dict[str, Callable[[], Pair]]:
         "HS-MS-006": lambda: (
             [*_mesh(), mf.gateway(), mf.virtualservice(), allow_ingress(["/api/*"])],
             [*_mesh(), mf.gateway(), mf.virtualservice(), allow_ingress(["/fhir/*"])],
+        ),
+        "HS-MS-007": lambda: (
+            [mf.namespace(), mf.deployment(), service_entry(["api.example.com"])],
+            [mf.namespace(), mf.deployment(), service_entry(["api.example.com", "*.example.com"])],
         ),
     }
 
