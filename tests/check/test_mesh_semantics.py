@@ -38,3 +38,42 @@ def test_wildcard_service_entry_kept_out_of_phi_namespaces_passes() -> None:
     assert findings(entry(ns="tools", export='exportTo: ["."]'), "HS-MS-007") == []
     assert findings(entry(export='exportTo: ["~"]'), "HS-MS-007") == []
     assert findings(entry(location="MESH_INTERNAL"), "HS-MS-007") == []
+
+
+STRICT_WEB = """
+apiVersion: security.istio.io/v1
+kind: PeerAuthentication
+metadata: {name: default, namespace: app}
+spec: {mtls: {mode: STRICT}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: app}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+"""
+
+
+def rule(host: str, mode: str, ns: str = "istio-system", name: str = "mesh") -> str:
+    return f"""
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {{name: {name}, namespace: {ns}}}
+spec: {{host: "{host}", trafficPolicy: {{tls: {{mode: {mode}}}}}}}
+"""
+
+
+def test_mesh_wide_wildcard_destination_rule_that_disables_tls_is_reported() -> None:
+    [found] = findings(STRICT_WEB + rule("*.local", "DISABLE"), "HS-MS-001")
+    assert found.startswith("DestinationRule/istio-system/mesh:")
+    assert "tls mode DISABLE towards app/web" in found
+    assert findings(STRICT_WEB + rule("*.app.svc.cluster.local", "SIMPLE", "app"), "HS-MS-001")
+
+
+def test_wildcard_destination_rule_yields_to_an_exact_host_and_other_namespaces() -> None:
+    exact = rule("web.app.svc.cluster.local", "ISTIO_MUTUAL", "app", "web")
+    assert findings(STRICT_WEB + rule("*.local", "DISABLE") + exact, "HS-MS-001") == []
+    assert findings(STRICT_WEB + rule("*.db.svc.cluster.local", "DISABLE"), "HS-MS-001") == []
+    assert findings(STRICT_WEB + rule("*.local", "ISTIO_MUTUAL"), "HS-MS-001") == []
