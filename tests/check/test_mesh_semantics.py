@@ -77,3 +77,24 @@ def test_wildcard_destination_rule_yields_to_an_exact_host_and_other_namespaces(
     assert findings(STRICT_WEB + rule("*.local", "DISABLE") + exact, "HS-MS-001") == []
     assert findings(STRICT_WEB + rule("*.db.svc.cluster.local", "DISABLE"), "HS-MS-001") == []
     assert findings(STRICT_WEB + rule("*.local", "ISTIO_MUTUAL"), "HS-MS-001") == []
+
+
+POD_MONITOR = """
+---
+apiVersion: monitoring.coreos.com/v1
+kind: PodMonitor
+metadata: {{name: web, namespace: app}}
+spec:
+  selector: {{matchLabels: {{app: web}}}}
+  podMetricsEndpoints: [{{port: {port}, path: /metrics}}]
+"""
+
+
+def test_pod_monitor_scraping_an_app_port_in_plain_http_under_strict_is_reported() -> None:
+    [found] = findings(STRICT_WEB + POD_MONITOR.format(port="http"), "HS-MS-005")
+    assert found.startswith("PodMonitor/app/web:")
+    assert "app/web:4000 over plain HTTP" in found
+
+
+def test_pod_monitor_on_the_sidecars_merged_metrics_port_passes() -> None:
+    assert findings(STRICT_WEB + POD_MONITOR.format(port="http-envoy-prom"), "HS-MS-005") == []

@@ -1,4 +1,4 @@
-"""HS-EX-001: no LoadBalancer or NodePort Service exposes PHI workloads around the TLS gateway.
+"""HS-EX-001: no LoadBalancer or NodePort Service (nor externalIPs) exposes PHI workloads around the TLS gateway.
 
 Client traffic must enter through the Istio ingress gateway (TLS, authorization, audit); a
 LoadBalancer or NodePort opens the pods' port on every node or to the internet directly. The
@@ -32,15 +32,23 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                 f"type {kind} exposes {svc.namespace} pods directly, bypassing the gateway",
                 "spec.type",
             )
+        elif svc.spec.get("externalIPs") and svc.namespace in phi and not _fronts_gateway(ctx, svc):
+            # kube-proxy answers on these addresses on every node, whatever the Service type.
+            yield Violation(
+                svc,
+                f"externalIPs {', '.join(map(str, svc.spec['externalIPs']))} expose "
+                f"{svc.namespace} pods directly, bypassing the gateway",
+                "spec.externalIPs",
+            )
 
 
 CHECK = Check(
     id="HS-EX-001",
-    title="PHI Services are not exposed by LoadBalancer or NodePort",
+    title="PHI Services are not exposed by LoadBalancer, NodePort or externalIPs",
     severity=Severity.CRITICAL,
     scope=("Service",),
     references=("HIPAA 164.312(e)(1)", "NIST SP 800-53 SC-7", "NIST SP 800-207 tenet 2"),
-    remediation="Use type ClusterIP and route clients through the Istio ingress Gateway and a "
+    remediation="Use type ClusterIP without externalIPs and route clients through the Istio ingress Gateway and a "
     "VirtualService.",
     evaluate=evaluate,
     family="zero trust",
