@@ -98,3 +98,36 @@ def test_pod_monitor_scraping_an_app_port_in_plain_http_under_strict_is_reported
 
 def test_pod_monitor_on_the_sidecars_merged_metrics_port_passes() -> None:
     assert findings(STRICT_WEB + POD_MONITOR.format(port="http-envoy-prom"), "HS-MS-005") == []
+
+
+def allow(rule: str) -> str:
+    return f"""
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: allow-nothing, namespace: app}}
+spec: {{}}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: web, namespace: app}}
+spec:
+  action: ALLOW
+  selector: {{matchLabels: {{app: web}}}}
+  rules: [{rule}]
+"""
+
+
+def test_allow_rule_that_names_no_caller_is_reported() -> None:
+    everyone = '{from: [{source: {principals: ["*"]}}], to: [{operation: {ports: ["4000"]}}]}'
+    [found] = findings(allow(everyone), "HS-ZT-007")
+    assert "rule #1 names no caller" in found
+    assert findings(allow('{to: [{operation: {ports: ["4000"]}}]}'), "HS-ZT-007")
+
+
+def test_allow_rule_naming_its_caller_or_a_condition_passes() -> None:
+    gateway = '{from: [{source: {principals: ["cluster.local/ns/istio-system/sa/gw"]}}]}'
+    assert findings(allow(gateway), "HS-ZT-007") == []
+    jwt = '{when: [{key: "request.auth.claims[iss]", values: ["https://idp.example"]}]}'
+    assert findings(allow(jwt), "HS-ZT-007") == []
+    narrowed = '{from: [{source: {principals: ["*"], namespaces: ["app"]}}]}'
+    assert findings(allow(narrowed), "HS-ZT-007") == []
