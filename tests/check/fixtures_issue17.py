@@ -186,6 +186,13 @@ def _workload_pairs() -> dict[str, Callable[[], Pair]]:
         "HS-RI-002": lambda: mf.workload_pair(
             f"{mf.POD}.topologySpreadConstraints.0.labelSelector.matchLabels.app", "webapp"
         ),
+        "HS-RI-003": lambda: (
+            [mf.deployment(), allow_ingress(["/api/*"])],
+            [
+                mf.deployment(),
+                mf.set_path(allow_ingress(["/api/*"]), "spec.selector.matchLabels.app", "webapp"),
+            ],
+        ),
         "HS-HA-001": lambda: (
             [mf.deployment(), mf.service()],
             [mf.set_path(mf.deployment(), f"{mf.C0}.lifecycle", None), mf.service()],
