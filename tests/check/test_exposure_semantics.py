@@ -1,5 +1,6 @@
-"""Issue 17, exposure beyond the registry fixtures: externalIPs open a Service like a
-LoadBalancer does, and IPv6 internet egress must except the private and link-local ranges."""
+"""Issue 17, pod security and exposure beyond the registry fixtures: AppArmor Unconfined like
+seccomp Unconfined, externalIPs open a Service like a LoadBalancer does, and IPv6 internet egress
+must except the private and link-local ranges."""
 
 from __future__ import annotations
 
@@ -41,3 +42,40 @@ def test_ipv4_internet_egress_with_its_excepts_is_not_asked_for_ipv6_ones() -> N
     private = '["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]'
     block = f'{{cidr: "0.0.0.0/0", except: {private}}}'
     assert findings(EGRESS.format(block=block), "HS-NP-002") == []
+
+
+POD = """
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: w2, namespace: app}}
+spec:
+  selector: {{matchLabels: {{app: w2}}}}
+  template:
+    metadata: {{labels: {{app: w2}}, annotations: {annotations}}}
+    spec:
+      securityContext: {pod}
+      containers: [{{name: c, image: x, securityContext: {container}}}]
+"""
+
+
+def pod(annotations: str = "{}", pod: str = "{}", container: str = "{}") -> str:
+    return POD.format(annotations=annotations, pod=pod, container=container)
+
+
+def test_apparmor_unconfined_by_field_or_annotation_is_reported() -> None:
+    unconfined = "{appArmorProfile: {type: Unconfined}}"
+    for yaml in (
+        pod(pod=unconfined),
+        pod(container=unconfined),
+        pod(annotations="{container.apparmor.security.beta.kubernetes.io/c: unconfined}"),
+    ):
+        [found] = findings(yaml, "HS-PS-001")
+        assert "container c: AppArmor Unconfined" in found
+
+
+def test_container_apparmor_profile_wins_over_the_pods() -> None:
+    confined = pod(
+        pod="{appArmorProfile: {type: Unconfined}}",
+        container="{appArmorProfile: {type: RuntimeDefault}}",
+    )
+    assert findings(confined, "HS-PS-001") == []

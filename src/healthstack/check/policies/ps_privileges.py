@@ -1,4 +1,5 @@
-"""HS-PS-001: no container adds Linux capabilities or runs with seccomp ``Unconfined``.
+"""HS-PS-001: no container adds Linux capabilities or runs with seccomp or AppArmor
+``Unconfined``.
 
 Covers every pod template (Jobs and CronJobs included) and init containers; ``NET_BIND_SERVICE``
 is the one addition Pod Security ``restricted`` allows.
@@ -9,19 +10,32 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from healthstack.check.inventory import Workload
 from healthstack.check.model import Severity
 from healthstack.check.policies.base import Check, Context, Violation, own_containers
 
 ALLOWED_ADD = {"NET_BIND_SERVICE"}
+APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io"
 
 
-def _problems(pod: dict[str, Any], c: dict[str, Any]) -> list[str]:
+def _profile(pod: dict[str, Any], c: dict[str, Any], field: str) -> str:
+    """The container's profile type, else the pod's (the container's field wins)."""
+    profile = (c.get("securityContext") or {}).get(field) or (
+        (pod.get("securityContext") or {}).get(field)
+    )
+    return str((profile or {}).get("type", "")) if isinstance(profile, dict) else ""
+
+
+def _problems(w: Workload, c: dict[str, Any]) -> list[str]:
     sc = c.get("securityContext") or {}
     added = [str(a) for a in (sc.get("capabilities") or {}).get("add") or []]
     problems = [f"capabilities.add {a}" for a in added if a.upper() not in ALLOWED_ADD]
-    profile = sc.get("seccompProfile") or (pod.get("securityContext") or {}).get("seccompProfile")
-    if (profile or {}).get("type") == "Unconfined":
+    if _profile(w.pod_spec, c, "seccompProfile") == "Unconfined":
         problems.append("seccompProfile Unconfined (no syscall filter)")
+    # AppArmor: the 1.30 field, or the annotation that older manifests still carry.
+    annotation = w.pod_annotations.get(f"{APPARMOR_ANNOTATION}/{c.get('name')}", "")
+    if _profile(w.pod_spec, c, "appArmorProfile") == "Unconfined" or annotation == "unconfined":
+        problems.append("AppArmor Unconfined (no mandatory access control)")
     return problems
 
 
@@ -30,14 +44,14 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
         if w.synthetic:
             continue
         for c in own_containers(w):
-            problems = _problems(w.pod_spec, c)
+            problems = _problems(w, c)
             if problems:
                 yield Violation(w.obj, f"container {c.get('name')}: {'; '.join(problems)}")
 
 
 CHECK = Check(
     id="HS-PS-001",
-    title="No added capabilities and no Unconfined seccomp",
+    title="No added capabilities and no Unconfined seccomp or AppArmor",
     severity=Severity.HIGH,
     scope=("Deployment", "StatefulSet", "DaemonSet", "Job", "CronJob", "Pod"),
     references=(
@@ -46,7 +60,7 @@ CHECK = Check(
         "CIS Kubernetes Benchmark 5.2.8-5.2.9",
     ),
     remediation="Remove capabilities.add (drop ALL; only NET_BIND_SERVICE is acceptable) and "
-    "use seccompProfile RuntimeDefault.",
+    "use seccompProfile RuntimeDefault (and the runtime's default AppArmor profile).",
     evaluate=evaluate,
     family="pod security",
 )
