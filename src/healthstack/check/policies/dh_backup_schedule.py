@@ -36,7 +36,8 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
         results = {s.ref: _gaps(ctx, s, ns) for s in covering}
         if all(results.values()):
             for schedule in covering:
-                yield Violation(schedule, "; ".join(results[schedule.ref]))
+                where = "spec.paused" if schedule.spec.get("paused") is True else "spec.template"
+                yield Violation(schedule, "; ".join(results[schedule.ref]), where)
 
 
 CHECK = Check(

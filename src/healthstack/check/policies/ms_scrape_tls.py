@@ -56,6 +56,12 @@ def _pod_targets(ctx: Context, mon: K8sObject) -> Iterator[Target]:
                 yield ep, w, port
 
 
+def _endpoint_path(mon: K8sObject, ep: dict[str, Any]) -> str:
+    key = "endpoints" if mon.kind == "ServiceMonitor" else "podMetricsEndpoints"
+    index = next((i for i, e in enumerate(mon.spec.get(key) or []) if e is ep), 0)
+    return f"spec.{key}.{index}"
+
+
 def evaluate(ctx: Context) -> Iterator[Violation]:
     monitors = [(m, _service_targets) for m in ctx.inv.of_kind("ServiceMonitor")]
     monitors += [(m, _pod_targets) for m in ctx.inv.of_kind("PodMonitor")]
@@ -70,6 +76,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                     mon,
                     f"endpoint port {ep.get('port', target)!r} scrapes {w.key}:{number} over "
                     "plain HTTP under STRICT mTLS: the sidecar rejects the scrape",
+                    _endpoint_path(mon, ep),
                 )
 
 

@@ -37,7 +37,7 @@ def _public(block: dict[str, Any]) -> bool:
 def evaluate(ctx: Context) -> Iterator[Violation]:
     for policy in ctx.inv.of_kind("NetworkPolicy"):
         for index, rule in enumerate(policy.spec.get("egress") or []):
-            for peer in (rule or {}).get("to") or []:
+            for j, peer in enumerate((rule or {}).get("to") or []):
                 block = peer.get("ipBlock") if isinstance(peer, dict) else None
                 if not isinstance(block, dict) or not _public(block):
                     continue
@@ -47,6 +47,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                         policy,
                         f"egress rule #{index + 1} ipBlock {block.get('cidr')} does not except "
                         f"{', '.join(open_ranges)}: it also opens in-cluster and metadata addresses",
+                        f"spec.egress.{index}.to.{j}.ipBlock",
                     )
 
 

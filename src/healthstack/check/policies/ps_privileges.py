@@ -12,7 +12,13 @@ from typing import Any
 
 from healthstack.check.inventory import Workload
 from healthstack.check.model import Severity
-from healthstack.check.policies.base import Check, Context, Violation, own_containers
+from healthstack.check.policies.base import (
+    Check,
+    Context,
+    Violation,
+    container_path,
+    own_containers,
+)
 
 ALLOWED_ADD = {"NET_BIND_SERVICE"}
 APPARMOR_ANNOTATION = "container.apparmor.security.beta.kubernetes.io"
@@ -46,7 +52,11 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
         for c in own_containers(w):
             problems = _problems(w, c)
             if problems:
-                yield Violation(w.obj, f"container {c.get('name')}: {'; '.join(problems)}")
+                yield Violation(
+                    w.obj,
+                    f"container {c.get('name')}: {'; '.join(problems)}",
+                    container_path(w, c, "securityContext"),
+                )
 
 
 CHECK = Check(

@@ -50,15 +50,17 @@ def _budgets(expr: str) -> list[float]:
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
     for prom in ctx.inv.of_kind("PrometheusRule"):
-        for group in prom.spec.get("groups") or []:
-            for rule in group.get("rules") or []:
+        for g, group in enumerate(prom.spec.get("groups") or []):
+            for r, rule in enumerate(group.get("rules") or []):
                 if "alert" not in rule:
                     continue
                 for slo in sorted(_declared(rule, prom)):
-                    yield from _mismatches(prom, rule, slo)
+                    yield from _mismatches(prom, rule, slo, f"spec.groups.{g}.rules.{r}.expr")
 
 
-def _mismatches(prom: K8sObject, rule: dict[str, Any], slo: float) -> Iterator[Violation]:
+def _mismatches(
+    prom: K8sObject, rule: dict[str, Any], slo: float, field: str
+) -> Iterator[Violation]:
     expected = round(1 - slo / 100, 10)
     for budget in sorted(set(_budgets(str(rule.get("expr", ""))))):
         if not math.isclose(budget, expected, rel_tol=1e-6):
@@ -66,6 +68,7 @@ def _mismatches(prom: K8sObject, rule: dict[str, Any], slo: float) -> Iterator[V
                 prom,
                 f"alert {rule['alert']}: threshold uses error budget {budget:g} "
                 f"(SLO {100 - budget * 100:g}%) but declares SLO {slo:g}% (budget {expected:g})",
+                field,
             )
 
 
