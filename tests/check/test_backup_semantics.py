@@ -1,7 +1,10 @@
 """Issue 17, backup semantics beyond the registry fixtures: a paused Velero Schedule backs
-nothing up, so it does not cover a PHI namespace."""
+nothing up, and a Schedule whose resources leave out the claims (or, for file-system backup, the
+pods) holds no volume data."""
 
 from __future__ import annotations
+
+import pytest
 
 from .test_semantics import findings
 
@@ -27,3 +30,53 @@ def test_paused_schedule_is_reported() -> None:
     [found] = findings(SCHEDULE.format(paused="paused: true"), "HS-DH-003")
     assert found == "Schedule/velero/daily: paused: true (it runs no backups)"
     assert findings(SCHEDULE.format(paused="paused: false"), "HS-DH-003") == []
+
+
+DATABASE = """
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {{name: postgres, namespace: app}}
+spec:
+  serviceName: postgres
+  selector: {{matchLabels: {{app: postgres}}}}
+  template:
+    metadata: {{labels: {{app: postgres}}}}
+    spec: {{containers: [{{name: pg, image: postgres, ports: [{{containerPort: 5432}}]}}]}}
+  volumeClaimTemplates:
+    - metadata: {{name: data}}
+      spec: {{accessModes: [ReadWriteOnce], resources: {{requests: {{storage: 1Gi}}}}}}
+---
+apiVersion: velero.io/v1
+kind: Schedule
+metadata: {{name: daily, namespace: velero}}
+spec: {{schedule: "0 2 * * *", template: {{ttl: 720h, includedNamespaces: [app], {extra}}}}}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "missing"),
+    [
+        ("excludedResources: [pvc]", "persistentvolumeclaims"),
+        ("excludedResources: [persistentvolumes]", "persistentvolumes"),
+        ("includedResources: [statefulsets, configmaps]", "persistentvolumeclaims"),
+        (
+            "snapshotVolumes: false, defaultVolumesToFsBackup: true, excludedResources: [pods]",
+            "pods",
+        ),
+    ],
+)
+def test_backup_that_leaves_out_the_volumes_resources_is_reported(extra: str, missing: str) -> None:
+    [found] = findings(DATABASE.format(extra=extra), "HS-BK-002")
+    assert found.endswith(f"app/postgres volume data: the template leaves out {missing}")
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        "excludedResources: [secrets]",
+        "excludedResources: [pods]",  # snapshots do not need the pods
+        "includedResources: [statefulsets, persistentvolumeclaims]",
+    ],
+)
+def test_backup_keeping_the_volumes_resources_passes(extra: str) -> None:
+    assert findings(DATABASE.format(extra=extra), "HS-BK-002") == []
