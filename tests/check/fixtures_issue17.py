@@ -48,6 +48,25 @@ def allow_ingress(paths: list[str]) -> Doc:
     }
 
 
+def request_authentication() -> Doc:
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "RequestAuthentication",
+        "metadata": mf.meta("web-jwt"),
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "jwtRules": [{"issuer": "https://idp.example", "jwksUri": "https://idp.example/jwks"}],
+        },
+    }
+
+
+def require_token() -> Doc:
+    """The ingress ALLOW rule, for callers that also carry a valid end-user token."""
+    ap = allow_ingress(["/api/*"])
+    ap["spec"]["rules"][0]["from"][0]["source"]["requestPrincipals"] = ["*"]
+    return ap
+
+
 def service_entry(hosts: list[str], **spec: Any) -> Doc:
     return {
         "apiVersion": "networking.istio.io/v1",
@@ -113,6 +132,10 @@ def _mesh_pairs() -> dict[str, Callable[[], Pair]]:
         "HS-MS-006": lambda: (
             [*_mesh(), mf.gateway(), mf.virtualservice(), allow_ingress(["/api/*"])],
             [*_mesh(), mf.gateway(), mf.virtualservice(), allow_ingress(["/fhir/*"])],
+        ),
+        "HS-MS-008": lambda: (
+            [*_mesh(), request_authentication(), require_token()],
+            [*_mesh(), request_authentication(), allow_ingress(["/api/*"])],
         ),
         "HS-MS-007": lambda: (
             [mf.namespace(), mf.deployment(), service_entry(["api.example.com"])],

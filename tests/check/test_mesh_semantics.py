@@ -131,3 +131,37 @@ def test_allow_rule_naming_its_caller_or_a_condition_passes() -> None:
     assert findings(allow(jwt), "HS-ZT-007") == []
     narrowed = '{from: [{source: {principals: ["*"], namespaces: ["app"]}}]}'
     assert findings(allow(narrowed), "HS-ZT-007") == []
+
+
+JWT = """
+apiVersion: security.istio.io/v1
+kind: RequestAuthentication
+metadata: {{name: jwt, namespace: {ns}}}
+spec: {{jwtRules: [{{issuer: "https://idp.example"}}]}}
+"""
+
+
+def test_request_authentication_without_a_policy_requiring_a_token_is_reported() -> None:
+    for ns in ("app", "istio-system"):
+        [found] = findings(JWT.format(ns=ns), "HS-MS-008")
+        assert "never required on app/web: a request without a token is admitted" in found
+
+
+def test_request_authentication_enforced_by_deny_or_claim_condition_passes() -> None:
+    deny = """
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: require-jwt, namespace: app}
+spec: {action: DENY, rules: [{from: [{source: {notRequestPrincipals: ["*"]}}]}]}
+"""
+    assert findings(JWT.format(ns="app") + deny, "HS-MS-008") == []
+    claim = 'rules: [{when: [{key: "request.auth.claims[iss]", values: ["https://idp.example"]}]}]'
+    condition = f"""
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: web, namespace: app}}
+spec: {{selector: {{matchLabels: {{app: web}}}}, {claim}}}
+"""
+    assert findings(JWT.format(ns="app") + condition, "HS-MS-008") == []
