@@ -165,3 +165,33 @@ metadata: {{name: web, namespace: app}}
 spec: {{selector: {{matchLabels: {{app: web}}}}, {claim}}}
 """
     assert findings(JWT.format(ns="app") + condition, "HS-MS-008") == []
+
+
+PLAIN_ENTRY = """
+apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {name: partner, namespace: app}
+spec:
+  hosts: [api.partner.example]
+  resolution: DNS
+  ports: [{number: 80, name: http, protocol: HTTP}]
+"""
+
+
+def test_plaintext_port_to_an_external_host_is_reported() -> None:
+    [found] = findings(PLAIN_ENTRY, "HS-MS-007")
+    assert "port 80 is HTTP to external api.partner.example with no DestinationRule" in found
+
+
+def test_plaintext_port_with_tls_origination_passes() -> None:
+    origination = """
+---
+apiVersion: networking.istio.io/v1
+kind: DestinationRule
+metadata: {name: partner, namespace: app}
+spec:
+  host: api.partner.example
+  trafficPolicy:
+    portLevelSettings: [{port: {number: 80}, tls: {mode: SIMPLE, sni: api.partner.example}}]
+"""
+    assert findings(PLAIN_ENTRY + origination, "HS-MS-007") == []
