@@ -137,6 +137,17 @@ def _mesh_pairs() -> dict[str, Callable[[], Pair]]:
             [*_mesh(), request_authentication(), require_token()],
             [*_mesh(), request_authentication(), allow_ingress(["/api/*"])],
         ),
+        "HS-MS-009": lambda: (
+            [mf.namespace(), mf.deployment()],
+            [
+                mf.namespace(),
+                mf.set_path(
+                    mf.deployment(),
+                    "spec.template.metadata.annotations",
+                    {"traffic.sidecar.istio.io/excludeOutboundPorts": "5432"},
+                ),
+            ],
+        ),
         "HS-MS-007": lambda: (
             [mf.namespace(), mf.deployment(), service_entry(["api.example.com"])],
             [mf.namespace(), mf.deployment(), service_entry(["api.example.com", "*.example.com"])],
