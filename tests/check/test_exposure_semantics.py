@@ -79,3 +79,13 @@ def test_container_apparmor_profile_wins_over_the_pods() -> None:
         container="{appArmorProfile: {type: RuntimeDefault}}",
     )
     assert findings(confined, "HS-PS-001") == []
+
+
+def test_unmasked_proc_and_unsafe_sysctls_are_reported() -> None:
+    [found] = findings(pod(container="{procMount: Unmasked}"), "HS-PS-001")
+    assert "container c: procMount Unmasked" in found
+    unsafe = "{sysctls: [{name: net.ipv4.tcp_syncookies, value: '1'}, {name: kernel.msgmax, value: '1'}]}"
+    [found] = findings(pod(pod=unsafe), "HS-PS-001")
+    assert found.endswith("unsafe sysctls kernel.msgmax (not namespaced to the pod)")
+    safe = "{sysctls: [{name: net.ipv4.ip_unprivileged_port_start, value: '0'}]}"
+    assert findings(pod(pod=safe), "HS-PS-001") == []
