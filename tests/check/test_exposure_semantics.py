@@ -89,3 +89,25 @@ def test_unmasked_proc_and_unsafe_sysctls_are_reported() -> None:
     assert found.endswith("unsafe sysctls kernel.msgmax (not namespaced to the pod)")
     safe = "{sysctls: [{name: net.ipv4.ip_unprivileged_port_start, value: '0'}]}"
     assert findings(pod(pod=safe), "HS-PS-001") == []
+
+
+INGRESS = """
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: web, namespace: app}}
+spec:
+  ingressClassName: nginx
+  {tls}
+  rules:
+    - host: fhir.example.com
+      http:
+        paths: [{{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}]
+"""
+
+
+def test_ingress_in_a_phi_namespace_is_a_way_around_the_gateway() -> None:
+    [plain] = findings(INGRESS.format(tls=""), "HS-EX-001")
+    assert "Ingress serves fhir.example.com without TLS, around the Istio gateway" in plain
+    tls = "tls: [{hosts: [fhir.example.com], secretName: fhir-tls}]"
+    [beside] = findings(INGRESS.format(tls=tls), "HS-EX-001")
+    assert "Ingress exposes app pods beside the Istio gateway" in beside
