@@ -235,8 +235,37 @@ def _workload_pairs() -> dict[str, Callable[[], Pair]]:
     }
 
 
+def cnpg_cluster() -> Doc:
+    return {
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "Cluster",
+        "metadata": mf.meta("postgres"),
+        "spec": {
+            "instances": 3,
+            "storage": {"size": "10Gi"},
+            "backup": {
+                "retentionPolicy": "30d",
+                "barmanObjectStore": {"destinationPath": "s3://backups/demo"},
+            },
+        },
+    }
+
+
+def scheduled_backup(schedule: str = "0 0 1 * * *") -> Doc:
+    return {
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "ScheduledBackup",
+        "metadata": mf.meta("postgres-daily"),
+        "spec": {"schedule": schedule, "cluster": {"name": "postgres"}},
+    }
+
+
 def _backup_pairs() -> dict[str, Callable[[], Pair]]:
     return {
+        "HS-BK-004": lambda: (
+            [mf.namespace(), cnpg_cluster(), scheduled_backup()],
+            [mf.namespace(), cnpg_cluster()],
+        ),
         "HS-BK-001": lambda: ([mf.velero()], [mf.velero(ttl="24h")]),
         "HS-BK-002": lambda: (
             [mf.namespace(), database(), mf.velero(snapshotVolumes=True)],

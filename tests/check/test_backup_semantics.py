@@ -80,3 +80,37 @@ def test_backup_that_leaves_out_the_volumes_resources_is_reported(extra: str, mi
 )
 def test_backup_keeping_the_volumes_resources_passes(extra: str) -> None:
     assert findings(DATABASE.format(extra=extra), "HS-BK-002") == []
+
+
+CLUSTER = """
+apiVersion: postgresql.cnpg.io/v1
+kind: Cluster
+metadata: {{name: pg, namespace: app}}
+spec:
+  instances: 3
+  {backup}
+---
+apiVersion: postgresql.cnpg.io/v1
+kind: ScheduledBackup
+metadata: {{name: pg-base, namespace: app}}
+spec: {{schedule: "{schedule}", cluster: {{name: pg}}, {extra}}}
+"""
+OBJECT_STORE = "backup: {retentionPolicy: 1w, barmanObjectStore: {destinationPath: s3://b/pg}}"
+PLUGIN = "plugins: [{name: barman-cloud.cloudnative-pg.io}]"
+
+
+def cluster(backup: str = OBJECT_STORE, schedule: str = "0 0 1 * * *", extra: str = "") -> str:
+    return CLUSTER.format(backup=backup, schedule=schedule, extra=extra)
+
+
+def test_wal_archive_without_an_active_scheduled_backup_is_reported() -> None:
+    for yaml in (cluster(extra="suspend: true"), cluster(backup=PLUGIN, extra="suspend: true")):
+        [found] = findings(yaml, "HS-BK-004")
+        assert "archives WAL but no active ScheduledBackup takes base backups" in found
+
+
+def test_base_backups_must_outlive_their_interval() -> None:
+    [found] = findings(cluster(schedule="0 0 1 1 * *"), "HS-BK-004")  # monthly, kept a week
+    assert "run every 31 day(s) but cluster pg keeps them 7 day(s)" in found
+    assert findings(cluster(), "HS-BK-004") == []
+    assert findings(cluster(backup=PLUGIN), "HS-BK-004") == []

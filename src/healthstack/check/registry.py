@@ -9,6 +9,7 @@ from healthstack.check.policies import (
     av_rolling_update,
     av_spread,
     av_startup_probe,
+    bk_cnpg_backups,
     bk_pvc_retention,
     bk_retention,
     bk_volumes,
@@ -130,6 +131,7 @@ CHECKS: tuple[Check, ...] = (
     bk_retention.CHECK,
     bk_volumes.CHECK,
     bk_pvc_retention.CHECK,
+    bk_cnpg_backups.CHECK,
     np_private_ranges.CHECK,
     # issue 14: deployment at its limits
     lim_init_network.CHECK,
