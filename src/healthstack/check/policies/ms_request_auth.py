@@ -36,10 +36,14 @@ def _requires_token(ap: K8sObject) -> bool:
 def evaluate(ctx: Context) -> Iterator[Violation]:
     policies = ctx.inv.of_kind("AuthorizationPolicy")
     for ra in ctx.inv.of_kind("RequestAuthentication"):
+        # A mesh-wide one (root namespace) is usually enforced at the gateway, outside the set.
+        if ra.namespace == ROOT_NAMESPACE:
+            continue
         unenforced = [
             w.key
             for w in ctx.inv.workloads
             if w.injected
+            and not w.is_database  # database protocols carry no JWT
             and _applies(ra, w)
             and not any(_requires_token(ap) for ap in policies if _applies(ap, w))
         ]

@@ -14,7 +14,7 @@ from typing import Any
 
 from healthstack.check.model import K8sObject, Severity
 from healthstack.check.policies.base import Check, Context, Violation
-from healthstack.check.policies.istio import ROOT_NAMESPACE
+from healthstack.check.policies.istio import ROOT_NAMESPACE, STANDARD_GATEWAY_LABELS
 from healthstack.check.policies.mesh import resolve_service
 from healthstack.check.selectors import matches
 
@@ -37,6 +37,12 @@ def _label_selector(obj: K8sObject) -> dict[str, Any] | None:
     return {"matchLabels": labels} if isinstance(labels, dict) and labels else None
 
 
+def _gateway(selector: dict[str, Any]) -> bool:
+    """Selects the Istio gateways' standard labels: those pods come from Istio's charts."""
+    labels = selector["matchLabels"].items()
+    return any(labels <= standard.items() for standard in STANDARD_GATEWAY_LABELS)
+
+
 def _policy_selectors(ctx: Context) -> Iterator[Violation]:
     populated = {w.namespace for w in ctx.inv.workloads}
     for kind, field in SELECTED_KINDS.items():
@@ -44,7 +50,7 @@ def _policy_selectors(ctx: Context) -> Iterator[Violation]:
             selector = _label_selector(obj)
             # Only namespaces whose workloads are in the set can be judged (the root namespace's
             # selectors reach every namespace; gateways installed outside the set are unknown).
-            if selector is None or obj.namespace not in populated:
+            if selector is None or obj.namespace not in populated or _gateway(selector):
                 continue
             pods = [
                 w
