@@ -14,6 +14,7 @@ from healthstack.check.inventory import Workload
 from healthstack.check.model import K8sObject, Severity
 from healthstack.check.policies.base import Check, Context, Violation
 from healthstack.check.policies.istio import destination_pods, injected, mtls_mode
+from healthstack.check.policies.mesh import resolve_service
 
 
 def _modes(dr: K8sObject) -> list[tuple[str, str, str]]:
@@ -34,13 +35,12 @@ def _mode(setting: dict[str, Any]) -> str:
 def _exact_hosts(ctx: Context) -> set[tuple[str, str]]:
     """(namespace, name) of the Services some DestinationRule names exactly: a more specific
     host wins over a wildcard one, so the wildcard rule does not apply to them."""
-    hosts = set()
-    for dr in ctx.inv.of_kind("DestinationRule"):
-        parts = str(dr.spec.get("host", "")).split(".")
-        if parts[0] != "*":
-            ns = parts[1] if len(parts) > 1 and parts[1] != "svc" else dr.namespace
-            hosts.add((ns, parts[0]))
-    return hosts
+    named = (
+        resolve_service(ctx.inv, dr.namespace, str(dr.spec.get("host", "")))
+        for dr in ctx.inv.of_kind("DestinationRule")
+        if not str(dr.spec.get("host", "")).startswith("*")
+    )
+    return {(svc.namespace, svc.name) for svc in named if svc is not None}
 
 
 def _pods(ctx: Context, dr: K8sObject) -> list[Workload]:
