@@ -1,5 +1,6 @@
 """Issue 17: SARIF regions point at the offending field (not the object's first line) for the
-container, gateway, egress, selector, schedule and alert findings."""
+container, env, gateway, egress, selector, schedule and alert findings; at the nearest existing
+parent when the field is missing."""
 
 from __future__ import annotations
 
@@ -47,6 +48,12 @@ spec:
           securityContext:
             capabilities:
               add: [NET_ADMIN]
+          env:
+            - name: LOG_LEVEL
+              value: info
+            - name: API_TOKEN
+              valueFrom:
+                secretKeyRef: {name: web, key: token}
 ---
 apiVersion: networking.istio.io/v1
 kind: Gateway
@@ -114,6 +121,8 @@ spec:
 EXPECTED = {
     "HS-PS-001": "securityContext:",
     "HS-WL-004": "image: registry.example/web:1.0",
+    "HS-WL-005": "- name: API_TOKEN",
+    "HS-WL-002": "- name: web",  # resources absent: the container that lacks them
     "HS-RI-002": "labelSelector:",
     "HS-MS-003": "annotations:",
     "HS-ZT-008": "minProtocolVersion: TLSV1_0",
