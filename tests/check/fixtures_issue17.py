@@ -195,6 +195,10 @@ def headless() -> Doc:
     return svc
 
 
+def service_account(name: str) -> Doc:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": mf.meta(name)}
+
+
 def psa_namespace(level: str) -> Doc:
     ns = mf.namespace()  # restricted already; the fail fixture lowers it
     ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = level
@@ -225,6 +229,16 @@ def _workload_pairs() -> dict[str, Callable[[], Pair]]:
             [
                 mf.deployment(),
                 mf.set_path(allow_ingress(["/api/*"]), "spec.selector.matchLabels.app", "webapp"),
+            ],
+        ),
+        "HS-RI-004": lambda: (
+            [
+                service_account("web"),
+                mf.set_path(mf.deployment(), f"{mf.POD}.serviceAccountName", "web"),
+            ],
+            [
+                service_account("web"),
+                mf.set_path(mf.deployment(), f"{mf.POD}.serviceAccountName", "webb"),
             ],
         ),
         "HS-HA-001": lambda: (

@@ -107,3 +107,31 @@ def test_selectors_that_select_pods_or_namespaces_outside_the_set_pass() -> None
         findings(policy("AuthorizationPolicy", "ingressgateway", "istio-ingress"), "HS-RI-003")
         == []
     )
+
+
+ACCOUNT = """
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: api, namespace: {ns}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: api, namespace: app}}
+spec:
+  selector: {{matchLabels: {{app: api}}}}
+  template:
+    metadata: {{labels: {{app: api}}}}
+    spec: {{serviceAccountName: {account}, containers: [{{name: api, image: x}}]}}
+"""
+
+
+def test_service_account_missing_from_a_namespace_the_stack_manages_is_reported() -> None:
+    [found] = findings(ACCOUNT.format(ns="app", account="apii"), "HS-RI-004")
+    assert "serviceAccountName 'apii' names no ServiceAccount in app" in found
+    assert findings(ACCOUNT.format(ns="app", account="api"), "HS-RI-004") == []
+
+
+def test_service_accounts_of_namespaces_the_stack_does_not_manage_are_not_judged() -> None:
+    # No ServiceAccount is declared in app: its accounts come from elsewhere.
+    assert findings(ACCOUNT.format(ns="other", account="apii"), "HS-RI-004") == []
+    assert findings(ACCOUNT.format(ns="app", account="default"), "HS-RI-004") == []
