@@ -1,6 +1,6 @@
-"""HS-DH-003: a Velero Schedule (not paused) backs up each PHI namespace with a database-consistent pre-backup
-hook (in the Schedule or as the pod annotation pre.hook.backup.velero.io/command) and a
-retention (ttl)."""
+"""HS-DH-003: a Velero Schedule (not paused) backs up each PHI namespace with a
+database-consistent pre-backup hook (in the Schedule or as the pod annotation
+pre.hook.backup.velero.io/command) and a retention (ttl)."""
 
 from __future__ import annotations
 

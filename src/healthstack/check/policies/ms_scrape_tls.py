@@ -1,4 +1,5 @@
-"""HS-MS-005: ServiceMonitors and PodMonitors scraping sidecar pods under STRICT mTLS use Istio's certificates.
+"""HS-MS-005: ServiceMonitors and PodMonitors scraping sidecar pods under STRICT mTLS use
+Istio's certificates.
 
 Prometheus runs outside the mesh; under STRICT the sidecar rejects its plaintext scrape of an
 application port. Scrapes work over https with the Istio certificates (tlsConfig) or through the

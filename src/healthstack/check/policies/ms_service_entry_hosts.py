@@ -58,7 +58,8 @@ def _plaintext(ctx: Context, se: K8sObject) -> Iterator[Violation]:
             yield Violation(
                 se,
                 f"port {port.get('number')} is {port.get('protocol')} to external "
-                f"{', '.join(bare)} with no DestinationRule originating TLS: PHI leaves in the clear",
+                f"{', '.join(bare)} with no DestinationRule originating TLS: PHI leaves in "
+                "the clear",
                 f"spec.ports.{index}.protocol",
             )
 
