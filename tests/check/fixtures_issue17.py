@@ -48,6 +48,19 @@ def allow_ingress(paths: list[str]) -> Doc:
     }
 
 
+def deny_admin(path: str) -> Doc:
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": mf.meta("deny-admin"),
+        "spec": {
+            "action": "DENY",
+            "selector": {"matchLabels": {"app": "web"}},
+            "rules": [{"to": [{"operation": {"paths": [path]}}]}],
+        },
+    }
+
+
 def request_authentication() -> Doc:
     return {
         "apiVersion": "security.istio.io/v1",
@@ -148,6 +161,7 @@ def _mesh_pairs() -> dict[str, Callable[[], Pair]]:
                 ),
             ],
         ),
+        "HS-MS-010": lambda: ([deny_admin("/admin*")], [deny_admin("/admin")]),
         "HS-MS-007": lambda: (
             [mf.namespace(), mf.deployment(), service_entry(["api.example.com"])],
             [mf.namespace(), mf.deployment(), service_entry(["api.example.com", "*.example.com"])],

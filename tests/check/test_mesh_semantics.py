@@ -198,3 +198,26 @@ spec:
     portLevelSettings: [{port: {number: 80}, tls: {mode: SIMPLE, sni: api.partner.example}}]
 """
     assert findings(PLAIN_ENTRY + origination, "HS-MS-007") == []
+
+
+def paths_policy(action: str, key: str, path: str) -> str:
+    return f"""
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {{name: p, namespace: app}}
+spec:
+  action: {action}
+  rules: [{{to: [{{operation: {{{key}: ["{path}"]}}}}]}}]
+"""
+
+
+def test_exact_paths_in_deny_rules_and_allow_not_paths_are_reported() -> None:
+    [deny] = findings(paths_policy("DENY", "paths", "/admin"), "HS-MS-010")
+    assert "DENY rule #1 paths /admin match only the literal path" in deny
+    [allow] = findings(paths_policy("ALLOW", "notPaths", "/internal"), "HS-MS-010")
+    assert "(use /internal*)" in allow
+
+
+def test_prefix_deny_rules_and_exact_allow_paths_pass() -> None:
+    assert findings(paths_policy("DENY", "paths", "/admin*"), "HS-MS-010") == []
+    assert findings(paths_policy("ALLOW", "paths", "/fhir/metadata"), "HS-MS-010") == []
