@@ -48,6 +48,53 @@ def allow_ingress(paths: list[str]) -> Doc:
     }
 
 
+def deny_admin(path: str) -> Doc:
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "AuthorizationPolicy",
+        "metadata": mf.meta("deny-admin"),
+        "spec": {
+            "action": "DENY",
+            "selector": {"matchLabels": {"app": "web"}},
+            "rules": [{"to": [{"operation": {"paths": [path]}}]}],
+        },
+    }
+
+
+def request_authentication() -> Doc:
+    return {
+        "apiVersion": "security.istio.io/v1",
+        "kind": "RequestAuthentication",
+        "metadata": mf.meta("web-jwt"),
+        "spec": {
+            "selector": {"matchLabels": {"app": "web"}},
+            "jwtRules": [{"issuer": "https://idp.example", "jwksUri": "https://idp.example/jwks"}],
+        },
+    }
+
+
+def require_token() -> Doc:
+    """The ingress ALLOW rule, for callers that also carry a valid end-user token."""
+    ap = allow_ingress(["/api/*"])
+    ap["spec"]["rules"][0]["from"][0]["source"]["requestPrincipals"] = ["*"]
+    return ap
+
+
+def service_entry(hosts: list[str], **spec: Any) -> Doc:
+    return {
+        "apiVersion": "networking.istio.io/v1",
+        "kind": "ServiceEntry",
+        "metadata": mf.meta("external-https"),
+        "spec": {
+            "hosts": hosts,
+            "location": "MESH_EXTERNAL",
+            "resolution": "DNS",
+            "ports": [{"number": 443, "name": "tls", "protocol": "TLS"}],
+            **spec,
+        },
+    }
+
+
 INGRESS = "cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"
 
 
@@ -99,6 +146,26 @@ def _mesh_pairs() -> dict[str, Callable[[], Pair]]:
             [*_mesh(), mf.gateway(), mf.virtualservice(), allow_ingress(["/api/*"])],
             [*_mesh(), mf.gateway(), mf.virtualservice(), allow_ingress(["/fhir/*"])],
         ),
+        "HS-MS-008": lambda: (
+            [*_mesh(), request_authentication(), require_token()],
+            [*_mesh(), request_authentication(), allow_ingress(["/api/*"])],
+        ),
+        "HS-MS-009": lambda: (
+            [mf.namespace(), mf.deployment()],
+            [
+                mf.namespace(),
+                mf.set_path(
+                    mf.deployment(),
+                    "spec.template.metadata.annotations",
+                    {"traffic.sidecar.istio.io/excludeOutboundPorts": "5432"},
+                ),
+            ],
+        ),
+        "HS-MS-010": lambda: ([deny_admin("/admin*")], [deny_admin("/admin")]),
+        "HS-MS-007": lambda: (
+            [mf.namespace(), mf.deployment(), service_entry(["api.example.com"])],
+            [mf.namespace(), mf.deployment(), service_entry(["api.example.com", "*.example.com"])],
+        ),
     }
 
 
@@ -142,6 +209,10 @@ def headless() -> Doc:
     return svc
 
 
+def service_account(name: str) -> Doc:
+    return {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": mf.meta(name)}
+
+
 def psa_namespace(level: str) -> Doc:
     ns = mf.namespace()  # restricted already; the fail fixture lowers it
     ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] = level
@@ -167,6 +238,23 @@ def _workload_pairs() -> dict[str, Callable[[], Pair]]:
         "HS-RI-002": lambda: mf.workload_pair(
             f"{mf.POD}.topologySpreadConstraints.0.labelSelector.matchLabels.app", "webapp"
         ),
+        "HS-RI-003": lambda: (
+            [mf.deployment(), allow_ingress(["/api/*"])],
+            [
+                mf.deployment(),
+                mf.set_path(allow_ingress(["/api/*"]), "spec.selector.matchLabels.app", "webapp"),
+            ],
+        ),
+        "HS-RI-004": lambda: (
+            [
+                service_account("web"),
+                mf.set_path(mf.deployment(), f"{mf.POD}.serviceAccountName", "web"),
+            ],
+            [
+                service_account("web"),
+                mf.set_path(mf.deployment(), f"{mf.POD}.serviceAccountName", "webb"),
+            ],
+        ),
         "HS-HA-001": lambda: (
             [mf.deployment(), mf.service()],
             [mf.set_path(mf.deployment(), f"{mf.C0}.lifecycle", None), mf.service()],
@@ -175,8 +263,37 @@ def _workload_pairs() -> dict[str, Callable[[], Pair]]:
     }
 
 
+def cnpg_cluster() -> Doc:
+    return {
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "Cluster",
+        "metadata": mf.meta("postgres"),
+        "spec": {
+            "instances": 3,
+            "storage": {"size": "10Gi"},
+            "backup": {
+                "retentionPolicy": "30d",
+                "barmanObjectStore": {"destinationPath": "s3://backups/demo"},
+            },
+        },
+    }
+
+
+def scheduled_backup(schedule: str = "0 0 1 * * *") -> Doc:
+    return {
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "ScheduledBackup",
+        "metadata": mf.meta("postgres-daily"),
+        "spec": {"schedule": schedule, "cluster": {"name": "postgres"}},
+    }
+
+
 def _backup_pairs() -> dict[str, Callable[[], Pair]]:
     return {
+        "HS-BK-004": lambda: (
+            [mf.namespace(), cnpg_cluster(), scheduled_backup()],
+            [mf.namespace(), cnpg_cluster()],
+        ),
         "HS-BK-001": lambda: ([mf.velero()], [mf.velero(ttl="24h")]),
         "HS-BK-002": lambda: (
             [mf.namespace(), database(), mf.velero(snapshotVolumes=True)],

@@ -60,3 +60,21 @@ def test_field_line_falls_back_to_the_deepest_parent(tmp_path: Path) -> None:
     assert field_line(str(file), 3, "Service", "spec.type") == 4
     assert field_line(str(file), 3, "Deployment", "spec.type") == 3  # not that object
     assert field_line(str(tmp_path / "missing.yaml"), 7, "Service", "spec") == 7
+
+
+def test_sarif_region_of_a_kustomize_finding_is_the_offending_field(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    shutil.copytree(REPO / "deploy", tmp_path / "deploy")
+    deployment = tmp_path / "deploy/base/deployment.yaml"
+    lines = deployment.read_text("utf-8").splitlines()
+    at = next(i for i, line in enumerate(lines) if line == "      annotations:")
+    lines.insert(at + 1, '        traffic.sidecar.istio.io/excludeOutboundPorts: "5432"')
+    deployment.write_text("\n".join(lines) + "\n", "utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", "--kustomize", "deploy/overlays/prod", "--format", "sarif"]) == 1
+    run = json.loads(capsys.readouterr().out)["runs"][0]
+    [result] = [r for r in run["results"] if r["ruleId"] == "HS-MS-009"]
+    location = result["locations"][0]["physicalLocation"]
+    assert location["artifactLocation"]["uri"] == "deploy/base/deployment.yaml"
+    assert location["region"]["startLine"] == at + 1  # the pod template's annotations

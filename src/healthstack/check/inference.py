@@ -86,14 +86,26 @@ def _monitor_flows(inv: Inventory) -> Iterator[Flow]:
 
 
 def _config_text(inv: Inventory, w: Workload) -> str:
-    """Env names and values plus referenced ConfigMap data, to look for database hosts in."""
+    """Env names and values plus the ConfigMap data the pod reads (envFrom, configMapKeyRef,
+    mounted ConfigMaps), to look for database hosts in."""
     parts: list[str] = []
+
+    def data(name: Any) -> dict[str, Any]:
+        cm = inv.get("ConfigMap", w.namespace, str(name))
+        return (cm.doc.get("data") or {}) if cm is not None else {}
+
     for c in w.all_containers:
-        parts += [f"{e.get('name')}={e.get('value', '')}" for e in c.get("env") or []]
+        for e in c.get("env") or []:
+            ref = (e.get("valueFrom") or {}).get("configMapKeyRef") or {}
+            value = data(ref.get("name")).get(str(ref.get("key")), "") if ref else e.get("value")
+            parts.append(f"{e.get('name')}={value or ''}")
         for src in c.get("envFrom") or []:
-            cm = inv.get("ConfigMap", w.namespace, str((src.get("configMapRef") or {}).get("name")))
-            if cm is not None:
-                parts += [f"{k}={v}" for k, v in (cm.doc.get("data") or {}).items()]
+            parts += [
+                f"{k}={v}" for k, v in data((src.get("configMapRef") or {}).get("name")).items()
+            ]
+    for volume in w.pod_spec.get("volumes") or []:
+        if isinstance(volume, dict) and volume.get("configMap"):
+            parts += [f"{k}={v}" for k, v in data(volume["configMap"].get("name")).items()]
     return "\n".join(parts)
 
 
@@ -103,9 +115,16 @@ def _database_clients(inv: Inventory, db: Workload) -> list[Workload]:
         hosts |= {f"{db.name}-rw", f"{db.name}-ro", f"{db.name}-r"}
     clients = []
     for w in inv.workloads:
-        if w is db or w.is_database or w.namespace != db.namespace:
+        if w is db or w.is_database:
             continue
         text = _config_text(inv, w)
+        if w.namespace != db.namespace:
+            # From another namespace the host must name the database's namespace.
+            if any(
+                re.search(rf"\b{re.escape(h)}\.{re.escape(db.namespace)}\b", text) for h in hosts
+            ):
+                clients.append(w)
+            continue
         names = [line.split("=", 1)[0] for line in text.splitlines()]
         if any(re.search(rf"\b{re.escape(h)}\b", text) for h in hosts) or any(
             _DB_ENV.match(n) for n in names

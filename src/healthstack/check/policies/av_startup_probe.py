@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from healthstack.check.model import Severity
-from healthstack.check.policies.base import Check, Context, Violation, long_running, own_containers
+from healthstack.check.policies.base import (
+    Check,
+    Context,
+    Violation,
+    container_path,
+    long_running,
+    own_containers,
+)
 
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
@@ -14,7 +21,9 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
             if c in (w.pod_spec.get("initContainers") or []):
                 continue
             if not c.get("startupProbe"):
-                yield Violation(w.obj, f"container {c.get('name')} has no startupProbe")
+                yield Violation(
+                    w.obj, f"container {c.get('name')} has no startupProbe", container_path(w, c)
+                )
 
 
 CHECK = Check(

@@ -109,3 +109,20 @@ def container_port_numbers(containers: Iterable[dict[str, Any]]) -> set[int]:
         for p in c.get("ports") or []
         if "containerPort" in p
     }
+
+
+def pod_path(w: Workload) -> str:
+    """Dotted path of the pod spec inside the workload's object (for SARIF regions)."""
+    kind = w.obj.kind
+    if kind == "Pod":
+        return "spec"
+    return "spec.jobTemplate.spec.template.spec" if kind == "CronJob" else "spec.template.spec"
+
+
+def container_path(w: Workload, c: dict[str, Any], field: str = "") -> str:
+    """Dotted path of a manifest container (or its ``field``); the pod spec's if not found."""
+    for key in ("containers", "initContainers"):
+        for index, candidate in enumerate(w.pod_spec.get(key) or []):
+            if candidate is c:
+                return f"{pod_path(w)}.{key}.{index}" + (f".{field}" if field else "")
+    return pod_path(w)

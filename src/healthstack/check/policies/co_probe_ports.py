@@ -9,6 +9,7 @@ from healthstack.check.policies.base import (
     Check,
     Context,
     Violation,
+    container_path,
     container_port_names,
     container_port_numbers,
     own_containers,
@@ -30,6 +31,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                         w.obj,
                         f"container {c.get('name')} {kind} port {port!r} "
                         "is not a declared containerPort",
+                        container_path(w, c, kind),
                     )
 
 

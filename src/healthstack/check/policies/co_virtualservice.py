@@ -1,5 +1,5 @@
-"""HS-CO-005: VirtualService hosts are served by its Gateways; destinations are real Services
-and ports."""
+"""HS-CO-005: VirtualService hosts are served by its Gateways; destinations are real Services,
+ports and DestinationRule subsets."""
 
 from __future__ import annotations
 
@@ -34,6 +34,17 @@ def _check_gateways(ctx: Context, vs: K8sObject) -> Iterator[Violation]:
                 yield Violation(vs, f"host {host!r} is not served by {gw.ref}")
 
 
+def _subsets(ctx: Context, svc: K8sObject) -> set[str]:
+    """Subset names the DestinationRules for the Service define."""
+    return {
+        str(subset.get("name"))
+        for dr in ctx.inv.of_kind("DestinationRule")
+        if resolve_service(ctx.inv, dr.namespace, str(dr.spec.get("host", ""))) is svc
+        for subset in dr.spec.get("subsets") or []
+        if isinstance(subset, dict)
+    }
+
+
 def evaluate(ctx: Context) -> Iterator[Violation]:
     for vs in ctx.inv.of_kind("VirtualService"):
         yield from _check_gateways(ctx, vs)
@@ -46,6 +57,14 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                     route.vs, f"{route.label} destination {host!r} is not a Service in the set"
                 )
                 continue
+            subset = dest.get("subset")
+            if subset is not None and str(subset) not in _subsets(ctx, svc):
+                # Envoy has no cluster for it: every request on the route gets a 503 (NR).
+                yield Violation(
+                    route.vs,
+                    f"{route.label} destination subset {subset!r} is defined by no "
+                    f"DestinationRule for {svc.ref}",
+                )
             number = (dest.get("port") or {}).get("number")
             ports = [p.get("port") for p in svc.spec.get("ports") or []]
             if number is not None and number not in ports:
@@ -62,7 +81,7 @@ CHECK = Check(
     scope=("VirtualService", "Gateway", "Service"),
     references=("HIPAA 164.308(a)(7)(ii)(C)", "NIST SP 800-53 CM-6"),
     remediation="List the VirtualService hosts on the Gateway's servers and route to an "
-    "existing Service name and port.",
+    "existing Service name, port and DestinationRule subset.",
     evaluate=evaluate,
     family="consistency",
 )

@@ -1,6 +1,6 @@
-"""HS-DH-003: a Velero Schedule backs up each PHI namespace with a database-consistent pre-backup
-hook (in the Schedule or as the pod annotation pre.hook.backup.velero.io/command) and a
-retention (ttl)."""
+"""HS-DH-003: a Velero Schedule (not paused) backs up each PHI namespace with a
+database-consistent pre-backup hook (in the Schedule or as the pod annotation
+pre.hook.backup.velero.io/command) and a retention (ttl)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from healthstack.check.policies.zt_default_deny import anchor
 
 def _gaps(ctx: Context, schedule: K8sObject, ns: str) -> list[str]:
     template = schedule.spec.get("template") or {}
-    gaps = [] if template.get("ttl") else ["no template.ttl (retention)"]
+    gaps = ["paused: true (it runs no backups)"] if schedule.spec.get("paused") is True else []
+    gaps += [] if template.get("ttl") else ["no template.ttl (retention)"]
     hooks = [
         h
         for h in (template.get("hooks") or {}).get("resources") or []
@@ -35,7 +36,8 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
         results = {s.ref: _gaps(ctx, s, ns) for s in covering}
         if all(results.values()):
             for schedule in covering:
-                yield Violation(schedule, "; ".join(results[schedule.ref]))
+                where = "spec.paused" if schedule.spec.get("paused") is True else "spec.template"
+                yield Violation(schedule, "; ".join(results[schedule.ref]), where)
 
 
 CHECK = Check(

@@ -1,4 +1,5 @@
-"""HS-DH-004: the PHI database port is reachable only from workloads of its own namespace.
+"""HS-DH-004: the PHI database port is reachable only from workloads of its own namespace (or
+the clients the intent names in another one).
 
 Probes stand in for "any other pod": an unlabeled pod in the same namespace, a pod in a new
 namespace, and the system pods (DNS, istiod, ingress gateway, Prometheus).
@@ -19,15 +20,28 @@ def database_ports(ep: Endpoint) -> list[Port]:
     return [p for p in ep.ports if p.number in DB_PORTS or p.name in ("postgres", "postgresql")]
 
 
+def _clients(ctx: Context, dst: Endpoint, port: Port) -> set[str]:
+    """Workloads the intent (declared or inferred) says must reach this database port: a
+    service in another namespace whose configuration names ``<service>.<namespace>``."""
+    flows = ctx.intent.flows if ctx.intent is not None else []
+    return {
+        f.src
+        for f in flows
+        if f.allowed and f.dst == dst.key and f.port.number == port.number and f.src != "*"
+    }
+
+
 def evaluate(ctx: Context) -> Iterator[Violation]:
     net = ctx.net
     for dst in net.workloads:
         for port in database_ports(dst):
+            clients = _clients(ctx, dst, port)
             intruders = [
                 src
                 for src in [*net.endpoints, *net.probes]
                 if src.key != dst.key
                 and (src.system or src.obj is None or src.namespace != dst.namespace)
+                and (src.system or src.obj is None or src.key not in clients)
                 and net.verdict(src, dst, port).allowed
             ]
             if intruders and dst.obj is not None:

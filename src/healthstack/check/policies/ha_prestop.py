@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from healthstack.check.model import Severity
-from healthstack.check.policies.base import Check, Context, Violation, own_containers
+from healthstack.check.policies.base import Check, Context, Violation, own_containers, pod_path
 
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
@@ -18,7 +18,11 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
             continue
         if not any((c.get("lifecycle") or {}).get("preStop") for c in own_containers(w)):
             services = ", ".join(s.ref for s in ctx.inv.services_for(w))
-            yield Violation(w.obj, f"served by {services} but no container has a preStop delay")
+            yield Violation(
+                w.obj,
+                f"served by {services} but no container has a preStop delay",
+                f"{pod_path(w)}.containers",
+            )
 
 
 CHECK = Check(

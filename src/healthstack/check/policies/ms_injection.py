@@ -8,10 +8,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from healthstack.check.inventory import Workload
 from healthstack.check.model import Severity
-from healthstack.check.policies.base import Check, Context, Violation, long_running
+from healthstack.check.policies.base import Check, Context, Violation, long_running, pod_path
 from healthstack.check.policies.istio import injected, is_mesh_object, outside_mesh_by_design
 from healthstack.check.policies.zt_default_deny import anchor
+
+
+def _opt_out_path(w: Workload) -> str:
+    """Where the pod opts out: its label wins over the older annotation form."""
+    where = "labels" if "sidecar.istio.io/inject" in w.pod_labels else "annotations"
+    return f"{pod_path(w).removesuffix('.spec')}.metadata.{where}"
 
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
@@ -21,7 +28,11 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
     for ns in sorted(phi):
         labels = ctx.inv.namespace_labels(ns)
         if labels.get("istio-injection") == "disabled":
-            yield Violation(anchor(ctx, ns), f"namespace {ns} holds PHI and disables injection")
+            yield Violation(
+                anchor(ctx, ns),
+                f"namespace {ns} holds PHI and disables injection",
+                "metadata.labels.istio-injection",
+            )
     for w in long_running(ctx):
         if w.namespace in phi and not injected(w):
             choice = {**w.pod_annotations, **w.pod_labels}.get("sidecar.istio.io/inject")
@@ -31,6 +42,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
             yield Violation(
                 w.obj,
                 f"{w.key} {why}: STRICT mTLS and AuthorizationPolicies do not protect it",
+                _opt_out_path(w) if choice else pod_path(w),
             )
 
 

@@ -11,30 +11,48 @@ from typing import Any
 
 from healthstack.check.inventory import Workload
 from healthstack.check.model import Severity
-from healthstack.check.policies.base import Check, Context, Violation
+from healthstack.check.policies.base import Check, Context, Violation, pod_path
 from healthstack.check.selectors import matches
 
+ANTI = "affinity.podAntiAffinity"
 
-def _selectors(w: Workload) -> Iterator[tuple[str, dict[str, Any] | None]]:
+
+def _selectors(w: Workload) -> Iterator[tuple[str, str, dict[str, Any] | None]]:
+    """(label for the message, path under the pod spec, selector)."""
     spec = w.obj.spec if w.synthetic else w.pod_spec
     for index, spread in enumerate(spec.get("topologySpreadConstraints") or []):
-        yield f"topologySpreadConstraints[{index}]", spread.get("labelSelector")
+        yield (
+            f"topologySpreadConstraints[{index}]",
+            f"topologySpreadConstraints.{index}.labelSelector",
+            spread.get("labelSelector"),
+        )
     anti = (w.pod_spec.get("affinity") or {}).get("podAntiAffinity") or {}
-    for index, term in enumerate(anti.get("requiredDuringSchedulingIgnoredDuringExecution") or []):
-        yield f"podAntiAffinity required[{index}]", term.get("labelSelector")
-    for index, weighted in enumerate(
-        anti.get("preferredDuringSchedulingIgnoredDuringExecution") or []
-    ):
+    required = "requiredDuringSchedulingIgnoredDuringExecution"
+    for index, term in enumerate(anti.get(required) or []):
+        yield (
+            f"podAntiAffinity required[{index}]",
+            f"{ANTI}.{required}.{index}.labelSelector",
+            term.get("labelSelector"),
+        )
+    preferred = "preferredDuringSchedulingIgnoredDuringExecution"
+    for index, weighted in enumerate(anti.get(preferred) or []):
         term = weighted.get("podAffinityTerm") or {}
-        yield f"podAntiAffinity preferred[{index}]", term.get("labelSelector")
+        yield (
+            f"podAntiAffinity preferred[{index}]",
+            f"{ANTI}.{preferred}.{index}.podAffinityTerm.labelSelector",
+            term.get("labelSelector"),
+        )
 
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
     for w in ctx.inv.workloads:
-        for where, selector in _selectors(w):
+        base = "spec" if w.synthetic else pod_path(w)
+        for where, path, selector in _selectors(w):
             if selector is not None and not matches(selector, w.pod_labels):
                 yield Violation(
-                    w.obj, f"{where} labelSelector {selector} selects none of its own pods"
+                    w.obj,
+                    f"{where} labelSelector {selector} selects none of its own pods",
+                    f"{base}.{path}",
                 )
 
 

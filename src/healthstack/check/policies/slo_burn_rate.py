@@ -3,7 +3,8 @@
 An alert ``ratio > (14.4 * 0.005)`` in a 99.95% stack (budget 0.0005) fires ten times too late:
 the budget is gone before anyone is paged. The declared SLO comes from the alert's ``slo`` label
 (``availability-99.95``), its summary (``SLO 99.95%``), or the PrometheusRule annotation
-``healthstack.io/slo``.
+``healthstack.io/slo``; an alert stating none is held to the SLO the stack's other alerts on the
+same recorded SLI series declare.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _NUMBER = r"(\d+(?:\.\d+)?)"
 _PRODUCT = re.compile(rf"{_NUMBER}\s*\*\s*(?:\(\s*1\s*-\s*{_NUMBER}\s*\)|{_NUMBER})")
 _LABEL_SLO = re.compile(r"(\d{2}(?:\.\d+)?)")
 _SUMMARY_SLO = re.compile(rf"SLO\s+{_NUMBER}\s*%")
+_SERIES = re.compile(r"\b([A-Za-z_][\w]*:[\w:]*?)\d+[smhdwy]\b")
 
 
 def _declared(rule: dict[str, Any], prom: K8sObject) -> set[float]:
@@ -48,17 +50,43 @@ def _budgets(expr: str) -> list[float]:
     return budgets
 
 
-def evaluate(ctx: Context) -> Iterator[Violation]:
+def _alerts(ctx: Context) -> Iterator[tuple[K8sObject, dict[str, Any], str]]:
     for prom in ctx.inv.of_kind("PrometheusRule"):
-        for group in prom.spec.get("groups") or []:
-            for rule in group.get("rules") or []:
-                if "alert" not in rule:
-                    continue
-                for slo in sorted(_declared(rule, prom)):
-                    yield from _mismatches(prom, rule, slo)
+        for g, group in enumerate(prom.spec.get("groups") or []):
+            for r, rule in enumerate(group.get("rules") or []):
+                if isinstance(rule, dict) and "alert" in rule:
+                    yield prom, rule, f"spec.groups.{g}.rules.{r}.expr"
 
 
-def _mismatches(prom: K8sObject, rule: dict[str, Any], slo: float) -> Iterator[Violation]:
+def _slis(expr: str) -> set[str]:
+    """The recorded SLI series an expression reads, window dropped (``x:ratio_rate1h`` ->
+    ``x:ratio_rate``), so the alerts of one SLI share a key whatever their windows."""
+    return {m.group(1) for m in _SERIES.finditer(expr)}
+
+
+def _stack_slos(ctx: Context) -> dict[str, set[float]]:
+    """SLI series -> the SLOs the stack's alerts on it declare."""
+    by_sli: dict[str, set[float]] = {}
+    for prom, rule, _ in _alerts(ctx):
+        for sli in _slis(str(rule.get("expr", ""))):
+            by_sli.setdefault(sli, set()).update(_declared(rule, prom))
+    return by_sli
+
+
+def evaluate(ctx: Context) -> Iterator[Violation]:
+    stack = _stack_slos(ctx)
+    for prom, rule, field in _alerts(ctx):
+        declared = _declared(rule, prom)
+        if not declared:
+            # An alert that states no SLO is held to the one the stack declares for its SLI.
+            declared = {v for sli in _slis(str(rule.get("expr", ""))) for v in stack.get(sli, ())}
+        for slo in sorted(declared):
+            yield from _mismatches(prom, rule, slo, field)
+
+
+def _mismatches(
+    prom: K8sObject, rule: dict[str, Any], slo: float, field: str
+) -> Iterator[Violation]:
     expected = round(1 - slo / 100, 10)
     for budget in sorted(set(_budgets(str(rule.get("expr", ""))))):
         if not math.isclose(budget, expected, rel_tol=1e-6):
@@ -66,6 +94,7 @@ def _mismatches(prom: K8sObject, rule: dict[str, Any], slo: float) -> Iterator[V
                 prom,
                 f"alert {rule['alert']}: threshold uses error budget {budget:g} "
                 f"(SLO {100 - budget * 100:g}%) but declares SLO {slo:g}% (budget {expected:g})",
+                field,
             )
 
 

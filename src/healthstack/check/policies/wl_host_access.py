@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from healthstack.check.model import Severity
-from healthstack.check.policies.base import Check, Context, Violation
+from healthstack.check.policies.base import Check, Context, Violation, pod_path
 
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
@@ -19,9 +19,13 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
             if p.get("hostPort")
         ]
         if shared:
-            yield Violation(w.obj, f"shares host namespaces: {', '.join(shared)}")
+            yield Violation(
+                w.obj, f"shares host namespaces: {', '.join(shared)}", f"{pod_path(w)}.{shared[0]}"
+            )
         if paths:
-            yield Violation(w.obj, f"mounts hostPath volumes: {', '.join(paths)}")
+            yield Violation(
+                w.obj, f"mounts hostPath volumes: {', '.join(paths)}", f"{pod_path(w)}.volumes"
+            )
         if ports:
             yield Violation(w.obj, f"binds host ports: {', '.join(ports)}")
 

@@ -6,7 +6,14 @@ import re
 from collections.abc import Iterator
 
 from healthstack.check.model import Severity
-from healthstack.check.policies.base import Check, Context, Violation, long_running, own_containers
+from healthstack.check.policies.base import (
+    Check,
+    Context,
+    Violation,
+    container_path,
+    long_running,
+    own_containers,
+)
 
 _DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
 
@@ -19,6 +26,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                 yield Violation(
                     w.obj,
                     f"container {c.get('name')} image {image!r} is not pinned by @sha256 digest",
+                    container_path(w, c, "image"),
                 )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from healthstack.check.model import Severity
-from healthstack.check.policies.base import Check, Context, Violation, long_running
+from healthstack.check.policies.base import Check, Context, Violation, container_path, long_running
 
 
 def _handler(probe: dict[str, Any]) -> Any:
@@ -24,11 +24,15 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                 which = " and ".join(
                     n for n, p in (("liveness", live), ("readiness", ready)) if not p
                 )
-                yield Violation(w.obj, f"container {name} has no {which} probe")
+                yield Violation(
+                    w.obj, f"container {name} has no {which} probe", container_path(w, c)
+                )
             elif _handler(live) == _handler(ready):
                 # Same check for both: a slow database would restart healthy pods.
                 yield Violation(
-                    w.obj, f"container {name}: liveness and readiness probes are identical"
+                    w.obj,
+                    f"container {name}: liveness and readiness probes are identical",
+                    container_path(w, c, "readinessProbe"),
                 )
 
 

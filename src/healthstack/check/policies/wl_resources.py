@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from healthstack.check.model import Severity
-from healthstack.check.policies.base import Check, Context, Violation, long_running, own_containers
+from healthstack.check.policies.base import (
+    Check,
+    Context,
+    Violation,
+    container_path,
+    long_running,
+    own_containers,
+)
 
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
@@ -18,7 +25,11 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
             if "memory" not in (res.get("limits") or {}):
                 missing.append("limits.memory")
             if missing:
-                yield Violation(w.obj, f"container {c.get('name')} lacks {', '.join(missing)}")
+                yield Violation(
+                    w.obj,
+                    f"container {c.get('name')} lacks {', '.join(missing)}",
+                    container_path(w, c, "resources"),
+                )
 
 
 CHECK = Check(

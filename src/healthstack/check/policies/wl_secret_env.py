@@ -5,23 +5,32 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from healthstack.check.model import Severity
-from healthstack.check.policies.base import Check, Context, Violation, own_containers
+from healthstack.check.policies.base import (
+    Check,
+    Context,
+    Violation,
+    container_path,
+    own_containers,
+)
 
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
     for w in ctx.inv.workloads:
         for c in own_containers(w):
-            for env in c.get("env") or []:
+            for index, env in enumerate(c.get("env") or []):
                 if (env.get("valueFrom") or {}).get("secretKeyRef"):
                     yield Violation(
-                        w.obj, f"container {c.get('name')} reads secret into env {env.get('name')}"
+                        w.obj,
+                        f"container {c.get('name')} reads secret into env {env.get('name')}",
+                        container_path(w, c, f"env.{index}"),
                     )
-            for src in c.get("envFrom") or []:
+            for index, src in enumerate(c.get("envFrom") or []):
                 if src.get("secretRef"):
                     yield Violation(
                         w.obj,
                         f"container {c.get('name')} imports Secret "
                         f"{src['secretRef'].get('name')} as env (envFrom)",
+                        container_path(w, c, f"envFrom.{index}"),
                     )
 
 

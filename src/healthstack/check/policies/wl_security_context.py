@@ -6,7 +6,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from healthstack.check.model import Severity
-from healthstack.check.policies.base import Check, Context, Violation, long_running, own_containers
+from healthstack.check.policies.base import (
+    Check,
+    Context,
+    Violation,
+    container_path,
+    long_running,
+    own_containers,
+)
 
 
 def _gaps(pod: dict[str, Any], c: dict[str, Any]) -> list[str]:
@@ -36,7 +43,11 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
         for c in own_containers(w):
             gaps = _gaps(w.pod_spec, c)
             if gaps:
-                yield Violation(w.obj, f"container {c.get('name')}: {'; '.join(gaps)}")
+                yield Violation(
+                    w.obj,
+                    f"container {c.get('name')}: {'; '.join(gaps)}",
+                    container_path(w, c, "securityContext"),
+                )
 
 
 CHECK = Check(

@@ -5,13 +5,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from healthstack.check.model import Severity
-from healthstack.check.policies.base import Check, Context, Violation, long_running
+from healthstack.check.policies.base import Check, Context, Violation, long_running, pod_path
 
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
     for w in long_running(ctx):
         if w.pod_spec.get("automountServiceAccountToken") is not False:
-            yield Violation(w.obj, "pod template does not set automountServiceAccountToken: false")
+            yield Violation(
+                w.obj,
+                "pod template does not set automountServiceAccountToken: false",
+                f"{pod_path(w)}.automountServiceAccountToken",
+            )
 
 
 CHECK = Check(

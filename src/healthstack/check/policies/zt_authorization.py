@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from healthstack.check.model import K8sObject, Severity
 from healthstack.check.policies.base import Check, Context, Violation
@@ -20,13 +21,34 @@ def is_allow_nothing(ap: K8sObject) -> bool:
     )
 
 
+def _any_caller(rule: Any) -> bool:
+    """An ALLOW rule that names no caller: no ``from`` and no ``when`` condition, or a source
+    that is only ``*`` principals/namespaces (every mesh identity). ``to`` narrows the target,
+    not who may call it."""
+    if not isinstance(rule, dict) or rule.get("when"):
+        return False
+    sources = [f.get("source") or {} for f in rule.get("from") or [] if isinstance(f, dict)]
+    return not sources or any(
+        s and all(k in ("principals", "namespaces") and v == ["*"] for k, v in s.items())
+        for s in sources
+    )
+
+
 def evaluate(ctx: Context) -> Iterator[Violation]:
     policies = ctx.inv.of_kind("AuthorizationPolicy")
     for ap in policies:
-        if ap.spec.get("action", "ALLOW") == "ALLOW" and any(
-            r == {} for r in ap.spec.get("rules") or []
-        ):
-            yield Violation(ap, "has an empty rule ({}), which allows every request")
+        if ap.spec.get("action", "ALLOW") != "ALLOW":
+            continue
+        for index, rule in enumerate(ap.spec.get("rules") or []):
+            if rule == {}:
+                yield Violation(ap, "has an empty rule ({}), which allows every request")
+            elif _any_caller(rule):
+                yield Violation(
+                    ap,
+                    f"rule #{index + 1} names no caller (no from/when, or only *): every "
+                    "peer may make the requests it admits",
+                    f"spec.rules.{index}",
+                )
     meshed = sorted(
         {w.namespace for w in ctx.inv.workloads if any(c.get("_injected") for c in w.containers)}
     )

@@ -41,6 +41,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                     f"egress rule #{index + 1} opens {', '.join(outside)} to "
                     "namespaceSelector: {} (every in-cluster pod, no pod "
                     "serves it) and never to external addresses",
+                    f"spec.egress.{index}",
                 )
 
 

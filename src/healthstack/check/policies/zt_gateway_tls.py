@@ -12,20 +12,27 @@ WEAK_VERSIONS = {"TLSV1_0", "TLSV1_1"}
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
     for gw in ctx.inv.of_kind("Gateway"):
-        for server in gw.spec.get("servers") or []:
+        for index, server in enumerate(gw.spec.get("servers") or []):
+            at = f"spec.servers.{index}"
             port = server.get("port") or {}
             protocol, tls = str(port.get("protocol", "")).upper(), server.get("tls") or {}
             where = f"server {port.get('name', port.get('number'))}"
             if protocol in ("HTTP", "HTTP2", "TCP", "GRPC"):
                 if not tls.get("httpsRedirect"):
-                    yield Violation(gw, f"{where} serves {protocol} without TLS")
+                    yield Violation(gw, f"{where} serves {protocol} without TLS", f"{at}.port")
                 continue
             if tls.get("mode") not in ("SIMPLE", "MUTUAL", "ISTIO_MUTUAL", "OPTIONAL_MUTUAL"):
-                yield Violation(gw, f"{where} has tls.mode {tls.get('mode')!r}, not terminating")
+                yield Violation(
+                    gw, f"{where} has tls.mode {tls.get('mode')!r}, not terminating", f"{at}.tls"
+                )
             elif tls.get("mode") in ("SIMPLE", "MUTUAL") and not tls.get("credentialName"):
-                yield Violation(gw, f"{where} has no tls.credentialName")
+                yield Violation(gw, f"{where} has no tls.credentialName", f"{at}.tls")
             if tls.get("minProtocolVersion") in WEAK_VERSIONS:
-                yield Violation(gw, f"{where} accepts {tls['minProtocolVersion']}")
+                yield Violation(
+                    gw,
+                    f"{where} accepts {tls['minProtocolVersion']}",
+                    f"{at}.tls.minProtocolVersion",
+                )
 
 
 CHECK = Check(
