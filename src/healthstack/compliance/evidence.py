@@ -28,7 +28,7 @@ WHERE interaction = 'key-rotation' AND outcome = 'success'"""
 KEY_USE = "SELECT key_id, count(*) FROM fhir_resource GROUP BY key_id ORDER BY key_id"
 # Break-glass uses with no review yet (audit_review comes from migration 0011; before it, all).
 HAS_REVIEWS = "SELECT to_regclass('audit_review') IS NOT NULL"
-ALL_USES = "SELECT count(*) FROM audit_log l WHERE l.break_glass AND l.outcome = 'success'"
+ALL_USES = "SELECT count(*) FROM audit_log l WHERE l.break_glass"
 AWAITING = (
     ALL_USES
     + """ AND NOT EXISTS (SELECT 1 FROM audit_review r

@@ -56,7 +56,7 @@ def to_json(report: dict[str, Any]) -> str:
     return json.dumps(report, indent=2) + "\n"
 
 
-_STYLE = """body{font:16px/1.5 system-ui,sans-serif;color:#1a1a1a;background:#fff;margin:2rem}
+STYLE = """body{font:16px/1.5 system-ui,sans-serif;color:#1a1a1a;background:#fff;margin:2rem}
 table{border-collapse:collapse;width:100%}th,td{border:1px solid #767676;padding:.4rem;
 text-align:left;vertical-align:top}th{background:#f0f0f0}code{font-size:.85em}
 .met,.ok,.passed{color:#0b6b0b}.failing,.problem,.failed,.error{color:#a00000;font-weight:bold}
@@ -72,7 +72,7 @@ def to_html(report: dict[str, Any]) -> str:
         f"<td>{e(i['summary'])}</td></tr>" for i in report["evidence"])  # fmt: skip
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        f"<title>{e(report['title'])}</title><style>{_STYLE}</style></head><body>"
+        f"<title>{e(report['title'])}</title><style>{STYLE}</style></head><body>"
         f"<h1>{e(report['title'])}</h1><p>Generated {e(report['generated_at'])}. "
         f"Test results: {e(report['test_results'])}. Safeguards: {summary}.</p>"
         '<h2>Safeguards</h2><table><thead><tr><th scope="col">Section</th>'
