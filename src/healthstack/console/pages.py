@@ -24,7 +24,8 @@ STYLE = (
     "th,td{border:1px solid #767676;padding:.3rem;text-align:left;vertical-align:top}"
     "th{background:#e8eef5;color:#1a1a1a}.error{background:#fff0f0;color:#8f0000;padding:.5rem;"
     "border:2px solid #8f0000}.flag{background:#fff4e0;color:#7a3b00;font-weight:bold}"
-    "label{display:inline-block;margin:.2rem .5rem .2rem 0}input,select,textarea{font:inherit}"
+    "label{display:inline-block;margin:.2rem .4rem .2rem 0}input,select,textarea{font:inherit}"
+    "input,select{margin-right:1.2rem}"
     "button{font:inherit;background:#0a4f9e;color:#ffffff;border:0;padding:.3rem .8rem}"
     ":focus{outline:3px solid #c75000;outline-offset:2px}.inline{display:inline}"
 )
