@@ -257,3 +257,17 @@ def test_console_colours_meet_wcag_aa() -> None:
         assert fg in pages.STYLE
     for colour in re.findall(r"color:(#[0-9a-f]{6})", report.STYLE):
         assert contrast(colour, "#ffffff") >= 4.5, colour
+
+
+def test_a_flood_of_bad_logins_is_bounded_in_the_trail_then_refused(
+    console: Service, module_database: Database
+) -> None:
+    # Last in this module: the address stays throttled for the rest of the window.
+    statuses = [httpx.post(f"{console.base_url}/console/login", data={"token": f"bad-{i}"}).status_code
+                for i in range(40)]  # fmt: skip
+    assert statuses[0] == 401
+    assert statuses[-1] == 429
+    rows = records(module_database, "interaction = 'login' AND content LIKE '%console: %' "
+                   "AND outcome = 'unauthenticated'")  # fmt: skip
+    assert len(rows) <= 6  # the first few one by one; the rest counted into an aggregate
+    assert httpx.get(f"{console.base_url}/console/", headers=bearer(AUDITOR)).status_code == 200

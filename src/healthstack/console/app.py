@@ -10,6 +10,8 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from healthstack.console import pages, review, views
+from healthstack.security import audit
+from healthstack.security.middleware import aggregate_event
 from healthstack.service.state import ServiceState
 
 # On every console answer, refusals and redirects included: nothing cached, framed or sniffed.
@@ -54,7 +56,22 @@ def build_console_app(state: ServiceState) -> ASGIApp:
         ],
         exception_handlers={HTTPException: _http_error},
     )
+    _flush_at_shutdown(state)
     return NoStore(app)
+
+
+def _flush_at_shutdown(state: ServiceState) -> None:
+    """Counted login failures still in an open window are written when the service stops,
+    after the API's own (the service calls ``auth_failure_flush`` at shutdown)."""
+    previous = state.extras.get("auth_failure_flush")
+
+    async def flush() -> None:
+        if previous is not None:
+            await previous()
+        for aggregate in views.limiter(state).drain():
+            await audit.record_detached(state, aggregate_event(aggregate))
+
+    state.extras["auth_failure_flush"] = flush
 
 
 async def _http_error(request: Request, error: Exception) -> Response:

@@ -42,10 +42,6 @@ INSERT_REVIEW = """INSERT INTO audit_review (chain_id, seq, reviewer, note_key, 
 VALUES ($1, $2, $3, $4, $5)"""
 
 
-def note_aad(chain_id: int, seq: int) -> bytes:
-    return f"healthstack/console/review-note/v1/{chain_id}/{seq}".encode()
-
-
 def _keyring(state: ServiceState) -> Keyring:
     keyring = audit.reason_keyring(state)
     if keyring is None:
@@ -95,7 +91,7 @@ def _reviewed_cells(keyring: Keyring, row: asyncpg.Record) -> list[str]:
     doc = orjson.loads(row["content"])
     try:
         note = keyring.decrypt(row["note_key"], bytes(row["note"]),
-                               note_aad(row["chain_id"], row["seq"])).decode()  # fmt: skip
+                               audit.review_note_aad(row["chain_id"], row["seq"])).decode()  # fmt: skip
     except DecryptionError:
         note = f"[encrypted under key {row['note_key']}, which is not configured]"
     return [f"{row['chain_id']}-{row['seq']}", escape(doc.get("subject") or ""),
@@ -124,7 +120,7 @@ async def review(state: ServiceState, request: Request) -> Response:
         )
         if not flag or chain is None or seq is None:
             raise ConsoleError(404, f"no break-glass record {rid[:40]}", principal=caller.principal)
-        key_id, blob = keyring.encrypt(note.encode(), note_aad(chain, seq))
+        key_id, blob = keyring.encrypt(note.encode(), audit.review_note_aad(chain, seq))
         try:
             async with conn.transaction():
                 await conn.execute(

@@ -6,8 +6,10 @@ answer is ``Cache-Control: no-store``; every view, refusal and review is an audi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from html import escape
 from typing import Any
@@ -31,8 +33,9 @@ from healthstack.console.session import (
     verified,
 )  # fmt: skip
 from healthstack.security import audit, authz
-from healthstack.security.middleware import client_ip
+from healthstack.security.middleware import aggregate_event, client_ip
 from healthstack.security.principal import Principal
+from healthstack.security.ratelimit import FailureLimiter
 from healthstack.service.db import DATABASE_UNAVAILABLE
 from healthstack.service.state import ServiceState
 
@@ -75,12 +78,32 @@ def _page(status: int, message: str) -> HTMLResponse:
     return HTMLResponse(pages.error_page(status, message), status_code=status)
 
 
+def limiter(state: ServiceState) -> FailureLimiter:
+    found = state.extras.get("console_failures")
+    if not isinstance(found, FailureLimiter):
+        found = state.extras["console_failures"] = FailureLimiter()
+    return found
+
+
 async def _refused(state: ServiceState, request: Request, interaction: str,
                    error: ConsoleError) -> Response:  # fmt: skip
     event = audit.event_for(error.principal, interaction, error.outcome,
                             resource_type=authz.AUDIT_TYPE, detail=f"console: {error.message}")  # fmt: skip
+    events, retry = [event], None
+    if error.outcome == "unauthenticated":
+        # A flood of bad tokens adds a bounded number of rows: the first few one by one, the
+        # rest counted into one aggregate record per window (security/ratelimit.py).
+        now, failures, source = time.time(), limiter(state), audit.source_ip_var.get()
+        retry = failures.retry_after(source, now)
+        if retry is not None:  # as the API does: refused without more work (docs/audit.md)
+            error = ConsoleError(429, "too many failed logins from this address; retry later",
+                                 outcome="unauthenticated")  # fmt: skip
+            event = dataclasses.replace(event, detail=f"console: {error.message}")
+        events = [event] if failures.failed(source, "console", now) else []
+        events += [aggregate_event(a) for a in failures.closed(now)]
     try:
-        await audit.record_detached(state, event)
+        for each in events:
+            await audit.record_detached(state, each)
     except audit.AuditWriteError:
         return _page(503, "The audit trail could not be written; nothing was done.")
     if error.status == 401 and request.method == "GET" and interaction != "login":
@@ -90,6 +113,8 @@ async def _refused(state: ServiceState, request: Request, interaction: str,
         response = HTMLResponse(pages.login_page(error.message), status_code=error.status)
     else:
         response = _page(error.status, error.message)
+    if error.status == 429:
+        response.headers["Retry-After"] = str(retry or 60)
     if error.status == 401:
         response.delete_cookie(COOKIE, path="/console", secure=True, httponly=True,
                                samesite="strict")  # fmt: skip
