@@ -1,4 +1,4 @@
-"""`keys rotate` re-seals the auditors' review notes: after it, the old key can be retired."""
+"""The console in operation: `keys rotate` re-seals review notes; the gateway does not route it."""
 
 from __future__ import annotations
 
@@ -41,3 +41,18 @@ def test_keys_rotate_reseals_review_notes(database: Database) -> None:
     )
     with pytest.raises(DecryptionError):  # bound to its record: never opens as another's note
         only_new.decrypt(row[0], bytes(row[1]), audit.review_note_aad(chain, seq + 1))
+
+
+def test_the_gateway_does_not_route_the_console() -> None:
+    import yaml
+    from tests.conftest import REPO
+
+    istio = REPO / "deploy" / "components" / "istio"
+    routes = yaml.safe_load((istio / "virtualservice.yaml").read_text())
+    prefixes = [m["uri"]["prefix"] for r in routes["spec"]["http"] for m in r["match"]]
+    assert prefixes == ["/api/"]
+    policies = list(yaml.safe_load_all((istio / "authorizationpolicies.yaml").read_text()))
+    paths = [p for doc in policies for rule in doc["spec"].get("rules", [])
+             for to in rule.get("to", []) for p in to["operation"].get("paths", [])]  # fmt: skip
+    assert not [p for p in paths if p.startswith("/console")]
+    assert "/api/*" in paths
