@@ -8,7 +8,9 @@ SELECT and INSERT, never UPDATE or DELETE (the primary key refuses a second revi
 free text an auditor typed, which may name a patient, so it is stored only as AES-GCM ciphertext
 under the PHI keyring (``note_key`` = key id), bound to its record like a re-sealed reason. The
 act of reviewing is itself an audit record (interaction ``review``) written in the same
-transaction.
+transaction. No foreign key to ``audit_log``: the trail's own guards (TRUNCATE refused by its
+trigger, archiving by the owner) must not change behaviour because a review exists; the console
+checks that the record exists and is a break-glass use before inserting.
 """
 
 from alembic import op
@@ -28,8 +30,7 @@ CREATE TABLE audit_review (
     note_key text NOT NULL CHECK (length(note_key) <= 64),
     note bytea NOT NULL CHECK (length(note) <= 8192),
     reviewed_at timestamptz NOT NULL DEFAULT clock_timestamp(),
-    PRIMARY KEY (chain_id, seq),
-    FOREIGN KEY (chain_id, seq) REFERENCES audit_log (chain_id, seq)
+    PRIMARY KEY (chain_id, seq)
 );
 GRANT SELECT, INSERT ON audit_review TO healthstack_app;
 """)
