@@ -83,8 +83,23 @@ def test_non_auditors_get_403_on_every_route_and_nothing_is_cached(
     page = httpx.get(console.base_url + "/console/", headers=bearer(AUDITOR))
     assert page.status_code == 200
     assert page.headers["cache-control"] == "no-store"
+    assert page.headers["content-security-policy"].startswith("default-src 'none'")
     assert "script-src" not in page.headers["content-security-policy"]
+    assert page.headers["x-frame-options"] == "DENY"
+    assert page.headers["x-content-type-options"] == "nosniff"
+    assert page.headers["pragma"] == "no-cache"
     assert "<script" not in page.text
+
+
+def test_every_form_control_has_a_label(console: Service) -> None:
+    auth = bearer(AUDITOR)
+    for path in ("/console/", "/console/break-glass", f"/console/disclosures?patient={PATIENT_A}",
+                 "/console/login"):  # fmt: skip
+        page = httpx.get(console.base_url + path, headers=auth).text
+        controls = re.findall(r'<(?:input|select|textarea)[^>]*\bid="([^"]+)"', page)
+        assert controls, path
+        for control in controls:
+            assert f'<label for="{control}">' in page, (path, control)
 
 
 def test_trail_search_filters_pages_and_is_audited(
