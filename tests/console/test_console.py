@@ -28,7 +28,7 @@ from healthstack.console import pages
 from healthstack.security.audit_event import AuditEvent
 
 ROUTES = [("GET", "/console/"), ("GET", "/console/break-glass"), ("GET", "/console/disclosures"),
-          ("GET", f"/console/disclosures?patient={PATIENT_A}&format=csv"),
+          ("GET", f"/console/disclosures?patient={PATIENT_A}&format=csv"), ("GET", "/console/status"),
           ("POST", "/console/break-glass/1-1/review"), ("POST", "/console/logout"),
           ("POST", "/console/login")]  # fmt: skip
 
@@ -272,6 +272,28 @@ def test_console_colours_meet_wcag_aa() -> None:
         assert fg in pages.STYLE
     for colour in re.findall(r"color:(#[0-9a-f]{6})", report.STYLE):
         assert contrast(colour, "#ffffff") >= 4.5, colour
+
+
+def test_status_compares_every_chain_head_with_its_last_record(
+    console: Service, module_database: Database
+) -> None:
+    url, auth = f"{console.base_url}/console/status", bearer(AUDITOR)
+    page = httpx.get(url, headers=auth)
+    assert page.status_code == 200
+    assert "64 of 64 chain heads match their last record" in page.text
+    assert "audit verify --anchor" in page.text  # says what it does not check
+    with psycopg.connect(module_database.owner_url, autocommit=True) as conn:
+        chain, head = conn.execute("SELECT chain_id, head FROM audit_chain WHERE seq > 0 "
+                                   "ORDER BY chain_id LIMIT 1").fetchone() or (0, b"")  # fmt: skip
+        conn.execute("SET session_replication_role = replica")  # a rogue superuser
+        conn.execute("UPDATE audit_chain SET head = %s WHERE chain_id = %s", (b"x" * 32, chain))
+        try:
+            tampered = httpx.get(url, headers=auth).text
+        finally:
+            conn.execute("UPDATE audit_chain SET head = %s WHERE chain_id = %s", (head, chain))
+    assert "63 of 64 chain heads match" in tampered
+    assert "does not look intact" in tampered
+    assert records(module_database, "content LIKE '%console: chain status%'")
 
 
 def test_a_flood_of_bad_logins_is_bounded_in_the_trail_then_refused(

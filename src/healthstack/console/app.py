@@ -9,7 +9,7 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from healthstack.console import pages, review, views
+from healthstack.console import pages, review, status, views
 from healthstack.security import audit
 from healthstack.security.middleware import aggregate_event
 from healthstack.service.state import ServiceState
@@ -53,6 +53,7 @@ def build_console_app(state: ServiceState) -> ASGIApp:
             route("/break-glass", "read", review.queue),
             route("/break-glass/{id}/review", "review", review.review, "POST"),
             route("/disclosures", "search", review.disclosures),
+            route("/status", "read", status.status),
         ],
         exception_handlers={HTTPException: _http_error},
     )

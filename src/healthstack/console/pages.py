@@ -33,7 +33,7 @@ STYLE_HASH = "sha256-" + base64.b64encode(hashlib.sha256(STYLE.encode()).digest(
 CSP = (f"default-src 'none'; style-src '{STYLE_HASH}'; form-action 'self'; "
        "frame-ancestors 'none'; base-uri 'none'")  # fmt: skip
 NAV = (("/console/", "Trail"), ("/console/break-glass", "Break-glass review"),
-       ("/console/disclosures", "Disclosures"))  # fmt: skip
+       ("/console/disclosures", "Disclosures"), ("/console/status", "Status"))  # fmt: skip
 
 
 def layout(title: str, body: str, *, nav: bool = True, csrf: str | None = None) -> str:
