@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import re
 from collections.abc import Iterator
 
 import httpx
 import psycopg
 import pytest
+from pypdf import PdfReader
 from tests.conftest import Database, Service, start_service
 from tests.console.conftest import (
     AUDITOR,
@@ -241,11 +243,18 @@ def test_accounting_of_disclosures_html_and_csv(
     assert lines[0] == "date_utc,kind,recipient,client,description,purpose,record"
     assert len(lines) == 4
     assert ",'{" not in csv_response.text  # JSON descriptions start with {, not a formula
+    pdf = httpx.get(base, headers=auth, params={"patient": PATIENT_A, "format": "pdf"})
+    assert pdf.headers["content-type"] == "application/pdf"
+    text = "".join(page.extract_text() for page in PdfReader(io.BytesIO(pdf.content)).pages)
+    assert "bulk-export" in text
+    assert "ai-summary" in text
+    assert REASON in text
+    assert "e-2" not in text
     none = httpx.get(base, headers=auth, params={"patient": "00000000-0000-4000-8000-0000000000ff"})
     assert "No disclosures are recorded" in none.text
     bad = httpx.get(base, headers=auth, params={"patient": "Jane Doe"})
     assert bad.status_code == 400
-    bad_format = httpx.get(base, headers=auth, params={"patient": PATIENT_A, "format": "pdf"})
+    bad_format = httpx.get(base, headers=auth, params={"patient": PATIENT_A, "format": "xls"})
     assert bad_format.status_code == 400
     assert records(module_database, "content LIKE '%accounting of disclosures (csv)%'")
 

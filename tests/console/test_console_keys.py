@@ -1,4 +1,4 @@
-"""The console in operation: `keys rotate` re-seals review notes; the gateway does not route it."""
+"""Console pieces: `keys rotate` re-seals review notes, the gateway does not route it, the PDF."""
 
 from __future__ import annotations
 
@@ -56,3 +56,21 @@ def test_the_gateway_does_not_route_the_console() -> None:
              for to in rule.get("to", []) for p in to["operation"].get("paths", [])]  # fmt: skip
     assert not [p for p in paths if p.startswith("/console")]
     assert "/api/*" in paths
+
+
+def test_the_pdf_escapes_text_and_spans_pages() -> None:
+    import io
+
+    from pypdf import PdfReader
+
+    from healthstack.console import pdf
+
+    rows = [(f"row {i}", "evil) Tj (injected", "naïve ünïcode ✓") for i in range(130)]
+    document = pdf.render("Title (with parentheses) \\ and a backslash", rows)
+    reader = PdfReader(io.BytesIO(document))
+    assert len(reader.pages) >= 3  # 130 rows at 55 lines a page
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    assert "Title (with parentheses) \\ and a backslash" in text
+    assert "evil) Tj (injected" in text  # shown as text, never run as an operator
+    assert "row 129" in text
+    assert "naïve ünïcode ?" in text  # outside Latin-1: replaced, never broken

@@ -19,7 +19,7 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from healthstack.console import filters, pages
+from healthstack.console import filters, pages, pdf
 from healthstack.console.session import ConsoleError, authenticate, check_csrf
 from healthstack.console.views import csrf_of, form, record
 from healthstack.core.crypto import DecryptionError, Keyring
@@ -149,8 +149,8 @@ async def disclosures(state: ServiceState, request: Request) -> Response:
     ):
         raise ConsoleError(400, "expected only patient and format", principal=caller.principal)
     fmt = params.get("format", "html")
-    if fmt not in ("html", "csv"):
-        raise ConsoleError(400, "format: expected html or csv", principal=caller.principal)
+    if fmt not in ("html", "csv", "pdf"):
+        raise ConsoleError(400, "format: expected html, csv or pdf", principal=caller.principal)
     if not params.get("patient"):
         return HTMLResponse(pages.layout("Accounting of disclosures", _patient_form(""),
                                          csrf=csrf_of(state, caller)))  # fmt: skip
@@ -166,7 +166,14 @@ async def disclosures(state: ServiceState, request: Request) -> Response:
     entries = [_entry(keyring, row) for row in rows]
     if fmt == "csv":
         return _csv(pid, entries)
-    link = f'<p><a href="/console/disclosures?{escape(f"patient={pid}&format=csv")}">Download CSV</a></p>'
+    if fmt == "pdf":
+        title = f"Accounting of disclosures, patient {pid} ({len(entries)}; newest first)"
+        return Response(pdf.render(title, [CSV_HEADER, *entries]), media_type="application/pdf",
+                        headers={"Content-Disposition":
+                                 f'attachment; filename="disclosures-{pid}.pdf"'})  # fmt: skip
+    link = "<p>" + " ".join(
+        f'<a href="/console/disclosures?patient={pid}&amp;format={kind}">Download {kind.upper()}</a>'
+        for kind in ("csv", "pdf")) + "</p>"  # fmt: skip
     body = _patient_form(pid) + (link + pages.table(
         f"Disclosures of patient {pid} ({len(entries)}, newest first)", CSV_HEADER,
         ([escape(c) for c in e] for e in entries)) if entries else
