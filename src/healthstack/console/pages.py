@@ -68,9 +68,9 @@ def login_page(message: str | None = None) -> str:
         nav=False)  # fmt: skip
 
 
-def field(name: str, label: str, value: str, kind: str = "text") -> str:
+def field(name: str, label: str, value: str, kind: str = "text", size: int = 20) -> str:
     return (f'<label for="f-{name}">{escape(label)}</label><input id="f-{name}" name="{name}" '
-            f'type="{kind}" value="{escape(value)}" size="20">')  # fmt: skip
+            f'type="{kind}" value="{escape(value)}" size="{size}">')  # fmt: skip
 
 
 def select(name: str, label: str, value: str, options: Iterable[str]) -> str:

@@ -185,7 +185,7 @@ async def disclosures(state: ServiceState, request: Request) -> Response:
 
 def _patient_form(pid: str) -> str:
     return ('<form method="get" action="/console/disclosures"><p>'
-            + pages.field("patient", "Patient id", pid)
+            + pages.field("patient", "Patient id", pid, size=40)
             + ' <button type="submit">Show disclosures</button></p></form>')  # fmt: skip
 
 
