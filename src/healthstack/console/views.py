@@ -70,6 +70,10 @@ def guarded(
         except asyncpg.PostgresError as error:
             log.error("console database error", extra={"error": type(error).__name__})
             return _page(500, "Internal database error.")
+        except Exception as error:  # a bug: a plain 500 page, audited, never a stack trace
+            log.error("console error", extra={"error": type(error).__name__})  # no message: PHI
+            failure = ConsoleError(500, "Internal error.", outcome="error")
+            return await _refused(state, request, interaction, failure)
 
     return endpoint
 
