@@ -28,6 +28,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backup": ("backup", "encrypted logical backups: create, restore"),
     "drill": ("drill", "reliability drills with real processes"),
     "plugins": ("plugins", "WASM plugins: add, list, enable, disable, remove"),
+    "compliance": ("compliance", "HIPAA 164.312 report: safeguards, tests, live evidence"),
     "smoke": ("smoke", "after a deploy: health, an authenticated round trip, the audit trail"),
 }
 

@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--config", metavar="FILE", help="severity overrides and exclusions")
     parser.add_argument("--list", action="store_true", help="list the checks and exit")
+    parser.add_argument("--graph", metavar="FILE.svg", help="draw the reachability with Graphviz")
     parser.add_argument(
         "--matrix",
         action="store_true",
@@ -82,6 +83,10 @@ def _check(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
     ctx = make_context(objects, crds, load_intent(args.intent) if args.intent else None)
     findings = run_checks(ctx, config)
+    if args.graph:
+        from healthstack.check.graph import write_svg
+
+        write_svg(ctx, Path(args.graph))
     if args.matrix:
         print(render_matrix(ctx.net), file=sys.stdout if args.format == "text" else sys.stderr)
     intent = ctx.intent

@@ -65,6 +65,12 @@ ON CONFLICT (chain_id, seq) DO UPDATE SET key_id = EXCLUDED.key_id,
     ciphertext = EXCLUDED.ciphertext, resealed_at = now()
 """
 AUDIT_SQL = "SELECT audit_append(0, $1)"
+# Auditors' review notes (console, migration 0011): sealed under the PHI key, re-sealed in place.
+NOTE_BATCH = """
+SELECT chain_id, seq, note_key, note FROM audit_review
+WHERE note_key <> $1 AND (chain_id, seq) > ($2, $3) ORDER BY chain_id, seq LIMIT $4
+"""
+UPDATE_NOTE = "UPDATE audit_review SET note_key = $3, note = $4 WHERE chain_id = $1 AND seq = $2"
 MAX_PASSES = 50
 
 
@@ -80,11 +86,12 @@ class Progress:
     current: int = 0
     versions: int = 0
     reasons: int = 0
+    notes: int = 0
     passes: int = 0
 
     def line(self) -> str:
         return (f"{self.current} current rows, {self.versions} history rows, "
-                f"{self.reasons} break-glass reasons")  # fmt: skip
+                f"{self.reasons} break-glass reasons, {self.notes} review notes")  # fmt: skip
 
 
 class Rotator:
@@ -160,7 +167,26 @@ class Rotator:
         reason_after: tuple[int, int] | None = (-1, 0)
         while reason_after is not None:
             reason_after = await self.reason_batch(conn, reason_after)
+        note_after: tuple[int, int] | None = (-1, 0)
+        while note_after is not None:
+            note_after = await self.note_batch(conn, note_after)
         self.progress.passes += 1
+
+    async def note_batch(
+        self, conn: asyncpg.Connection, after: tuple[int, int]
+    ) -> tuple[int, int] | None:
+        """Review notes not under the active key, decrypted and sealed again in place."""
+        async with conn.transaction():
+            rows = await conn.fetch(NOTE_BATCH, self.active, *after, self.batch_size)
+            for row in rows:
+                bound = audit.review_note_aad(row["chain_id"], row["seq"])
+                note = self.keyring.decrypt(row["note_key"], bytes(row["note"]), bound)
+                _, blob = self.keyring.encrypt(note, bound)
+                await conn.execute(UPDATE_NOTE, row["chain_id"], row["seq"], self.active, blob)
+        self.progress.notes += len(rows)
+        if rows:
+            self.report()
+        return (rows[-1]["chain_id"], rows[-1]["seq"]) if rows else None
 
     async def reason_batch(
         self, conn: asyncpg.Connection, after: tuple[int, int]

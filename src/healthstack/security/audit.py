@@ -218,6 +218,11 @@ def resealed_aad(chain_id: int, seq: int) -> bytes:
     return f"healthstack/audit/break-glass-reason/v2/{chain_id}/{seq}".encode()
 
 
+def review_note_aad(chain_id: int, seq: int) -> bytes:
+    """An auditor's review note (console, ``audit_review``) is bound to the record it reviews."""
+    return f"healthstack/console/review-note/v1/{chain_id}/{seq}".encode()
+
+
 def open_reason(keyring: Keyring, stored: str, resealed: tuple[str, bytes] | None = None,
                 chain_id: int = 0, seq: int = 0) -> str:  # fmt: skip
     """The reason as written, for auditors: the copy ``keys rotate`` re-sealed under a current

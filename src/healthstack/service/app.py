@@ -14,6 +14,7 @@ from starlette.routing import Mount, Route
 
 from healthstack import auth
 from healthstack.config import Settings
+from healthstack.console.app import build_console_app
 from healthstack.core.outcome import http_error_response
 from healthstack.fhir.api import build_fhir_app
 from healthstack.fhir.http import BaseAlias
@@ -62,6 +63,7 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
             # FHIR clients POST Bundles to the base itself: no 307 to the trailing slash.
             Route("/api/fhir", BaseAlias(fhir), methods=["POST"]),
             Mount("/api/fhir", app=fhir),
+            Mount("/console", app=build_console_app(state)),  # auditors only (docs/console.md)
             *auth.routes(state),  # SMART: the embedded development authorization server
         ],
         lifespan=lifespan,

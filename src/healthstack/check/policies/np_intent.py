@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from healthstack.check.intent import Flow, Intent
 from healthstack.check.model import K8sObject, Severity
 from healthstack.check.policies.base import Check, Context, Violation
-from healthstack.check.reachability import Endpoint, Network, Verdict
+from healthstack.check.reachability import Endpoint, Network, Port, Verdict
 from healthstack.errors import HealthstackError
 
 
@@ -39,7 +39,9 @@ def _anchor(flow: Flow, verdict: Verdict, src: Endpoint, dst: Endpoint, file: st
     return K8sObject(doc, file, flow.line)
 
 
-def evaluate(ctx: Context) -> Iterator[Violation]:
+def judged(ctx: Context) -> Iterator[tuple[Flow, Endpoint, Endpoint, Port, Verdict]]:
+    """Each flow of the intent, per source, with the verdict the manifests give it (also drawn
+    by ``check --graph``)."""
     intent = ctx.intent
     if intent is None:
         return
@@ -58,16 +60,24 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                 verdict = ctx.net.ingress_verdict(src, dst, port)
             else:
                 verdict = ctx.net.verdict(src, dst, port)
-            allowed = verdict.allowed
-            if allowed != flow.allowed:
-                state = "admitted by the destination's ingress" if flow.ingress_only else ""
-                state = state or ("allowed" if allowed else "denied")
-                yield Violation(
-                    _anchor(flow, verdict, src, dst, intent.file),
-                    f"{src.key} -> {dst.key} {port} is {state}, {intent.where(flow)} says "
-                    f"{'allow' if flow.allowed else 'deny'} (egress: {verdict.egress};"
-                    f" ingress: {verdict.ingress})",
-                )
+            yield flow, src, dst, port, verdict
+
+
+def evaluate(ctx: Context) -> Iterator[Violation]:
+    intent = ctx.intent
+    if intent is None:
+        return
+    for flow, src, dst, port, verdict in judged(ctx):
+        allowed = verdict.allowed
+        if allowed != flow.allowed:
+            state = "admitted by the destination's ingress" if flow.ingress_only else ""
+            state = state or ("allowed" if allowed else "denied")
+            yield Violation(
+                _anchor(flow, verdict, src, dst, intent.file),
+                f"{src.key} -> {dst.key} {port} is {state}, {intent.where(flow)} says "
+                f"{'allow' if flow.allowed else 'deny'} (egress: {verdict.egress};"
+                f" ingress: {verdict.ingress})",
+            )
 
 
 CHECK = Check(
