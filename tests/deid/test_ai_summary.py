@@ -282,3 +282,14 @@ def test_no_recent_data_and_oversized_records_send_nothing(
     assert fhir.post(f"/Patient/{big}/$summarize?_type=Observation").status_code == 422
     assert fhir.post(f"{summarize}?_type=Patient").status_code == 400
     assert len(fake.bodies) == before
+
+
+def test_nothing_about_the_patient_reaches_the_logs(
+    service: Service, fhir: httpx.Client, summarize: str, fake: FakeOpenAI
+) -> None:
+    assert fhir.post(summarize).status_code == 201  # at least one full round trip logged
+    logs = service.logs()
+    assert leaks(logs.encode()) == []
+    assert "De-identified record" not in logs  # no payload
+    assert "[[" not in logs  # no placeholder, so no answer either
+    assert "test-provider-key" not in logs

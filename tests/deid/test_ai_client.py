@@ -1,0 +1,86 @@
+"""The provider client's breaker, the token budget and the AI settings, in-process against the
+loopback fake provider (real HTTP), without a service."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from tests.deid.fake_openai import FakeOpenAI
+
+from healthstack.ai.budget import Budget, BudgetExceeded
+from healthstack.ai.client import ChatClient, ProviderError
+from healthstack.ai.settings import DEFAULT_BASE_URL, AiSettings
+from healthstack.errors import HealthstackError
+
+BODY = b'{"model": "m", "messages": []}'
+
+
+async def nothing(_attempt: int) -> None:
+    return None
+
+
+def run(client: ChatClient) -> ProviderError | str:
+    try:
+        return asyncio.run(client.complete(BODY, nothing)).text
+    except ProviderError as error:
+        return error
+
+
+def test_the_circuit_opens_after_consecutive_failures_and_recovers() -> None:
+    with FakeOpenAI().running() as fake:
+        settings = AiSettings(
+            base_url=fake.base_url,
+            max_retries=0,
+            backoff=0,
+            breaker_threshold=2,
+            breaker_cooldown=3600,
+        )
+        client = ChatClient(settings, "key")
+        fake.script[:] = ["500", "500"]
+        assert [getattr(run(client), "status", None) for _ in range(2)] == [502, 502]
+        opened = run(client)
+        assert isinstance(opened, ProviderError)
+        assert opened.status == 503
+        assert "circuit open" in opened.message
+        assert len(fake.bodies) == 2  # the open circuit sent nothing
+        client.breaker.cooldown = 0  # the cooldown is over: one call may try, and succeeds
+        assert isinstance(run(client), str)
+        assert client.breaker.failures == 0
+
+
+def test_no_key_means_no_call() -> None:
+    with FakeOpenAI().running() as fake:
+        refused = run(ChatClient(AiSettings(base_url=fake.base_url), None))
+        assert isinstance(refused, ProviderError)
+        assert refused.status == 503
+        assert "OPENAI_API_KEY" in refused.message
+        assert fake.bodies == []
+
+
+def test_budget_reserves_settles_and_refuses() -> None:
+    budget = Budget(1000)
+    budget.reserve(600)
+    with pytest.raises(BudgetExceeded):
+        budget.reserve(600)
+    budget.settle(600, 120)  # the provider reported less than the estimate
+    budget.reserve(600)
+    assert budget.used == 720
+    with pytest.raises(BudgetExceeded):
+        Budget(0).reserve(1)
+
+
+def test_settings_defaults_and_production_allow_list() -> None:
+    assert AiSettings.from_env({}).base_url == DEFAULT_BASE_URL
+    assert AiSettings.from_env({}, production=True).host == "api.openai.com"
+    for url in ("http://api.openai.com/v1", "https://evil.example.com/v1"):
+        with pytest.raises(HealthstackError, match="OPENAI_BASE_URL"):
+            AiSettings.from_env({"OPENAI_BASE_URL": url}, production=True)
+    with pytest.raises(HealthstackError, match="OPENAI_BASE_URL"):
+        AiSettings.from_env({"OPENAI_BASE_URL": "file:///etc/passwd"})
+    with pytest.raises(HealthstackError, match="AI_MAX_RETRIES"):
+        AiSettings.from_env({"AI_MAX_RETRIES": "50"})
+    assert AiSettings.from_env({"AI_SUMMARY_TYPES": "Condition, Encounter"}).types == (
+        "Condition",
+        "Encounter",
+    )
