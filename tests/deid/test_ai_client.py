@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
+import asyncpg
 import pytest
+from tests.conftest import Database
 from tests.deid.fake_openai import FakeOpenAI
 
 from healthstack.ai.budget import Budget, BudgetExceeded
@@ -58,16 +60,23 @@ def test_no_key_means_no_call() -> None:
         assert fake.bodies == []
 
 
-def test_budget_reserves_settles_and_refuses() -> None:
-    budget = Budget(1000)
-    budget.reserve(600)
-    with pytest.raises(BudgetExceeded):
-        budget.reserve(600)
-    budget.settle(600, 120)  # the provider reported less than the estimate
-    budget.reserve(600)
-    assert budget.used == 720
-    with pytest.raises(BudgetExceeded):
-        Budget(0).reserve(1)
+def test_budget_reserves_settles_and_refuses(database: Database) -> None:
+    async def scenario() -> int:
+        conn = await asyncpg.connect(database.url)
+        try:
+            budget = Budget(1000)
+            await budget.reserve(conn, 600)
+            with pytest.raises(BudgetExceeded):
+                await budget.reserve(conn, 600)
+            await budget.settle(conn, 600, 120)  # the provider reported less than the estimate
+            await budget.reserve(conn, 600)
+            with pytest.raises(BudgetExceeded):
+                await Budget(0).reserve(conn, 1)
+            return int(await conn.fetchval("SELECT used FROM ai_token_budget"))
+        finally:
+            await conn.close()
+
+    assert asyncio.run(scenario()) == 720
 
 
 def test_settings_defaults_and_production_allow_list() -> None:

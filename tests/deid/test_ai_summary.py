@@ -207,6 +207,25 @@ def test_bad_provider_answers_are_refused_and_audited(
     assert attempts == (2 if retried else 1)
 
 
+def test_a_spent_daily_budget_sends_nothing(
+    fhir: httpx.Client, summarize: str, fake: FakeOpenAI, module_database: Database
+) -> None:
+    spend = (
+        "INSERT INTO ai_token_budget VALUES ((now() AT TIME ZONE 'UTC')::date, %s) "
+        "ON CONFLICT (day) DO UPDATE SET used = EXCLUDED.used"
+    )
+    before = len(fake.bodies)
+    with psycopg.connect(module_database.owner_url, autocommit=True) as conn:
+        conn.execute(spend, (10**12,))
+        try:
+            response = fhir.post(summarize)
+        finally:
+            conn.execute(spend, (0,))
+    assert response.status_code == 429
+    assert "AI_DAILY_TOKEN_BUDGET" in response.json()["issue"][0]["diagnostics"]
+    assert len(fake.bodies) == before
+
+
 def test_patient_opt_out_is_honoured(fhir: httpx.Client, summarize: str, fake: FakeOpenAI) -> None:
     consent = {
         "resourceType": "Consent",

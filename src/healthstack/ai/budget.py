@@ -1,12 +1,24 @@
-"""The per-day token budget: what one process may spend with the provider per UTC day.
+"""The per-day token budget: what the deployment may spend with the provider per UTC day.
 
-In memory, per process (replicas each have their own; docs/ai.md says so). A call reserves its
-estimate before it is sent and settles to the provider's reported usage afterwards.
+Kept in the table ``ai_token_budget`` (migration 0012), so every replica draws on one budget. A
+call reserves its estimate before it is sent (one conditional upsert: refused when it would pass
+the budget) and settles to the provider's reported usage afterwards.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import asyncpg
+
+RESERVE_SQL = """
+INSERT INTO ai_token_budget AS b (day, used)
+SELECT (now() AT TIME ZONE 'UTC')::date, $1::bigint WHERE $1::bigint <= $2::bigint
+ON CONFLICT (day) DO UPDATE SET used = b.used + EXCLUDED.used WHERE b.used + EXCLUDED.used <= $2::bigint
+RETURNING used
+"""
+SETTLE_SQL = """
+UPDATE ai_token_budget SET used = greatest(0, used - $1::bigint + $2::bigint)
+WHERE day = (now() AT TIME ZONE 'UTC')::date
+"""
 
 
 class BudgetExceeded(Exception):
@@ -16,21 +28,11 @@ class BudgetExceeded(Exception):
 class Budget:
     def __init__(self, daily: int) -> None:
         self.daily = daily
-        self.day = dt.datetime.now(dt.UTC).date()
-        self.used = 0
 
-    def _roll(self) -> None:
-        today = dt.datetime.now(dt.UTC).date()
-        if today != self.day:
-            self.day, self.used = today, 0
-
-    def reserve(self, estimate: int) -> None:
-        self._roll()
-        if self.used + estimate > self.daily:
+    async def reserve(self, conn: asyncpg.Connection, estimate: int) -> None:
+        if await conn.fetchval(RESERVE_SQL, estimate, self.daily) is None:
             raise BudgetExceeded
-        self.used += estimate
 
-    def settle(self, estimate: int, actual: int) -> None:
+    async def settle(self, conn: asyncpg.Connection, estimate: int, actual: int) -> None:
         """Replace the reservation by the provider's count (kept when it reports none)."""
-        self._roll()
-        self.used = max(0, self.used - estimate + (actual or estimate))
+        await conn.execute(SETTLE_SQL, estimate, actual or estimate)

@@ -159,8 +159,10 @@ class Summaries:
         prepared = await self.prepare(request, caller, "$summarize")
         client, budget = self.client()
         estimate = len(prepared.body) // 3 + self.settings.max_answer_tokens
+        pool = self.api.state.require_pool()
         try:
-            budget.reserve(estimate)
+            async with pool.acquire() as conn:
+                await budget.reserve(conn, estimate)
         except BudgetExceeded:
             raise FhirError(
                 429,
@@ -182,9 +184,11 @@ class Summaries:
         try:
             answer = await client.complete(prepared.body, disclose)
         except ProviderError as error:
-            budget.settle(estimate, 1)  # a failed call costs (almost) nothing
+            async with pool.acquire() as conn:
+                await budget.settle(conn, estimate, 1)  # a failed call costs (almost) nothing
             raise FhirError(error.status, error.code, f"$summarize: {error.message}") from None
-        budget.settle(estimate, answer.tokens)
+        async with pool.acquire() as conn:
+            await budget.settle(conn, estimate, answer.tokens)
         try:
             text = reidentify_text(answer.text, prepared.reid)
         except UnknownPlaceholder:
