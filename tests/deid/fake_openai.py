@@ -109,6 +109,8 @@ def respond(behaviour: str, body: bytes, path: str) -> tuple[int, bytes]:
         return 200, completion("[[NAME-999]] was admitted.")
     if behaviour == "truncated":
         return 200, completion("The patient was", finish="length")
+    if behaviour == "huge":
+        return 200, completion("x" * 2_000_000)
     if behaviour == "429":
         return 429, b'{"error": {"message": "rate limited"}}'
     return 500, b'{"error": {"message": "boom"}}'  # "500", "timeout" (after the sleep)

@@ -178,6 +178,7 @@ def test_deidentify_previews_exactly_the_payload(
         ("timeout", 504),
         ("unknown-placeholder", 502),
         ("truncated", 502),
+        ("huge", 502),
     ],
 )
 def test_bad_provider_answers_are_refused_and_audited(

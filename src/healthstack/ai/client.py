@@ -20,6 +20,7 @@ import orjson
 from healthstack.ai.settings import AiSettings
 
 log = logging.getLogger("healthstack.ai")
+MAX_ANSWER_BYTES = 1_048_576
 RETRIED_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
 
 
@@ -88,14 +89,10 @@ class ChatClient:
             for attempt in range(1, settings.max_retries + 2):
                 await before_attempt(attempt)
                 try:
-                    response = await http.post(
-                        f"{settings.base_url}/chat/completions",
-                        content=body,
-                        headers={
-                            "Authorization": f"Bearer {self.api_key}",
-                            "Content-Type": "application/json",
-                        },
-                    )
+                    response = await self._post(http, body)
+                except ProviderError:
+                    self.breaker.record(False)
+                    raise
                 except httpx.TimeoutException:
                     failure = ProviderError(
                         504, "timeout", f"the AI provider did not answer in {settings.timeout:g} s"
@@ -104,6 +101,11 @@ class ChatClient:
                 except httpx.TransportError as error:
                     log.warning("AI provider unreachable", extra={"error": type(error).__name__})
                     failure = ProviderError(503, "transient", "the AI provider is unreachable")
+                    retry_after = None
+                except httpx.HTTPError:  # e.g. an undecodable body: the provider misbehaves
+                    failure = ProviderError(
+                        502, "exception", "the AI provider's answer is unreadable"
+                    )
                     retry_after = None
                 else:
                     if response.status_code not in RETRIED_STATUSES:
@@ -114,6 +116,28 @@ class ChatClient:
                     await asyncio.sleep(_delay(settings.backoff, attempt, retry_after))
         self.breaker.record(False)
         raise failure
+
+    async def _post(self, http: httpx.AsyncClient, body: bytes) -> httpx.Response:
+        """The answer read up to MAX_ANSWER_BYTES: a provider cannot exhaust our memory."""
+        request = http.build_request(
+            "POST",
+            f"{self.settings.base_url}/chat/completions",
+            content=body,
+            headers={"Authorization": f"Bearer {self.api_key}", "Content-Type": "application/json"},
+        )
+        response = await http.send(request, stream=True)
+        try:
+            chunks, size = [], 0
+            async for chunk in response.aiter_bytes():
+                size += len(chunk)
+                if size > MAX_ANSWER_BYTES:
+                    raise ProviderError(502, "exception", "the AI provider's answer is too large")
+                chunks.append(chunk)
+        finally:
+            await response.aclose()
+        return httpx.Response(
+            response.status_code, headers=response.headers, content=b"".join(chunks)
+        )
 
     def _finish(self, response: httpx.Response) -> Completion:
         try:

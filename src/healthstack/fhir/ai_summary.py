@@ -104,8 +104,8 @@ class Summaries:
 
     async def prepare(self, request: Request, caller: Caller, what: str) -> Prepared:
         pid, settings = path_id(request), self.settings
+        await ai_gather.authorize(caller, pid, what)  # before parsing: no oracle for strangers
         wanted = ai_gather.parse(settings, pid, query_params(request))
-        await ai_gather.authorize(caller, pid, what)
         async with self.api.state.require_pool().acquire() as conn:
             got = await ai_gather.gather(
                 self.api.engine.store, caller, conn, wanted, settings.max_resources, what
