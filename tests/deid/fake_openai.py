@@ -57,6 +57,8 @@ class FakeOpenAI:
                     self.send_header("content-type", "application/json")
                     if status == 429:
                         self.send_header("retry-after", "0")
+                    if status == 307:
+                        self.send_header("location", "http://203.0.113.9/v1/chat/completions")
                     self.send_header("content-length", str(len(answer)))
                     self.end_headers()
                     self.wfile.write(answer)
@@ -109,6 +111,8 @@ def respond(behaviour: str, body: bytes, path: str) -> tuple[int, bytes]:
         return 200, completion("[[NAME-999]] was admitted.")
     if behaviour == "truncated":
         return 200, completion("The patient was", finish="length")
+    if behaviour == "redirect":
+        return 307, b"{}"  # with a Location elsewhere the client must not follow
     if behaviour == "huge":
         return 200, completion("x" * 2_000_000)
     if behaviour == "429":

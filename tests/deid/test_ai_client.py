@@ -11,9 +11,10 @@ from tests.conftest import Database
 from tests.deid.fake_openai import FakeOpenAI
 
 from healthstack.ai.budget import Budget, BudgetExceeded
-from healthstack.ai.client import ChatClient, ProviderError
+from healthstack.ai.client import ChatClient, ProviderError, _delay
 from healthstack.ai.settings import DEFAULT_BASE_URL, AiSettings
 from healthstack.errors import HealthstackError
+from healthstack.fhir.ai_gather import _opts_out
 
 BODY = b'{"model": "m", "messages": []}'
 
@@ -93,3 +94,23 @@ def test_settings_defaults_and_production_allow_list() -> None:
         "Condition",
         "Encounter",
     )
+
+
+def test_backoff_doubles_and_honours_retry_after_within_bounds() -> None:
+    assert [_delay(0.5, n, None) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert _delay(0.5, 1, 3.0) == 3.0  # the provider asked for longer
+    assert _delay(0.5, 1, 3600.0) == 5.0  # never more than 10x the backoff
+
+
+def test_what_counts_as_an_opt_out() -> None:
+    def consent(status: str, kind: str, *codes: str) -> dict[str, object]:
+        actions = [{"coding": [{"code": c}]} for c in codes]
+        provision: dict[str, object] = {"type": kind, **({"action": actions} if codes else {})}
+        return {"resourceType": "Consent", "status": status, "provision": provision}
+
+    assert _opts_out(consent("active", "deny"))  # denies everything
+    assert _opts_out(consent("active", "deny", "disclose"))
+    assert _opts_out(consent("active", "deny", "ai-summary"))
+    assert not _opts_out(consent("active", "deny", "access"))
+    assert not _opts_out(consent("inactive", "deny"))
+    assert not _opts_out(consent("active", "permit"))

@@ -179,6 +179,7 @@ def test_deidentify_previews_exactly_the_payload(
         ("unknown-placeholder", 502),
         ("truncated", 502),
         ("huge", 502),
+        ("redirect", 502),
     ],
 )
 def test_bad_provider_answers_are_refused_and_audited(
