@@ -117,11 +117,16 @@ def test_summary_sends_no_identifier_and_is_reidentified(
     assert DATES["start"][:10] in text  # the shifted date moved back
     stored = fhir.get(f"/DocumentReference/{document['id']}").json()
     assert stored["content"] == document["content"]
-    provenance = fhir.get("/Provenance", params={"target": f"DocumentReference/{document['id']}"})
-    assert provenance.json().get("total", len(provenance.json().get("entry", []))) >= 1
-    disclosures = [
-        r for r in audit_records(module_database, seq) if r["interaction"] == "disclosure"
-    ]
+    found = fhir.get("/Provenance", params={"target": f"DocumentReference/{document['id']}"})
+    provenance = found.json()["entry"][0]["resource"]
+    assert "AI model test-model at 127.0.0.1" in [a["who"]["display"] for a in provenance["agent"]]
+    assert len(provenance["entity"]) == 5
+    records = audit_records(module_database, seq)
+    interactions = [(r["interaction"], r["resource_type"]) for r in records]
+    assert interactions.count(("read", "Patient")) == 1
+    assert ("create", "DocumentReference") in interactions
+    assert ("create", "Provenance") in interactions
+    disclosures = [r for r in records if r["interaction"] == "disclosure"]
     assert len(disclosures) == 1
     query = disclosures[0]["query"]
     assert query["kind"] == "ai-summary"
@@ -148,7 +153,7 @@ def test_dates_shift_consistently_in_what_is_sent(
     period = resources["Encounter"]["period"]
     start = dt.date.fromisoformat(period["start"][:10])
     shift = start - dt.date.fromisoformat(DATES["start"][:10])
-    assert shift != dt.timedelta(0)
+    assert 30 <= abs(shift.days) <= 365
     assert dt.date.fromisoformat(period["end"]) - shift == dt.date.fromisoformat(DATES["end"])
     born = dt.date.fromisoformat(resources["Patient"]["birthDate"])
     assert born - shift == dt.date.fromisoformat(DATES["birth"])
@@ -180,6 +185,7 @@ def test_deidentify_previews_exactly_the_payload(
         ("truncated", 502),
         ("huge", 502),
         ("redirect", 502),
+        ("empty", 502),
     ],
 )
 def test_bad_provider_answers_are_refused_and_audited(
@@ -270,15 +276,18 @@ def test_patient_opt_out_is_honoured(fhir: httpx.Client, summarize: str, fake: F
 
 
 def test_the_dedicated_scope_is_required(
-    service: Service, summarize: str, fake: FakeOpenAI
+    service: Service, summarize: str, fake: FakeOpenAI, module_database: Database
 ) -> None:
-    before = len(fake.bodies)
+    before, seq = len(fake.bodies), last_seq(module_database)
     with client_for(service, FULL_SCOPES) as plain:
         assert plain.post(summarize).status_code == 403
         assert plain.get(summarize.replace("$summarize", "$deidentify")).status_code == 403
     with client_for(service, SCOPES) as other:
         assert other.post("/Patient/not-a-patient/$summarize").status_code == 404
     assert len(fake.bodies) == before
+    denied = [r for r in audit_records(module_database, seq) if r["outcome"] == "denied"]
+    assert len(denied) == 2
+    assert all("user/Patient.$summarize" in r["detail"] for r in denied)
 
 
 def test_no_recent_data_and_oversized_records_send_nothing(

@@ -21,7 +21,7 @@ from healthstack.ai.settings import AiSettings
 
 log = logging.getLogger("healthstack.ai")
 MAX_ANSWER_BYTES = 1_048_576
-RETRIED_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+RETRIED_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
 class ProviderError(Exception):

@@ -35,7 +35,7 @@ class AiSettings:
     base_url: str = DEFAULT_BASE_URL
     model: str = "gpt-4o-mini"
     timeout: float = 30.0  # seconds per attempt (connect, read, write, pool)
-    max_retries: int = 2  # after the first attempt, on 429, 5xx and timeouts
+    max_retries: int = 2  # after the first attempt, on 429, 500, 502-504 and timeouts
     backoff: float = 0.5  # seconds, doubled per retry (Retry-After honoured up to 10x this)
     breaker_threshold: int = 5  # consecutive failed calls that open the circuit
     breaker_cooldown: float = 60.0  # seconds the open circuit refuses calls
