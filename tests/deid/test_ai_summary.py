@@ -172,6 +172,10 @@ def test_deidentify_previews_exactly_the_payload(
     assert params["model"]["valueString"] == "test-model"
     assert len(fake.bodies) == before  # a preview sends nothing
     assert orjson.loads(payload)["messages"][0]["role"] == "system"
+    patient = next(
+        r for r in fhir.get("/metadata").json()["rest"][0]["resource"] if r["type"] == "Patient"
+    )
+    assert {"deidentify", "summarize"} <= {o["name"] for o in patient["operation"]}
 
 
 @pytest.mark.parametrize(

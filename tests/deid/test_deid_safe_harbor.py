@@ -124,3 +124,23 @@ def test_answer_dates_are_moved_back() -> None:
     out = deidentify(record(), -45, TODAY)
     sent = out.resources[1]["period"]["end"]
     assert unshift_dates(f"discharged {sent}", out.shift_days) == f"discharged {DATES['end']}"
+
+
+def test_coding_displays_lose_only_the_records_values() -> None:
+    vaccine = {
+        "resourceType": "Immunization",
+        "status": "completed",
+        "vaccineCode": {
+            "coding": [
+                {
+                    "system": "http://hl7.org/fhir/sid/cvx",
+                    "code": "213",
+                    "display": "COVID-19 vaccine for Quillfeather",
+                }
+            ],
+            "text": "COVID-19 vaccine",
+        },
+    }
+    out = deidentify([patient(), vaccine], 3, TODAY).resources[1]["vaccineCode"]
+    assert out["coding"][0]["display"].startswith("COVID-19 vaccine for [[NAME-")
+    assert "COVID-19" not in out["text"]  # free text: identifier-shaped tokens go

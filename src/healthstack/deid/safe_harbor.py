@@ -76,6 +76,8 @@ CODED = frozenset(
 )
 # HumanName lists: the whole element goes; a reference elsewhere says "the patient".
 NAME_LISTS = frozenset({"name"})
+# A Coding's display is a terminology's text: only the record's own values are removed from it.
+CODING_DISPLAY = "display (Coding)"
 OLDEST_AGE = 89  # 164.514(b)(2)(i)(C): ages over 89 aggregate into "90 or older"
 UCUM = "http://unitsofmeasure.org"
 
@@ -152,7 +154,8 @@ class _Walker:
                 continue
             if k == "text" and isinstance(v, dict):
                 continue  # the Narrative: free-form XHTML
-            out[k] = self.node(v, k)
+            coded_display = k == "display" and "code" in value and "system" in value
+            out[k] = self.node(v, CODING_DISPLAY if coded_display else k)
         return out
 
     def string(self, value: str, key: str) -> str:
@@ -163,6 +166,8 @@ class _Walker:
             return self.marks.of(kind, value)
         if key in CODED:
             return value  # before dates: a code such as "1234-56" is not a date
+        if key == CODING_DISPLAY:  # terminology text ("COVID-19 vaccine"): the record's values only
+            return self.known.replace(value.replace("[[", "[ ["), self.marks)
         shifted = shift_date(value, self.days)
         if shifted is not None:
             return shifted
