@@ -288,10 +288,14 @@ def test_the_dedicated_scope_is_required(
         assert plain.get(summarize.replace("$summarize", "$deidentify")).status_code == 403
     with client_for(service, SCOPES) as other:
         assert other.post("/Patient/not-a-patient/$summarize").status_code == 404
+    with client_for(service, "user/*.rs user/Patient.$summarize") as reader:  # cannot store it
+        refused = reader.post(summarize)
+        assert refused.status_code == 403
+        assert "create on DocumentReference" in refused.json()["issue"][0]["diagnostics"]
     assert len(fake.bodies) == before
     denied = [r for r in audit_records(module_database, seq) if r["outcome"] == "denied"]
-    assert len(denied) == 2
-    assert all("user/Patient.$summarize" in r["detail"] for r in denied)
+    assert len(denied) == 3
+    assert sum("user/Patient.$summarize" in r["detail"] for r in denied) == 2
 
 
 def test_no_recent_data_and_oversized_records_send_nothing(

@@ -157,6 +157,8 @@ class Summaries:
     async def summarize(self, request: Request) -> Response:
         caller, pid = Caller.of(request, self.api.state), path_id(request)
         prepared = await self.prepare(request, caller, "$summarize")
+        for rtype in ("DocumentReference", "Provenance"):  # storable, or nothing is sent
+            await caller.authorize(rtype, "create", detail="$summarize")
         client, budget = self.client()
         estimate = len(prepared.body) // 3 + self.settings.max_answer_tokens
         pool = self.api.state.require_pool()
