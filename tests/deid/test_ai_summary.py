@@ -44,6 +44,7 @@ def service(
         AI_RETRY_BACKOFF_SECONDS="0",
         AI_BREAKER_THRESHOLD="100",
         AI_MAX_PAYLOAD_BYTES="60000",
+        AI_MAX_RESOURCES="20",
     )
     yield svc
     svc.stop()
@@ -105,6 +106,12 @@ def test_summary_sends_no_identifier_and_is_reidentified(
     assert len(sent) == 1
     assert leaks(sent[0]) == []
     assert fake.headers[-1]["Authorization"] == "Bearer test-provider-key"
+    request = orjson.loads(sent[0])
+    assert (request["model"], request["max_tokens"], request["temperature"]) == (
+        "test-model",
+        1000,
+        0,
+    )
     document = response.json()
     assert {
         "system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
@@ -319,6 +326,18 @@ def test_no_recent_data_and_oversized_records_send_nothing(
     assert "AI_MAX_PAYLOAD_BYTES" in response.json()["issue"][0]["diagnostics"]
     assert fhir.post(f"/Patient/{big}/$summarize?_type=Observation").status_code == 422
     assert fhir.post(f"{summarize}?_type=Patient").status_code == 400
+    assert fhir.post(f"{summarize}?_since=2999-01-01").status_code == 422  # narrowed to nothing
+    many = fhir.post("/Patient", json={"resourceType": "Patient", "gender": "male"}).json()["id"]
+    for number in range(21):  # one over AI_MAX_RESOURCES
+        condition = {
+            "resourceType": "Condition",
+            "subject": {"reference": f"Patient/{many}"},
+            "code": {"text": f"problem {number}"},
+        }
+        assert fhir.post("/Condition", json=condition).status_code == 201
+    response = fhir.post(f"/Patient/{many}/$summarize")
+    assert response.status_code == 413
+    assert "AI_MAX_RESOURCES" in response.json()["issue"][0]["diagnostics"]
     assert len(fake.bodies) == before
 
 
