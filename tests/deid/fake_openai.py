@@ -111,6 +111,8 @@ def respond(behaviour: str, body: bytes, path: str) -> tuple[int, bytes]:
         return 200, completion("[[NAME-999]] was admitted.")
     if behaviour == "truncated":
         return 200, completion("The patient was", finish="length")
+    if behaviour == "wrong-shape":
+        return 200, b'{"choices": []}'
     if behaviour == "empty":
         return 200, completion("  ")
     if behaviour == "redirect":

@@ -41,7 +41,8 @@ IDENTIFIERS = [
     "2024-03-01",
     "2024-03-11",
     "June 15",
-    "Hortensia Blackwood",  # a name the record holds only in a note, after a title
+    "Hortensia Blackwood",
+    "03/01/2024",  # a US-style date in a note  # a name the record holds only in a note, after a title
 ]
 DATES = {"birth": "1987-06-15", "start": "2024-03-01T09:30:00Z", "end": "2024-03-11"}
 

@@ -4,6 +4,7 @@ loopback fake provider (real HTTP), without a service."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 
 import asyncpg
 import pytest
@@ -14,7 +15,7 @@ from healthstack.ai.budget import Budget, BudgetExceeded
 from healthstack.ai.client import ChatClient, ProviderError, _delay
 from healthstack.ai.settings import DEFAULT_BASE_URL, AiSettings
 from healthstack.errors import HealthstackError
-from healthstack.fhir.ai_gather import _opts_out
+from healthstack.fhir.ai_gather import _opts_out, parse
 
 BODY = b'{"model": "m", "messages": []}'
 
@@ -114,3 +115,13 @@ def test_what_counts_as_an_opt_out() -> None:
     assert not _opts_out(consent("active", "deny", "access"))
     assert not _opts_out(consent("inactive", "deny"))
     assert not _opts_out(consent("active", "permit"))
+
+
+def test_the_window_and_since() -> None:
+    settings = AiSettings(window_days=10)
+    window = dt.datetime.now(dt.UTC) - dt.timedelta(days=10)
+    assert abs(parse(settings, "p", []).since - window) < dt.timedelta(minutes=5)
+    wide = parse(settings, "p", [("_since", "2000-01-01")]).since
+    assert abs(wide - window) < dt.timedelta(minutes=5)  # never wider than the window
+    narrow = parse(settings, "p", [("_since", "2999-01-01")]).since
+    assert narrow.year == 2999

@@ -197,6 +197,7 @@ def test_deidentify_previews_exactly_the_payload(
         ("huge", 502),
         ("redirect", 502),
         ("empty", 502),
+        ("wrong-shape", 502),
     ],
 )
 def test_bad_provider_answers_are_refused_and_audited(

@@ -144,3 +144,49 @@ def test_coding_displays_lose_only_the_records_values() -> None:
     out = deidentify([patient(), vaccine], 3, TODAY).resources[1]["vaccineCode"]
     assert out["coding"][0]["display"].startswith("COVID-19 vaccine for [[NAME-")
     assert "COVID-19" not in out["text"]  # free text: identifier-shaped tokens go
+
+
+def test_patterns_catch_identifiers_the_record_does_not_list() -> None:
+    note = (
+        "Call 212-555-0147 or j.doe@mail.example, see http://x.example/p?id=9 from 10.0.0.8 "
+        "or fe80::1ff:fe23:4567:890a; SSN 987-65-4321, zip 10027, badge AB12CD34, "
+        "Mrs. Eleanor Rigby visited on 04/05/2023."
+    )
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "note"},
+        "valueString": note,
+    }
+    text = deidentify([obs], 10, TODAY).resources[0]["valueString"]
+    for value in (
+        "212-555-0147",
+        "j.doe@mail.example",
+        "http://x.example",
+        "10.0.0.8",
+        "fe80::1ff",
+        "987-65-4321",
+        "10027",
+        "AB12CD34",
+        "Eleanor",
+        "04/05/2023",
+    ):
+        assert value not in text
+    for kind in ("PHONE", "EMAIL", "URL", "IP", "SSN", "ID", "NAME"):
+        assert f"[[{kind}-1]]" in text
+    assert "2023-04-15" in text  # the US date, shifted like the others
+
+
+def test_organisation_names_and_attachments() -> None:
+    org = {"resourceType": "Organization", "id": "org-1", "name": "Quill Family Bakery"}
+    letter = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "employer"},
+        "valueString": "Works at Quill Family Bakery.",
+    }
+    out = deidentify([org, letter, *record()], 5, TODAY).resources
+    assert out[0]["name"].startswith("[[ORG-")
+    assert out[1]["valueString"] == f"Works at {out[0]['name']}."
+    attachment = out[-1]["content"][0]["attachment"]
+    assert set(attachment) == {"contentType", "title"}
