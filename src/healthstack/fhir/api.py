@@ -31,6 +31,7 @@ from healthstack.core.outcome import (
 )
 from healthstack.errors import HealthstackError
 from healthstack.fhir import (
+    ai_summary,
     audit_api,
     bulk_api,
     bulk_runner,
@@ -372,6 +373,8 @@ class Api:
                 g(self.everything, "operation", "Patient"),
                 methods=["GET"],
             ),
+            # De-identified AI summaries (docs/ai.md).
+            *ai_summary.Summaries(self).routes(),
             # The audit trail as AuditEvent (healthstack.security owns it; auditor scopes only).
             *audit_api.routes(self.state),
             Route("/{rtype}", g(self.search, "search"), methods=["GET"]),

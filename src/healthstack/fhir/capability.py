@@ -84,6 +84,15 @@ def _resource(rtype: str) -> dict[str, Any]:
                 "name": "everything",
                 "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
             },
+            # De-identified AI summaries (docs/ai.md); scope user/Patient.$summarize.
+            {
+                "name": "deidentify",
+                "definition": "urn:healthstack:OperationDefinition/Patient-deidentify",
+            },
+            {
+                "name": "summarize",
+                "definition": "urn:healthstack:OperationDefinition/Patient-summarize",
+            },
             {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/patient-export"},
         ]
     if rtype == "Group":

@@ -1,0 +1,142 @@
+"""Dates and free text under Safe Harbor (45 CFR 164.514(b)(2)(i)).
+
+Dates move by one shift per request (intervals between them survive, the calendar does not); free
+text loses every value the record itself identifies the patient by (names, MRNs, phones...: the
+``known`` values), then every pattern that looks like an identifier of a listed class.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Iterable
+
+from healthstack.deid.placeholders import PLACEHOLDER, Placeholders
+
+# FHIR date, dateTime and instant: YYYY, YYYY-MM, YYYY-MM-DD, then optional time and zone.
+FHIR_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?)?$")
+_ISO_IN_TEXT = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+_US_IN_TEXT = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})\b")
+_MONTHS = (
+    "january|february|march|april|may|june|july|august|september|october|november|"
+    "december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
+)
+_WORD_DATE = re.compile(
+    rf"\b(?:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTHS})\.?|(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?)"
+    r"(?:,?\s+\d{4})?\b",
+    re.IGNORECASE,
+)
+# Identifier-shaped patterns, most specific first (each to a placeholder of its class).
+PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("URL", re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.IGNORECASE)),
+    ("EMAIL", re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")),
+    # IPv4, full IPv6 and compressed IPv6 (times of day never hold "::").
+    (
+        "IP",
+        re.compile(
+            r"\b(?:\d{1,3}\.){3}\d{1,3}\b|\b(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}\b"
+            r"|(?:\b[0-9a-f]{1,4}:){1,6}:(?:[0-9a-f]{1,4}\b(?::[0-9a-f]{1,4}\b)*)?",
+            re.IGNORECASE,
+        ),
+    ),
+    ("SSN", re.compile(r"\b\d{3}-\d{2}-\d{4}\b")),
+    ("PHONE", re.compile(r"(?:\+?\d{1,3}[\s.-]?)?\(?\b\d{3}\)?[\s.-]?\d{3}[\s.-]?\d{4}\b")),
+    # Any other number or code: 5+ digits, or letters and 2+ digits mixed (MRN, VIN, licence, zip).
+    (
+        "ID",
+        re.compile(
+            r"\b(?=[A-Z0-9-]*\d[A-Z0-9-]*\d)(?=[A-Z0-9-]*[A-Z])[A-Z0-9-]{5,}\b|\b\d{5,}\b",
+            re.IGNORECASE,
+        ),
+    ),
+    # A name after a title: the record may not list it (a relative, a neighbour).
+    ("NAME", re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+[A-Z][\w'-]+(?:\s+[A-Z][\w'-]+)?")),
+)
+_OLD_AGE = re.compile(r"\b(?:9\d|1[0-4]\d)(?=[\s-]*(?:years?|yrs?|y/?o)\b)", re.IGNORECASE)
+
+
+def shift_date(value: str, days: int) -> str | None:
+    """A FHIR date/dateTime/instant moved by ``days`` at its own precision; a bare year is kept
+    (Safe Harbor allows the year). None when ``value`` is not a date."""
+    match = FHIR_DATE.match(value)
+    if match is None:
+        return None
+    year, month, day, time = match.groups()
+    if month is None:
+        return value
+    try:
+        moved = dt.date(int(year), int(month), int(day or 1)) + dt.timedelta(days=days)
+    except (ValueError, OverflowError):
+        return year  # not a real calendar date: keep the year only
+    if day is None:
+        return f"{moved:%Y-%m}"
+    return f"{moved:%Y-%m-%d}" + (time or "")
+
+
+def _shift_iso(match: re.Match[str], days: int) -> str:
+    return shift_date(match.group(0), days) or match.group(1)
+
+
+def _shift_us(match: re.Match[str], days: int) -> str:
+    month, day, year = (int(g) for g in match.groups())
+    year += 1900 if year < 100 and year > 30 else 2000 if year < 100 else 0
+    try:
+        return f"{dt.date(year, month, day) + dt.timedelta(days=days):%Y-%m-%d}"
+    except (ValueError, OverflowError):
+        return "[date]"
+
+
+class Known:
+    """The record's identifying values as one pattern (built once per request)."""
+
+    def __init__(self, values: Iterable[tuple[str, str]]) -> None:
+        # Longest first: the alternation takes the first that matches, "John Smith" before "John".
+        ordered = sorted(values, key=lambda kv: -len(kv[1]))
+        self.by_lower = {value.lower(): (kind, value) for kind, value in reversed(ordered)}
+        alternatives = "|".join(re.escape(value) for _kind, value in ordered)
+        self.pattern = (
+            re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)", re.IGNORECASE) if ordered else None
+        )
+
+    def replace(self, text: str, marks: Placeholders) -> str:
+        if self.pattern is None:
+            return text
+
+        def mark(match: re.Match[str]) -> str:
+            kind, value = self.by_lower[match.group(0).lower()]
+            return marks.of(kind, value)
+
+        return self.pattern.sub(mark, text)
+
+
+def scrub(text: str, known: Known, days: int, marks: Placeholders) -> str:
+    """Free text with known values, identifier patterns and dates replaced (see module doc)."""
+    out = known.replace(text.replace("[[", "[ ["), marks)  # the record cannot forge a placeholder
+    out = _ISO_IN_TEXT.sub(lambda m: _shift_iso(m, days), out)
+    out = _US_IN_TEXT.sub(lambda m: _shift_us(m, days), out)
+    out = _WORD_DATE.sub("[date]", out)  # "March 3rd": no year to shift from, so removed
+    for kind, pattern in PATTERNS:
+        out = _outside_placeholders(out, pattern, kind, marks)
+    return _OLD_AGE.sub("90+", out)
+
+
+def _outside_placeholders(
+    text: str, pattern: re.Pattern[str], kind: str, marks: Placeholders
+) -> str:
+    """``pattern`` replaced in the text between placeholders, never inside one ("ID-12")."""
+    parts = PLACEHOLDER.split(text)
+    tokens = PLACEHOLDER.findall(text)
+
+    def mark(match: re.Match[str]) -> str:
+        return marks.of(kind, match.group(0))
+
+    out = [pattern.sub(mark, parts[0])]
+    for (name, number), part in zip(tokens, parts[3::3], strict=True):
+        out.append(f"[[{name}-{number}]]")
+        out.append(pattern.sub(mark, part))
+    return "".join(out)
+
+
+def unshift_dates(text: str, days: int) -> str:
+    """An answer's ISO dates moved back to the calendar (the inverse of this request's shift)."""
+    return _ISO_IN_TEXT.sub(lambda m: _shift_iso(m, -days), text)
