@@ -7,6 +7,7 @@ bodies go out as the decrypted bytes exactly as stored: no parse/serialize round
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,6 +35,7 @@ from healthstack.fhir import (
     audit_api,
     conditional,
     everything,
+    fhirpath_patch,
     history,
     ops,
     patch,
@@ -307,17 +309,18 @@ class Api:
     async def patch(self, request: Request) -> Response:
         rtype, rid, caller = path_type(request), path_id(request), self.caller(request)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json-patch+json":
-            raise FhirError(415, "not-supported", "send application/json-patch+json (JSON Patch); "
-                            "FHIRPath Patch is not supported yet")  # fmt: skip
-        try:
-            operations = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            raise FhirError(400, "structure", "the body is not valid JSON") from None
+        if content_type == "application/json-patch+json":
+            try:
+                change = patch.json_patch(orjson.loads(await request.body()))
+            except orjson.JSONDecodeError:
+                raise FhirError(400, "structure", "the body is not valid JSON") from None
+        else:  # FHIRPath Patch: a Parameters resource (json_body refuses other media types)
+            operations = fhirpath_patch.parse(await json_body(request))
+            change = functools.partial(fhirpath_patch.apply, rtype=rtype, operations=operations)
         if_match = parse_if_match(request.headers.get("if-match"))
         async with self.state.require_pool().acquire() as conn, conn.transaction():
             status, version = await patch.apply(
-                self.engine, caller, conn, rtype, rid, operations, if_match
+                self.engine, caller, conn, rtype, rid, change, if_match
             )
         return resource_response(version, status, prefer(request))
 

@@ -3,12 +3,13 @@
 The patched resource is validated like any update, ``If-Match`` is honoured, and the write lands
 only if every operation applied (``test`` included). PATCH needs both ``u`` and ``r``: its answer
 (and a ``test`` operation's success or failure) discloses the current content. FHIRPath Patch
-(a ``Parameters`` body) is refused with a clear 415 for now.
+(a ``Parameters`` body, :mod:`fhirpath_patch`) goes through the same :func:`apply`.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -28,20 +29,30 @@ def bad(index: int, message: str) -> FhirError:
     return FhirError(400, "invalid", f"patch operation {index}: {message}")
 
 
-async def apply(
-    eng: ops.Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, rid: str,
-    patch: Any, if_match: int | None,
-) -> tuple[int, Version]:  # fmt: skip
-    await caller.authorize(rtype, "read", resource_id=rid)
+def json_patch(patch: Any) -> Callable[[Any], Any]:
+    """A JSON Patch's operations as one function of the resource (shape checked up front)."""
     if not isinstance(patch, list) or len(patch) > MAX_OPERATIONS:
         raise FhirError(400, "invalid", f"a JSON Patch is an array of at most {MAX_OPERATIONS} "
                         "operations")  # fmt: skip
+
+    def run(resource: Any) -> Any:
+        for index, operation in enumerate(patch):
+            resource = _operation(resource, index, operation)
+        return resource
+
+    return run
+
+
+async def apply(
+    eng: ops.Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, rid: str,
+    change: Callable[[Any], Any], if_match: int | None,
+) -> tuple[int, Version]:  # fmt: skip
+    """Read the current version, ``change`` it (a copy) and store the result as an update."""
+    await caller.authorize(rtype, "read", resource_id=rid)
     current = await ops.read(eng, caller, conn, rtype, rid)
     if current.body is None:
         raise ops.gone(current)
-    resource = orjson.loads(current.body)
-    for index, operation in enumerate(patch):
-        resource = _operation(resource, index, operation)
+    resource = change(orjson.loads(current.body))
     if not isinstance(resource, dict) or resource.get("resourceType") != rtype:
         raise FhirError(422, "invalid", "the patch must leave a resource of the same type")
     return await ops.update(eng, caller, conn, rtype, rid, resource, if_match)
