@@ -41,6 +41,7 @@ from healthstack.fhir import (
     patch,
     plugins_api,
     search,
+    system_api,
     vitals,
 )
 from healthstack.fhir.access import Caller, audit_failure, protect
@@ -164,7 +165,9 @@ class Api:
         rtype, rid = path_type(request), path_id(request)
         params, caller = query_params(request), self.caller(request)
         async with self.state.require_pool().acquire() as conn:
-            versions, before = await history.history(self.engine, caller, conn, rtype, rid, params)
+            versions, before, total = await history.history(
+                self.engine, caller, conn, rtype, rid, params
+            )
         base = self.base(request)
         links = [{"relation": "self", "url": f"{base}/{rtype}/{rid}/_history"}]
         if before is not None:
@@ -175,17 +178,19 @@ class Api:
                     "url": f"{base}/{rtype}/{rid}/_history?_count={count}&_before={before}",
                 }
             )
-        return FhirResponse(history_bundle(base, versions, links))
+        return FhirResponse(history_bundle(base, versions, links, total))
 
     async def type_history(self, request: Request) -> Response:
         rtype, params, caller = path_type(request), query_params(request), self.caller(request)
         async with self.state.require_pool().acquire() as conn:
-            versions, cursor = await history.type_history(self.engine, caller, conn, rtype, params)
+            versions, cursor, total = await history.type_history(
+                self.engine, caller, conn, rtype, params
+            )
         base = self.base(request)
         links = [{"relation": "self", "url": f"{base}/{rtype}/_history"}]
         if cursor is not None:
             links.append({"relation": "next", "url": f"{base}/{rtype}/_history?_cursor={cursor}"})
-        return FhirResponse(history_bundle(base, versions, links))
+        return FhirResponse(history_bundle(base, versions, links, total))
 
     async def search(self, request: Request) -> Response:
         rtype, params, caller = path_type(request), query_params(request), self.caller(request)
@@ -364,6 +369,8 @@ class Api:
             # WASM plugins: $evaluate and the $plugins admin API (before the generic routes).
             *plugins_api.PluginsApi(self).routes(),
             Route("/", g(self.bundle, "batch"), methods=["POST"]),
+            # System-level search and history, instance $meta (before the generic routes).
+            *system_api.SystemApi(self).routes(),
             Route("/Observation/$lastn", g(self.lastn, "operation"), methods=["GET"]),
             Route("/Observation/$stats", g(self.stats, "operation"), methods=["GET"]),
             Route(

@@ -1,8 +1,9 @@
-"""History interactions: an instance's versions and a type's versions, newest first.
+"""History interactions: an instance's, a type's and the system's versions, newest first.
 
-Instance history pages by version number; type history by (last_updated, id, version) behind a
-sealed cursor, so URLs carry no position a client could forge. Both are confined to the caller's
-compartment like reads.
+Instance history pages by version number; type and system history by (last_updated, [type,] id,
+version) behind a sealed cursor, so URLs carry no position a client could forge. All are confined
+to the caller's compartment like reads, and answer with the total the Bundle carries. System
+history covers the types the caller may read the history of (one audit record names them).
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import datetime as dt
 
 import asyncpg
 
+from healthstack.core.outcome import FhirError
 from healthstack.fhir import cursors
 from healthstack.fhir import query as query_model
-from healthstack.fhir.access import Caller, redact
-from healthstack.fhir.ops import Engine
+from healthstack.fhir.access import DENIAL_AUDITED, Caller, redact
+from healthstack.fhir.ops import TYPES, Engine
 from healthstack.fhir.store import Version
 from healthstack.numbers import INT4_MAX, ascii_int
 
@@ -26,8 +28,8 @@ async def history(
     rtype: str,
     rid: str,
     params: list[tuple[str, str]],
-) -> tuple[list[Version], int | None]:
-    """Newest first; returns the versions and the version to continue before (next page)."""
+) -> tuple[list[Version], int | None, int]:
+    """Newest first; the versions, the version to continue before (next page) and the total."""
     await caller.authorize(rtype, "history", resource_id=rid)
     count, since, before = _history_params(params)
     rows = await eng.store.history(
@@ -37,9 +39,10 @@ async def history(
         await eng.store.read(
             conn, rtype, rid, caller.patient_for(rtype)
         )  # 404 when absent or hidden
+    total = await eng.store.history_count(conn, rtype, rid, caller.patient_for(rtype), since)
     await caller.audit(conn, "history", rtype, resource_id=rid, query=redact(rtype, params))
     more = len(rows) > count
-    return rows[:count], (rows[count - 1].version if more else None)
+    return rows[:count], (rows[count - 1].version if more else None), total
 
 
 def _history_params(params: list[tuple[str, str]]) -> tuple[int, dt.datetime, int]:
@@ -71,7 +74,7 @@ async def type_history(
     conn: asyncpg.Connection,
     rtype: str,
     params: list[tuple[str, str]],
-) -> tuple[list[Version], str | None]:
+) -> tuple[list[Version], str | None, int]:
     """Every version of every resource of a type, newest first; next page as a sealed cursor."""
     await caller.authorize(rtype, "history-type")
     count, since, position = query_model.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC), None
@@ -88,12 +91,13 @@ async def type_history(
     rows = await eng.store.type_history(
         conn, rtype, caller.patient_for(rtype), since, before, count + 1
     )
+    total = await eng.store.history_count(conn, rtype, None, caller.patient_for(rtype), since)
     await caller.audit(conn, "history-type", rtype, query=redact(rtype, params))
     if len(rows) <= count:
-        return rows, None
+        return rows, None, total
     last = rows[count - 1]
     state = [count, since.isoformat(), last.last_updated.isoformat(), last.id, last.version]
-    return rows[:count], cursors.seal(eng.keyring, "history-type", rtype, state)
+    return rows[:count], cursors.seal(eng.keyring, "history-type", rtype, state), total
 
 
 def _open_history_cursor(
@@ -104,5 +108,54 @@ def _open_history_cursor(
                                                            token)  # fmt: skip
         parse = dt.datetime.fromisoformat
         return int(count), parse(since), (parse(moment), str(rid), int(version))
+    except (ValueError, TypeError):
+        raise cursors.bad("invalid; repeat the request") from None
+
+
+async def system_history(
+    eng: Engine, caller: Caller, conn: asyncpg.Connection, params: list[tuple[str, str]]
+) -> tuple[list[Version], str | None, int]:
+    """``GET /_history``: every version of every type the caller may see the history of."""
+    types = [t for t in TYPES if caller.may(t, "history-type")]
+    if not types:
+        caller.marks[DENIAL_AUDITED] = True
+        detail = "the access token's scopes permit history on no resource type"
+        await caller.record_detached("history-system", "denied", detail=detail)
+        raise FhirError(403, "forbidden", detail)
+    count, since = query_model.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC)
+    position: tuple[dt.datetime, str, str, int] = (FAR_FUTURE, "", "", 0)
+    for name, value in params:
+        if name == "_count" and (ascii_int(value) or 0) > 0:
+            count = min(int(value), query_model.MAX_COUNT)
+        elif name == "_since":
+            since = query_model.parse_prefixed("_since", value)[1][0]
+        elif name == "_cursor" and len(params) == 1:
+            count, since, position = _open_system_cursor(eng, value)
+        else:
+            raise query_model.bad(name, "system history supports _count and _since")
+    confined = caller.patient if caller.principal.patient is not None else None
+    unconfined = [t for t in types if caller.patient_for(t) is None]
+    rows, total = await eng.store.system_history(
+        conn, None if len(types) == len(TYPES) else types, confined, unconfined, since, position,
+        count + 1,
+    )  # fmt: skip
+    seen = sorted({v.resource_type for v in rows[:count]})
+    await caller.audit(conn, "history-system", None, query={**redact(None, params), "_type": seen})
+    if len(rows) <= count:
+        return rows, None, total
+    last = rows[count - 1]
+    state = [count, since.isoformat(), last.last_updated.isoformat(), last.resource_type, last.id,
+             last.version]  # fmt: skip
+    return rows[:count], cursors.seal(eng.keyring, "history-system", "", state), total
+
+
+def _open_system_cursor(
+    eng: Engine, token: str
+) -> tuple[int, dt.datetime, tuple[dt.datetime, str, str, int]]:
+    try:
+        count, since, moment, rtype, rid, version = cursors.open_(eng.keyring, "history-system",
+                                                                  "", token)  # fmt: skip
+        parse = dt.datetime.fromisoformat
+        return int(count), parse(since), (parse(moment), str(rtype), str(rid), int(version))
     except (ValueError, TypeError):
         raise cursors.bad("invalid; repeat the request") from None
