@@ -3,7 +3,13 @@
 A transaction is one database transaction: ``urn:uuid:`` fullUrls are mapped to ids first
 (conditional creates resolve to the existing resource), references are rewritten, entries run in
 FHIR's order (DELETE, POST, PUT, GET) and any failure rolls everything back. A batch runs each
-entry in a transaction of its own and reports each outcome.
+entry in a transaction of its own and reports each outcome; an entry that cannot be parsed (a
+malformed URL) fails alone in a batch and fails the whole of a transaction.
+
+``PUT``/``DELETE`` entries whose URL is ``Type?criteria`` are conditional updates and deletes
+(:mod:`conditional`). In a transaction a conditional update with a ``fullUrl`` is matched up
+front, like a conditional create, so references to that ``fullUrl`` point at the resource it
+updates or creates.
 """
 
 from __future__ import annotations
@@ -41,8 +47,9 @@ class Entry:
     full_url: str | None
     if_none_exist: str | None
     if_match: int | None
-    assigned: str | None = None  # transaction POST: the id chosen up front
+    assigned: str | None = None  # transaction POST or unmatched conditional PUT: id chosen up front
     existing: Version | None = None  # transaction conditional create that matched
+    error: FhirError | None = None  # batch: the entry could not be parsed
 
 
 def _bad(index: int, message: str) -> FhirError:
@@ -73,10 +80,11 @@ def parse_entry(index: int, raw: Any) -> Entry:
     rid = parts[1] if len(parts) > 1 else None
     if (
         len(parts) > 2
-        or (method in ("PUT", "DELETE") and rid is None)
+        or (method in ("PUT", "DELETE") and rid is None and not query)
         or (method == "POST" and rid)
     ):
-        raise _bad(index, "request.url does not fit the method (e.g. POST Patient, PUT Patient/id)")
+        raise _bad(index, "request.url does not fit the method (e.g. POST Patient, PUT Patient/id "
+                   "or PUT Patient?criteria)")  # fmt: skip
     if rid is not None and not ID_RE.fullmatch(rid):
         raise _bad(index, "request.url has an id that is not a FHIR id ([A-Za-z0-9-.]{1,64})")
     if method in ("POST", "PUT") and not isinstance(raw.get("resource"), dict):
@@ -115,7 +123,15 @@ def parse_bundle(body: Any) -> tuple[str, list[Entry]]:
     raw_entries = body.get("entry", [])
     if not isinstance(raw_entries, list) or len(raw_entries) > MAX_ENTRIES:
         raise FhirError(422, "too-costly", f"Bundle.entry must be a list of at most {MAX_ENTRIES}")
-    return kind, [parse_entry(i, e) for i, e in enumerate(raw_entries)]
+    entries = []
+    for index, raw in enumerate(raw_entries):
+        try:
+            entries.append(parse_entry(index, raw))
+        except FhirError as error:
+            if kind == "transaction":
+                raise
+            entries.append(Entry(index, "GET", "", None, [], None, None, None, None, error=error))
+    return kind, entries
 
 
 class BundleRunner:
@@ -191,6 +207,8 @@ class BundleRunner:
     async def _assign_ids(self, entries: list[Entry]) -> dict[str, str]:
         mapping: dict[str, str] = {}
         for entry in entries:
+            if entry.method == "PUT" and entry.rid is None and entry.full_url:
+                mapping[entry.full_url] = await self._match_update(entry)
             if entry.method != "POST":
                 continue
             if entry.if_none_exist:
@@ -203,6 +221,25 @@ class BundleRunner:
             if entry.full_url:
                 mapping[entry.full_url] = f"{entry.rtype}/{target}"
         return mapping
+
+    async def _match_update(self, entry: Entry) -> str:
+        """A transaction's conditional update, matched before references are rewritten."""
+        found = await self._indexed(entry, conditional.matches(
+            self.eng, self.caller, self.conn, entry.rtype, entry.query, 2))  # fmt: skip
+        if len(found) > 1:
+            raise FhirError(412, "multiple-matches", f"Bundle.entry[{entry.index}]: the "
+                            "conditional update's criteria match more than one resource")  # fmt: skip
+        resource = entry.resource
+        if found:
+            entry.rid = found[0].id
+            if resource.get("id", entry.rid) != entry.rid:
+                raise _bad(entry.index, "the resource's id is not the matched resource's")
+            entry.resource = {**resource, "id": entry.rid}
+        elif "id" in resource:
+            raise _bad(entry.index, "no match: this server assigns ids, leave out id")
+        else:
+            entry.rid = entry.assigned = new_id()
+        return f"{entry.rtype}/{entry.rid}"
 
     async def _run_indexed(self, entry: Entry) -> dict[str, Any]:
         return await self._indexed(entry, self.run(entry))
@@ -221,11 +258,18 @@ class BundleRunner:
     async def batch(self, entries: list[Entry]) -> dict[str, Any]:
         results = []
         for entry in entries:
+            if entry.error is not None:
+                results.append(_error_entry(entry.error))
+                continue
             try:
                 async with self.conn.transaction():
                     results.append(await self.run(entry))
             except FhirError as error:
                 results.append(_error_entry(error))
+        malformed = sum(1 for e in entries if e.error is not None)
+        if malformed:  # nothing was done for them, but the refusal is on the record
+            await self.caller.audit(self.conn, "batch", "Bundle", outcome="failed",
+                                    detail=f"{malformed} of {len(entries)} entries malformed")  # fmt: skip
         return _response_bundle("batch-response", results)
 
     async def run(self, entry: Entry) -> dict[str, Any]:
@@ -245,14 +289,24 @@ class BundleRunner:
             )
             return self.entry(version, status)
         if entry.method == "PUT":
-            assert entry.rid is not None
-            status, version = await ops.update(
-                eng, caller, conn, entry.rtype, entry.rid, entry.resource, entry.if_match
-            )
+            if entry.rid is None:
+                status, version = await conditional.update(
+                    eng, caller, conn, entry.rtype, entry.query, entry.resource, entry.if_match
+                )
+            elif entry.assigned is not None:  # a transaction's conditional update: no match
+                status, version = await ops.create(
+                    eng, caller, conn, entry.rtype, entry.resource, None, entry.assigned
+                )
+            else:
+                status, version = await ops.update(
+                    eng, caller, conn, entry.rtype, entry.rid, entry.resource, entry.if_match
+                )
             return self.entry(version, status)
         if entry.method == "DELETE":
-            assert entry.rid is not None
-            await ops.delete(eng, caller, conn, entry.rtype, entry.rid, entry.if_match)
+            if entry.rid is None:
+                await conditional.delete(eng, caller, conn, entry.rtype, entry.query)
+            else:
+                await ops.delete(eng, caller, conn, entry.rtype, entry.rid, entry.if_match)
             return {"response": {"status": STATUS_TEXT[204]}}
         return await self.get(entry)
 
