@@ -149,3 +149,32 @@ def test_a_malformed_entry_fails_alone_in_a_batch(
     in_transaction = fhir.post("", json={**bundle, "type": "transaction"})
     assert in_transaction.status_code == 400
     assert len(_matching(fhir, value)) == 1
+
+
+def test_operations_are_answered_inside_batch_entries(
+    live_service: Service, fhir: httpx.Client
+) -> None:
+    pid = fhir.post("/Patient", json=_patient(uuid.uuid4().hex)).json()["id"]
+    other = fhir.post("/Patient", json=_patient(uuid.uuid4().hex)).json()["id"]
+    vital = {**_observation(f"Patient/{pid}"), "effectiveDateTime": "2026-01-01T00:00:00Z",
+             "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
+             "valueQuantity": {"value": 60, "unit": "/min", "system": "http://unitsofmeasure.org",
+                               "code": "/min"}}  # fmt: skip
+    oid = fhir.post("/Observation", json=vital).json()["id"]
+    bundle = _bundle("batch",
+        {"request": {"method": "GET", "url": f"Observation/$lastn?patient={pid}"}},
+        {"request": {"method": "GET", "url": f"Patient/{pid}/$everything"}},
+        {"request": {"method": "GET", "url": "Observation/$stats"}},
+        {"request": {"method": "GET", "url": "Patient/$everything"}},
+        {"request": {"method": "GET", "url": f"Patient/{other}/$everything"}},
+    )  # fmt: skip
+    with client_for(live_service, "patient/*.rs", patient=pid) as own:
+        response = own.post("", json=bundle)
+    assert response.status_code == 200, response.text
+    entries = response.json()["entry"]
+    assert [e["response"]["status"] for e in entries] == ["200 OK", "200 OK", "400", "400", "404"]
+    assert [e["resource"]["id"] for e in entries[0]["resource"]["entry"]] == [oid]
+    everything = {e["resource"]["id"] for e in entries[1]["resource"]["entry"]}
+    assert everything == {pid, oid}
+    direct = fhir.get(f"/Observation/$lastn?patient={pid}").json()
+    assert entries[0]["resource"]["entry"] == direct["entry"]

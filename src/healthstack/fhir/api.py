@@ -33,6 +33,7 @@ from healthstack.core.outcome import (
 from healthstack.errors import HealthstackError
 from healthstack.fhir import (
     audit_api,
+    bundle_ops,
     conditional,
     everything,
     fhirpath_patch,
@@ -252,11 +253,7 @@ class Api:
         params, caller = query_params(request), self.caller(request)
         async with self.state.require_pool().acquire() as conn:
             versions = await vitals.lastn(self.engine, caller, conn, params)
-        base = self.base(request)
-        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
-        if versions:
-            bundle["entry"] = [bundle_entry(base, v, {"mode": "match"}) for v in versions]
-        return FhirResponse(bundle)
+        return FhirResponse(bundle_ops.lastn_bundle(self.base(request), versions))
 
     async def everything(self, request: Request) -> Response:
         pid, caller = path_id(request), self.caller(request)

@@ -24,7 +24,7 @@ import orjson
 
 from healthstack.core.dates import instant_text
 from healthstack.core.outcome import FhirError, outcome_body
-from healthstack.fhir import conditional, ops
+from healthstack.fhir import bundle_ops, conditional, ops
 from healthstack.fhir.access import Caller
 from healthstack.fhir.store import Version, new_id
 from healthstack.fhir.validate import ID_RE
@@ -50,6 +50,7 @@ class Entry:
     assigned: str | None = None  # transaction POST or unmatched conditional PUT: id chosen up front
     existing: Version | None = None  # transaction conditional create that matched
     error: FhirError | None = None  # batch: the entry could not be parsed
+    operation: str | None = None  # GET Observation/$lastn, GET Patient/{id}/$everything
 
 
 def _bad(index: int, message: str) -> FhirError:
@@ -77,6 +78,10 @@ def parse_entry(index: int, raw: Any) -> Entry:
     path, _, query = url.partition("?")
     parts = path.strip("/").split("/")
     ops.check_type(parts[0])
+    operation = parts.pop() if method == "GET" and parts[-1].startswith("$") else None
+    if operation and (parts[0], len(parts) == 2, operation) not in bundle_ops.SUPPORTED:
+        raise _bad(index, "the operations answered in Bundle entries are GET Observation/$lastn "
+                   "and GET Patient/{id}/$everything")  # fmt: skip
     rid = parts[1] if len(parts) > 1 else None
     if (
         len(parts) > 2
@@ -104,6 +109,7 @@ def parse_entry(index: int, raw: Any) -> Entry:
         raw.get("fullUrl"),
         request.get("ifNoneExist"),
         parse_if_match(request.get("ifMatch"), "ifMatch"),
+        operation=operation,
     )
 
 
@@ -311,6 +317,10 @@ class BundleRunner:
         return await self.get(entry)
 
     async def get(self, entry: Entry) -> dict[str, Any]:
+        if entry.operation is not None:
+            resource = await bundle_ops.run(self.eng, self.caller, self.conn, self.base,
+                                            entry.operation, entry.rid, entry.query)  # fmt: skip
+            return {"resource": resource, "response": {"status": "200 OK"}}
         if entry.rid is None:
             page = await ops.run_search(self.eng, self.caller, self.conn, entry.rtype, entry.query)
             return {"resource": await self.bundle_page(page), "response": {"status": "200 OK"}}

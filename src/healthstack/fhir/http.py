@@ -183,7 +183,10 @@ def history_bundle(
         }
         entries.append(entry)
     bundle: dict[str, Any] = {
-        "resourceType": "Bundle", "type": "history", "total": total, "link": links
+        "resourceType": "Bundle",
+        "type": "history",
+        "total": total,
+        "link": links,
     }
     if entries:
         bundle["entry"] = entries
