@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import uuid
 from typing import Any
 
 import httpx
+import orjson
 import psycopg
 from tests.conftest import Database, Service
 from tests.fhir.conftest import client_for
@@ -178,3 +180,48 @@ def test_operations_are_answered_inside_batch_entries(
     assert everything == {pid, oid}
     direct = fhir.get(f"/Observation/$lastn?patient={pid}").json()
     assert entries[0]["resource"]["entry"] == direct["entry"]
+
+
+def _fhirpath_patch(path: str, code: str) -> dict[str, Any]:
+    return {"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
+        {"name": "type", "valueCode": "replace"}, {"name": "path", "valueString": path},
+        {"name": "value", "valueCode": code}]}]}  # fmt: skip
+
+
+def _json_patch_binary(operations: list[dict[str, Any]]) -> dict[str, Any]:
+    data = base64.b64encode(orjson.dumps(operations)).decode()
+    return {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": data}
+
+
+def test_patch_entries_in_a_transaction_apply_together_or_not_at_all(fhir: httpx.Client) -> None:
+    one, two = (fhir.post("/Patient", json=_patient(uuid.uuid4().hex)).json()["id"]
+                for _ in range(2))  # fmt: skip
+    good = _bundle("transaction",
+        {"resource": _fhirpath_patch("Patient.gender", "male"),
+         "request": {"method": "PATCH", "url": f"Patient/{one}", "ifMatch": 'W/"1"'}},
+        {"resource": _json_patch_binary([{"op": "replace", "path": "/gender", "value": "other"}]),
+         "request": {"method": "PATCH", "url": f"Patient/{two}"}})  # fmt: skip
+    response = fhir.post("", json=good)
+    assert response.status_code == 200, response.text
+    assert [e["resource"]["gender"] for e in response.json()["entry"]] == ["male", "other"]
+    bad = _bundle("transaction",
+        {"resource": _fhirpath_patch("Patient.gender", "female"),
+         "request": {"method": "PATCH", "url": f"Patient/{one}"}},
+        {"resource": _fhirpath_patch("Patient.gender", "robot"),
+         "request": {"method": "PATCH", "url": f"Patient/{two}"}})  # fmt: skip
+    assert fhir.post("", json=bad).status_code == 422
+    assert fhir.get(f"/Patient/{one}").json()["gender"] == "male"
+    batch = _bundle("batch",
+        {"resource": {"resourceType": "Binary", "contentType": "text/plain", "data": "eA=="},
+         "request": {"method": "PATCH", "url": f"Patient/{one}"}},
+        {"resource": {**_json_patch_binary([]), "data": "!!"},
+         "request": {"method": "PATCH", "url": f"Patient/{one}"}},
+        {"resource": _fhirpath_patch("Patient.gender", "unknown"),
+         "request": {"method": "PATCH", "url": "Patient"}},
+        {"resource": _fhirpath_patch("Patient.gender", "unknown"),
+         "request": {"method": "PATCH", "url": f"Patient/{one}", "ifMatch": 'W/"1"'}},
+        {"resource": _fhirpath_patch("Patient.gender", "unknown"),
+         "request": {"method": "PATCH", "url": f"Patient/{two}"}})  # fmt: skip
+    statuses = [e["response"]["status"] for e in fhir.post("", json=batch).json()["entry"]]
+    assert statuses == ["400", "400", "400", "412", "200 OK"]
+    assert fhir.get(f"/Patient/{one}").json()["meta"]["versionId"] == "2"

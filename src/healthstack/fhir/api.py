@@ -7,7 +7,6 @@ bodies go out as the decrypted bytes exactly as stored: no parse/serialize round
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,7 +35,6 @@ from healthstack.fhir import (
     bundle_ops,
     conditional,
     everything,
-    fhirpath_patch,
     history,
     ops,
     patch,
@@ -317,8 +315,10 @@ class Api:
             except orjson.JSONDecodeError:
                 raise FhirError(400, "structure", "the body is not valid JSON") from None
         else:  # FHIRPath Patch: a Parameters resource (json_body refuses other media types)
-            operations = fhirpath_patch.parse(await json_body(request))
-            change = functools.partial(fhirpath_patch.apply, rtype=rtype, operations=operations)
+            body = await json_body(request)
+            if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+                raise FhirError(400, "invalid", "a FHIRPath Patch is a Parameters resource")
+            change = patch.from_resource(rtype, body)
         if_match = parse_if_match(request.headers.get("if-match"))
         async with self.state.require_pool().acquire() as conn, conn.transaction():
             status, version = await patch.apply(

@@ -24,13 +24,13 @@ import orjson
 
 from healthstack.core.dates import instant_text
 from healthstack.core.outcome import FhirError, outcome_body
-from healthstack.fhir import bundle_ops, conditional, ops
+from healthstack.fhir import bundle_ops, conditional, ops, patch
 from healthstack.fhir.access import Caller
 from healthstack.fhir.store import Version, new_id
 from healthstack.fhir.validate import ID_RE
 from healthstack.numbers import INT4_MAX, ascii_int
 
-METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3}
 MAX_ENTRIES = 1000
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
 T = TypeVar("T")
@@ -74,7 +74,7 @@ def parse_entry(index: int, raw: Any) -> Entry:
     request = raw["request"]
     method, url = request.get("method"), request.get("url")
     if method not in METHOD_ORDER or not isinstance(url, str) or not url:
-        raise _bad(index, "request.method must be GET, POST, PUT or DELETE with a url")
+        raise _bad(index, "request.method must be GET, POST, PUT, PATCH or DELETE with a url")
     path, _, query = url.partition("?")
     parts = path.strip("/").split("/")
     ops.check_type(parts[0])
@@ -86,13 +86,14 @@ def parse_entry(index: int, raw: Any) -> Entry:
     if (
         len(parts) > 2
         or (method in ("PUT", "DELETE") and rid is None and not query)
+        or (method == "PATCH" and rid is None)
         or (method == "POST" and rid)
     ):
         raise _bad(index, "request.url does not fit the method (e.g. POST Patient, PUT Patient/id "
                    "or PUT Patient?criteria)")  # fmt: skip
     if rid is not None and not ID_RE.fullmatch(rid):
         raise _bad(index, "request.url has an id that is not a FHIR id ([A-Za-z0-9-.]{1,64})")
-    if method in ("POST", "PUT") and not isinstance(raw.get("resource"), dict):
+    if method in ("POST", "PUT", "PATCH") and not isinstance(raw.get("resource"), dict):
         raise _bad(index, f"{method} needs a resource")
     for name, value in (("request.ifNoneExist", request.get("ifNoneExist")),
                         ("request.ifMatch", request.get("ifMatch")),
@@ -307,6 +308,13 @@ class BundleRunner:
                 status, version = await ops.update(
                     eng, caller, conn, entry.rtype, entry.rid, entry.resource, entry.if_match
                 )
+            return self.entry(version, status)
+        if entry.method == "PATCH":
+            assert entry.rid is not None
+            change = patch.from_resource(entry.rtype, entry.resource)
+            status, version = await patch.apply(
+                eng, caller, conn, entry.rtype, entry.rid, change, entry.if_match
+            )
             return self.entry(version, status)
         if entry.method == "DELETE":
             if entry.rid is None:

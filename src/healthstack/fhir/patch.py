@@ -8,7 +8,9 @@ only if every operation applied (``test`` included). PATCH needs both ``u`` and 
 
 from __future__ import annotations
 
+import base64
 import copy
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +18,7 @@ import asyncpg
 import orjson
 
 from healthstack.core.outcome import FhirError
-from healthstack.fhir import ops
+from healthstack.fhir import fhirpath_patch, ops
 from healthstack.fhir.access import Caller
 from healthstack.fhir.store import Version
 from healthstack.numbers import ascii_int
@@ -27,6 +29,24 @@ OPERATIONS = ("add", "remove", "replace", "move", "copy", "test")
 
 def bad(index: int, message: str) -> FhirError:
     return FhirError(400, "invalid", f"patch operation {index}: {message}")
+
+
+def from_resource(rtype: str, resource: dict[str, Any]) -> Callable[[Any], Any]:
+    """A Bundle entry's patch (R4 3.1.0.11.3): a FHIRPath Patch ``Parameters``, or a ``Binary``
+    holding a JSON Patch (``contentType`` application/json-patch+json, base64 ``data``)."""
+    if resource.get("resourceType") == "Parameters":
+        operations = fhirpath_patch.parse(resource)
+        return functools.partial(fhirpath_patch.apply, rtype=rtype, operations=operations)
+    if (resource.get("resourceType") != "Binary"
+            or resource.get("contentType") != "application/json-patch+json"
+            or not isinstance(resource.get("data"), str)):  # fmt: skip
+        raise FhirError(400, "invalid", "a PATCH entry's resource is a Parameters (FHIRPath "
+                        "Patch) or a Binary with contentType application/json-patch+json")  # fmt: skip
+    try:
+        operations = orjson.loads(base64.b64decode(resource["data"], validate=True))
+    except (ValueError, orjson.JSONDecodeError):
+        raise FhirError(400, "structure", "the Binary's data is not base64 JSON") from None
+    return json_patch(operations)
 
 
 def json_patch(patch: Any) -> Callable[[Any], Any]:
