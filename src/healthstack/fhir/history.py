@@ -9,6 +9,8 @@ history covers the types the caller may read the history of (one audit record na
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
+from typing import Any, cast
 
 import asyncpg
 
@@ -77,39 +79,15 @@ async def type_history(
 ) -> tuple[list[Version], str | None, int]:
     """Every version of every resource of a type, newest first; next page as a sealed cursor."""
     await caller.authorize(rtype, "history-type")
-    count, since, position = query_model.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC), None
-    for name, value in params:
-        if name == "_count" and (ascii_int(value) or 0) > 0:
-            count = min(int(value), query_model.MAX_COUNT)
-        elif name == "_since":
-            since = query_model.parse_prefixed("_since", value)[1][0]
-        elif name == "_cursor" and len(params) == 1:
-            count, since, position = _open_history_cursor(eng, rtype, value)
-        else:
-            raise query_model.bad(name, "type history supports _count and _since")
-    before = position or (FAR_FUTURE, "", 0)
+    count, since, position = _paging(eng, "history-type", rtype, params)
+    before = cast(tuple[dt.datetime, str, int], position or (FAR_FUTURE, "", 0))
     rows = await eng.store.type_history(
         conn, rtype, caller.patient_for(rtype), since, before, count + 1
     )
     total = await eng.store.history_count(conn, rtype, None, caller.patient_for(rtype), since)
     await caller.audit(conn, "history-type", rtype, query=redact(rtype, params))
-    if len(rows) <= count:
-        return rows, None, total
-    last = rows[count - 1]
-    state = [count, since.isoformat(), last.last_updated.isoformat(), last.id, last.version]
-    return rows[:count], cursors.seal(eng.keyring, "history-type", rtype, state), total
-
-
-def _open_history_cursor(
-    eng: Engine, rtype: str, token: str
-) -> tuple[int, dt.datetime, tuple[dt.datetime, str, int]]:
-    try:
-        count, since, moment, rid, version = cursors.open_(eng.keyring, "history-type", rtype,
-                                                           token)  # fmt: skip
-        parse = dt.datetime.fromisoformat
-        return int(count), parse(since), (parse(moment), str(rid), int(version))
-    except (ValueError, TypeError):
-        raise cursors.bad("invalid; repeat the request") from None
+    following = _following(eng, "history-type", rtype, rows, count, since, lambda v: [v.id])
+    return rows[:count], following, total
 
 
 async def system_history(
@@ -122,40 +100,56 @@ async def system_history(
         detail = "the access token's scopes permit history on no resource type"
         await caller.record_detached("history-system", "denied", detail=detail)
         raise FhirError(403, "forbidden", detail)
-    count, since = query_model.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC)
-    position: tuple[dt.datetime, str, str, int] = (FAR_FUTURE, "", "", 0)
+    count, since, position = _paging(eng, "history-system", "", params)
+    before = cast(tuple[dt.datetime, str, str, int], position or (FAR_FUTURE, "", "", 0))
+    confined = caller.patient if caller.principal.patient is not None else None
+    unconfined = [t for t in types if caller.patient_for(t) is None]
+    rows, total = await eng.store.system_history(
+        conn, None if len(types) == len(TYPES) else types, confined, unconfined, since, before,
+        count + 1,
+    )  # fmt: skip
+    seen = sorted({v.resource_type for v in rows[:count]})
+    await caller.audit(conn, "history-system", None, query={**redact(None, params), "_type": seen})
+    following = _following(eng, "history-system", "", rows, count, since,
+                           lambda v: [v.resource_type, v.id])  # fmt: skip
+    return rows[:count], following, total
+
+
+def _paging(
+    eng: Engine, kind: str, owner: str, params: list[tuple[str, str]]
+) -> tuple[int, dt.datetime, tuple[Any, ...] | None]:
+    """``_count``, ``_since``, or a ``_cursor`` alone: (count, since, position to page before)."""
+    count, since, position = query_model.DEFAULT_COUNT, dt.datetime.min.replace(tzinfo=dt.UTC), None
     for name, value in params:
         if name == "_count" and (ascii_int(value) or 0) > 0:
             count = min(int(value), query_model.MAX_COUNT)
         elif name == "_since":
             since = query_model.parse_prefixed("_since", value)[1][0]
         elif name == "_cursor" and len(params) == 1:
-            count, since, position = _open_system_cursor(eng, value)
+            count, since, position = _open_cursor(eng, kind, owner, value)
         else:
-            raise query_model.bad(name, "system history supports _count and _since")
-    confined = caller.patient if caller.principal.patient is not None else None
-    unconfined = [t for t in types if caller.patient_for(t) is None]
-    rows, total = await eng.store.system_history(
-        conn, None if len(types) == len(TYPES) else types, confined, unconfined, since, position,
-        count + 1,
-    )  # fmt: skip
-    seen = sorted({v.resource_type for v in rows[:count]})
-    await caller.audit(conn, "history-system", None, query={**redact(None, params), "_type": seen})
+            raise query_model.bad(name, f"{kind.split('-')[1]} history supports _count and _since")
+    return count, since, position
+
+
+def _following(
+    eng: Engine, kind: str, owner: str, rows: list[Version], count: int, since: dt.datetime,
+    key: Callable[[Version], list[str]],
+) -> str | None:  # fmt: skip
+    """The sealed cursor of the next page (None when ``rows`` holds no more than ``count``)."""
     if len(rows) <= count:
-        return rows, None, total
+        return None
     last = rows[count - 1]
-    state = [count, since.isoformat(), last.last_updated.isoformat(), last.resource_type, last.id,
-             last.version]  # fmt: skip
-    return rows[:count], cursors.seal(eng.keyring, "history-system", "", state), total
+    state = [count, since.isoformat(), last.last_updated.isoformat(), *key(last), last.version]
+    return cursors.seal(eng.keyring, kind, owner, state)
 
 
-def _open_system_cursor(
-    eng: Engine, token: str
-) -> tuple[int, dt.datetime, tuple[dt.datetime, str, str, int]]:
+def _open_cursor(
+    eng: Engine, kind: str, owner: str, token: str
+) -> tuple[int, dt.datetime, tuple[Any, ...]]:
     try:
-        count, since, moment, rtype, rid, version = cursors.open_(eng.keyring, "history-system",
-                                                                  "", token)  # fmt: skip
+        count, since, moment, *key, version = cursors.open_(eng.keyring, kind, owner, token)
         parse = dt.datetime.fromisoformat
-        return int(count), parse(since), (parse(moment), str(rtype), str(rid), int(version))
+        return int(count), parse(since), (parse(moment), *map(str, key), int(version))
     except (ValueError, TypeError):
         raise cursors.bad("invalid; repeat the request") from None
