@@ -52,6 +52,7 @@ def test_every_fhirpath_patch_operation_applies_and_versions(fhir: httpx.Client)
         op("move", "Patient.identifier", source=2, destination=0),
         op("replace", "Patient.name.given[1]", value={"valueString": "Cy"}),
         op("delete", "Patient.telecom"),  # selects nothing: not an error
+        op("delete", "Patient.extension('urn:none')"),  # extension(url) is allowed
         op("add", "Patient", name="contact",
            value={"part": [{"name": "gender", "valueCode": "male"},
                            {"name": "name", "valueHumanName": {"family": "Kin"}}]}),
@@ -104,6 +105,9 @@ def test_choice_elements_are_patched_by_their_element_name(fhir: httpx.Client) -
     (params(op("add", "Patient", value={"valueBoolean": True})), 400),  # no name
     (params(op("delete", "Patient.gender\x00")), 400),
     (params(op("delete", "Patient." + "a" * 2000)), 400),
+    (params(op("delete", "Patient.descendants().descendants().descendants().first()")), 400),
+    (params(op("delete", "Patient.repeat(children()).first()")), 400),
+    (params(op("delete", "%resource.gender")), 400),
     (params(op("replace", "Patient.gender", value={"valueCode": "male"}),
             op("delete", "Patient.name")), 400),  # a later failure undoes the earlier ones
     (params(), 400),

@@ -27,6 +27,10 @@ MAX_OPERATIONS = 100  # each one copies and walks the resource once
 MAX_PATH = 1024
 TYPES = ("add", "insert", "delete", "replace", "move")
 MARK = "hsPatchMarker"  # not a FHIR element name: never collides with content
+# Functions whose cost grows with the resource at each use (a chain of descendants() multiplies
+# it), or that reach outside the resource: not needed to locate an element, refused.
+_REFUSED = re.compile(r"\b(descendants|repeat|aggregate|trace|resolve|memberOf|conformsTo|"
+                      r"subsumes|subsumedBy|htmlChecks)\s*\(|%")  # fmt: skip
 _TAIL = re.compile(r"^(?P<parent>.+)\.(?P<name>[a-z][A-Za-z0-9]{0,63})(?:\[(?P<index>\d{1,6})\])?$")
 
 
@@ -88,6 +92,9 @@ def _operation(index: int, raw: Any) -> Operation:
     path = _primitive(index, found, "path", "valueString")
     if not isinstance(path, str) or not 0 < len(path) <= MAX_PATH or "\x00" in path:
         raise bad(index, f"path must be a FHIRPath expression of at most {MAX_PATH} characters")
+    if _REFUSED.search(path):
+        raise bad(index, "path uses a function or variable patch paths may not use "
+                  "(descendants, repeat, aggregate, trace, resolve, terminology functions, %)")  # fmt: skip
     operation = Operation(index, kind, path)
     if kind == "add":
         operation.name = _primitive(index, found, "name", "valueString")
