@@ -62,7 +62,7 @@ def test_system_history_pages_newest_first_with_a_total(fhir: httpx.Client) -> N
 
 
 def test_system_history_shows_only_what_the_token_may_see(
-    live_service: Service, fhir: httpx.Client
+    live_service: Service, fhir: httpx.Client, module_database: Database
 ) -> None:
     mine, my_obs = _pair(fhir)
     theirs, _ = _pair(fhir)
@@ -76,6 +76,11 @@ def test_system_history_shows_only_what_the_token_may_see(
     with client_for(live_service, "user/Patient.c") as writer:
         denied = writer.get("/_history")
     assert (denied.status_code, denied.json()["resourceType"]) == (403, "OperationOutcome")
+    with psycopg.connect(module_database.owner_url) as conn:
+        rows = conn.execute("SELECT outcome, resource_type, content::jsonb->'query'->'_type' "
+                            "FROM audit_log WHERE interaction = 'history-system' "
+                            "ORDER BY recorded_at DESC, seq DESC LIMIT 2").fetchall()  # fmt: skip
+    assert rows == [("denied", None, None), ("success", None, ["Patient"])]
 
 
 def test_instance_and_type_history_carry_total(fhir: httpx.Client) -> None:
