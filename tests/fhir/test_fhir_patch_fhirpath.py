@@ -108,6 +108,7 @@ def test_choice_elements_are_patched_by_their_element_name(fhir: httpx.Client) -
     (params(op("delete", "Patient.descendants().descendants().descendants().first()")), 400),
     (params(op("delete", "Patient.repeat(children()).first()")), 400),
     (params(op("delete", "%resource.gender")), 400),
+    (params(op("delete", "Patient.name.combine(Patient.name).first()")), 400),
     (params(op("replace", "Patient.gender", value={"valueCode": "male"}),
             op("delete", "Patient.name")), 400),  # a later failure undoes the earlier ones
     (params(), 400),

@@ -29,7 +29,7 @@ TYPES = ("add", "insert", "delete", "replace", "move")
 MARK = "hsPatchMarker"  # not a FHIR element name: never collides with content
 # Functions whose cost grows with the resource at each use (a chain of descendants() multiplies
 # it), or that reach outside the resource: not needed to locate an element, refused.
-_REFUSED = re.compile(r"\b(descendants|repeat|aggregate|trace|resolve|memberOf|conformsTo|"
+_REFUSED = re.compile(r"\b(descendants|repeat|aggregate|combine|trace|resolve|memberOf|conformsTo|"
                       r"subsumes|subsumedBy|htmlChecks)\s*\(|%")  # fmt: skip
 _TAIL = re.compile(r"^(?P<parent>.+)\.(?P<name>[a-z][A-Za-z0-9]{0,63})(?:\[(?P<index>\d{1,6})\])?$")
 
@@ -94,7 +94,7 @@ def _operation(index: int, raw: Any) -> Operation:
         raise bad(index, f"path must be a FHIRPath expression of at most {MAX_PATH} characters")
     if _REFUSED.search(path):
         raise bad(index, "path uses a function or variable patch paths may not use "
-                  "(descendants, repeat, aggregate, trace, resolve, terminology functions, %)")  # fmt: skip
+                  "(descendants, repeat, aggregate, combine, trace, resolve, terminology functions, %)")  # fmt: skip
     operation = Operation(index, kind, path)
     if kind == "add":
         operation.name = _primitive(index, found, "name", "valueString")
