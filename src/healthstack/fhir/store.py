@@ -120,12 +120,14 @@ ORDER BY v.last_updated DESC, v.resource_type DESC, v.id DESC, v.version DESC LI
 """
 SYSTEM_HISTORY_COUNT_SQL = f"SELECT count(*) {_SYSTEM_WHERE}"
 # History totals: the versions each history interaction pages through (its filters, no position).
-HISTORY_COUNT_SQL = """
+# Two statements, not one with "$2 IS NULL OR v.id = $2": a generic plan of that could not use the
+# primary key for an instance's count.
+_COUNT_SQL = """
 SELECT count(*) FROM fhir_resource_version v JOIN fhir_resource r USING (resource_type, id)
-WHERE v.resource_type = $1 AND ($2::text IS NULL OR v.id = $2)
-  AND ($3::text IS NULL OR r.patient_id = $3 OR r.compartment @> ARRAY[$3])
-  AND v.last_updated >= $4
-"""
+WHERE v.resource_type = $1 AND ($2::text IS NULL OR r.patient_id = $2 OR r.compartment @> ARRAY[$2])
+  AND v.last_updated >= $3"""
+TYPE_HISTORY_COUNT_SQL = _COUNT_SQL
+HISTORY_COUNT_SQL = _COUNT_SQL + " AND v.id = $4"
 CURRENT_SQL = """
 SELECT version, deleted, patient_id, compartment, last_updated, key_id, body FROM fhir_resource
 WHERE resource_type = $1 AND id = $2 FOR UPDATE
@@ -217,7 +219,9 @@ class Store:
         since: dt.datetime,
     ) -> int:  # fmt: skip
         """How many versions an instance (``rid``) or type history holds since ``since``."""
-        return int(await conn.fetchval(HISTORY_COUNT_SQL, rtype, rid, patient, since))
+        if rid is None:
+            return int(await conn.fetchval(TYPE_HISTORY_COUNT_SQL, rtype, patient, since))
+        return int(await conn.fetchval(HISTORY_COUNT_SQL, rtype, patient, since, rid))
 
     async def system_history(
         self, conn: asyncpg.Connection, types: list[str] | None, patient: str | None,
