@@ -84,6 +84,12 @@ def test_fhir_date_intervals() -> None:
     ],
 )
 def test_malformed_bundles_are_refused(bundle: dict[str, object]) -> None:
+    """A malformed entry fails a transaction whole, and only itself in a batch."""
+    as_transaction = {**bundle, "type": "transaction"} if bundle.get("type") == "batch" else bundle
     with pytest.raises(FhirError) as caught:
-        parse_bundle(bundle)
+        parse_bundle(as_transaction)
     assert caught.value.status in (400, 404, 422)
+    if bundle.get("type") == "batch":
+        _, entries = parse_bundle(bundle)
+        assert entries[0].error is not None
+        assert entries[0].error.status in (400, 404)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -108,3 +109,39 @@ def test_fhirpy_crud_and_search_on_every_resource_type(client: SyncFHIRClient) -
         assert len(tagged.fetch()) == 1, rtype
         resource.delete()
         assert client.resources(rtype).search(_id=resource["id"]).fetch() == [], rtype
+
+
+def test_fhirpy_conditional_writes_patches_and_system_interactions(
+    client: SyncFHIRClient,
+) -> None:
+    """Issue 15: fhirpy's own conditional update/delete (``search(...).update/delete``), its
+    transport for PATCH (JSON Patch and FHIRPath Patch) and the system-level interactions."""
+    value = uuid.uuid4().hex
+    matching = client.resources("Patient").search(identifier=f"urn:fhirpy-cond|{value}")
+    resource = client.resource("Patient", gender="female",
+                               identifier=[{"system": "urn:fhirpy-cond", "value": value}])  # fmt: skip
+    created, was_created = matching.update(resource)
+    assert was_created
+    updated, was_created = matching.update(client.resource("Patient", **{
+        **resource.serialize(), "gender": "male"}))  # fmt: skip
+    assert (was_created, updated["id"], updated["meta"]["versionId"]) == (
+        False, created["id"], "2")  # fmt: skip
+    path = f"Patient/{created['id']}"
+    patched = client._do_request("patch", path, [{"op": "replace", "path": "/gender",
+                                                  "value": "other"}],
+                                 extra_headers={"Content-Type": "application/json-patch+json"})  # fmt: skip
+    assert patched["gender"] == "other"
+    fhirpath = {"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
+        {"name": "type", "valueCode": "add"}, {"name": "path", "valueString": "Patient"},
+        {"name": "name", "valueString": "active"}, {"name": "value", "valueBoolean": True}]}]}  # fmt: skip
+    assert client._do_request("patch", path, fhirpath)["active"] is True
+    assert client._do_request("get", f"{path}/$meta")["parameter"][0]["valueMeta"][
+        "versionId"] == "4"  # fmt: skip
+    across = client._do_request(
+        "get", "", params={"_type": "Patient,Observation", "_id": created["id"]}
+    )
+    Bundle.model_validate(across)
+    assert [e["resource"]["id"] for e in across["entry"]] == [created["id"]]
+    Bundle.model_validate(client._do_request("get", "_history", params={"_count": "5"}))
+    matching.delete()
+    assert matching.fetch() == []

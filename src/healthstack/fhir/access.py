@@ -120,7 +120,7 @@ class Caller:
         self,
         conn: asyncpg.Connection,
         interaction: str,
-        resource_type: str,
+        resource_type: str | None,
         *,
         outcome: str = "success",
         **fields: Any,

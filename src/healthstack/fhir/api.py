@@ -35,6 +35,7 @@ from healthstack.fhir import (
     audit_api,
     bulk_api,
     bulk_runner,
+    bundle_ops,
     conditional,
     everything,
     history,
@@ -42,6 +43,7 @@ from healthstack.fhir import (
     patch,
     plugins_api,
     search,
+    system_api,
     vitals,
 )
 from healthstack.fhir.access import Caller, audit_failure, protect
@@ -165,7 +167,9 @@ class Api:
         rtype, rid = path_type(request), path_id(request)
         params, caller = query_params(request), self.caller(request)
         async with self.state.require_pool().acquire() as conn:
-            versions, before = await history.history(self.engine, caller, conn, rtype, rid, params)
+            versions, before, total = await history.history(
+                self.engine, caller, conn, rtype, rid, params
+            )
         base = self.base(request)
         links = [{"relation": "self", "url": f"{base}/{rtype}/{rid}/_history"}]
         if before is not None:
@@ -176,17 +180,19 @@ class Api:
                     "url": f"{base}/{rtype}/{rid}/_history?_count={count}&_before={before}",
                 }
             )
-        return FhirResponse(history_bundle(base, versions, links))
+        return FhirResponse(history_bundle(base, versions, links, total))
 
     async def type_history(self, request: Request) -> Response:
         rtype, params, caller = path_type(request), query_params(request), self.caller(request)
         async with self.state.require_pool().acquire() as conn:
-            versions, cursor = await history.type_history(self.engine, caller, conn, rtype, params)
+            versions, cursor, total = await history.type_history(
+                self.engine, caller, conn, rtype, params
+            )
         base = self.base(request)
         links = [{"relation": "self", "url": f"{base}/{rtype}/_history"}]
         if cursor is not None:
             links.append({"relation": "next", "url": f"{base}/{rtype}/_history?_cursor={cursor}"})
-        return FhirResponse(history_bundle(base, versions, links))
+        return FhirResponse(history_bundle(base, versions, links, total))
 
     async def search(self, request: Request) -> Response:
         rtype, params, caller = path_type(request), query_params(request), self.caller(request)
@@ -248,11 +254,7 @@ class Api:
         params, caller = query_params(request), self.caller(request)
         async with self.state.require_pool().acquire() as conn:
             versions = await vitals.lastn(self.engine, caller, conn, params)
-        base = self.base(request)
-        bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
-        if versions:
-            bundle["entry"] = [bundle_entry(base, v, {"mode": "match"}) for v in versions]
-        return FhirResponse(bundle)
+        return FhirResponse(bundle_ops.lastn_bundle(self.base(request), versions))
 
     async def everything(self, request: Request) -> Response:
         pid, caller = path_id(request), self.caller(request)
@@ -310,17 +312,20 @@ class Api:
     async def patch(self, request: Request) -> Response:
         rtype, rid, caller = path_type(request), path_id(request), self.caller(request)
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json-patch+json":
-            raise FhirError(415, "not-supported", "send application/json-patch+json (JSON Patch); "
-                            "FHIRPath Patch is not supported yet")  # fmt: skip
-        try:
-            operations = orjson.loads(await request.body())
-        except orjson.JSONDecodeError:
-            raise FhirError(400, "structure", "the body is not valid JSON") from None
+        if content_type == "application/json-patch+json":
+            try:
+                change = patch.json_patch(orjson.loads(await request.body()))
+            except orjson.JSONDecodeError:
+                raise FhirError(400, "structure", "the body is not valid JSON") from None
+        else:  # FHIRPath Patch: a Parameters resource (json_body refuses other media types)
+            body = await json_body(request)
+            if not isinstance(body, dict) or body.get("resourceType") != "Parameters":
+                raise FhirError(400, "invalid", "a FHIRPath Patch is a Parameters resource")
+            change = patch.from_resource(rtype, body)
         if_match = parse_if_match(request.headers.get("if-match"))
         async with self.state.require_pool().acquire() as conn, conn.transaction():
             status, version = await patch.apply(
-                self.engine, caller, conn, rtype, rid, operations, if_match
+                self.engine, caller, conn, rtype, rid, change, if_match
             )
         return resource_response(version, status, prefer(request))
 
@@ -366,6 +371,8 @@ class Api:
             Route("/", g(self.bundle, "batch"), methods=["POST"]),
             # Bulk Data Access 2.0 $export, its status and file URLs (docs/bulk.md).
             *bulk_api.BulkApi(self).routes(),
+            # System-level search and history, instance $meta (before the generic routes).
+            *system_api.SystemApi(self).routes(),
             Route("/Observation/$lastn", g(self.lastn, "operation"), methods=["GET"]),
             Route("/Observation/$stats", g(self.stats, "operation"), methods=["GET"]),
             Route(

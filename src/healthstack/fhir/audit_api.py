@@ -34,7 +34,8 @@ MAX_COUNT = 500
 MAX_VALUE = 256
 OUTCOMES = {"success": "0", "denied": "4", "unauthenticated": "4", "failed": "4", "error": "8"}
 ACTIONS = {"create": "C", "read": "R", "vread": "R", "history": "R", "update": "U",
-           "delete": "D", "search": "E", "operation": "E", "history-type": "E"}  # fmt: skip
+           "delete": "D", "search": "E", "operation": "E", "history-type": "E",
+           "history-system": "E"}  # fmt: skip
 _PREFIXES = {"eq", "ge", "gt", "le", "lt"}
 PARAMS = frozenset({"date", "agent", "entity", "outcome", "_count", "_cursor"})
 # A reason re-sealed by `keys rotate` (audit_reason) wins over the chained ciphertext, whose key

@@ -3,7 +3,13 @@
 A transaction is one database transaction: ``urn:uuid:`` fullUrls are mapped to ids first
 (conditional creates resolve to the existing resource), references are rewritten, entries run in
 FHIR's order (DELETE, POST, PUT, GET) and any failure rolls everything back. A batch runs each
-entry in a transaction of its own and reports each outcome.
+entry in a transaction of its own and reports each outcome; an entry that cannot be parsed (a
+malformed URL) fails alone in a batch and fails the whole of a transaction.
+
+``PUT``/``DELETE`` entries whose URL is ``Type?criteria`` are conditional updates and deletes
+(:mod:`conditional`). In a transaction a conditional update with a ``fullUrl`` is matched up
+front, like a conditional create, so references to that ``fullUrl`` point at the resource it
+updates or creates.
 """
 
 from __future__ import annotations
@@ -18,13 +24,13 @@ import orjson
 
 from healthstack.core.dates import instant_text
 from healthstack.core.outcome import FhirError, outcome_body
-from healthstack.fhir import conditional, ops
+from healthstack.fhir import bundle_ops, conditional, ops, patch
 from healthstack.fhir.access import Caller
 from healthstack.fhir.store import Version, new_id
 from healthstack.fhir.validate import ID_RE
 from healthstack.numbers import INT4_MAX, ascii_int
 
-METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3}
+METHOD_ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3}
 MAX_ENTRIES = 1000
 STATUS_TEXT = {200: "200 OK", 201: "201 Created", 204: "204 No Content"}
 T = TypeVar("T")
@@ -41,8 +47,10 @@ class Entry:
     full_url: str | None
     if_none_exist: str | None
     if_match: int | None
-    assigned: str | None = None  # transaction POST: the id chosen up front
+    assigned: str | None = None  # transaction POST or unmatched conditional PUT: id chosen up front
     existing: Version | None = None  # transaction conditional create that matched
+    error: FhirError | None = None  # batch: the entry could not be parsed
+    operation: str | None = None  # GET Observation/$lastn, GET Patient/{id}/$everything
 
 
 def _bad(index: int, message: str) -> FhirError:
@@ -66,20 +74,26 @@ def parse_entry(index: int, raw: Any) -> Entry:
     request = raw["request"]
     method, url = request.get("method"), request.get("url")
     if method not in METHOD_ORDER or not isinstance(url, str) or not url:
-        raise _bad(index, "request.method must be GET, POST, PUT or DELETE with a url")
+        raise _bad(index, "request.method must be GET, POST, PUT, PATCH or DELETE with a url")
     path, _, query = url.partition("?")
     parts = path.strip("/").split("/")
     ops.check_type(parts[0])
+    operation = parts.pop() if method == "GET" and parts[-1].startswith("$") else None
+    if operation and (parts[0], len(parts) == 2, operation) not in bundle_ops.SUPPORTED:
+        raise _bad(index, "the operations answered in Bundle entries are GET Observation/$lastn "
+                   "and GET Patient/{id}/$everything")  # fmt: skip
     rid = parts[1] if len(parts) > 1 else None
     if (
         len(parts) > 2
-        or (method in ("PUT", "DELETE") and rid is None)
+        or (method in ("PUT", "DELETE") and rid is None and not query)
+        or (method == "PATCH" and rid is None)
         or (method == "POST" and rid)
     ):
-        raise _bad(index, "request.url does not fit the method (e.g. POST Patient, PUT Patient/id)")
+        raise _bad(index, "request.url does not fit the method (e.g. POST Patient, PUT Patient/id "
+                   "or PUT Patient?criteria)")  # fmt: skip
     if rid is not None and not ID_RE.fullmatch(rid):
         raise _bad(index, "request.url has an id that is not a FHIR id ([A-Za-z0-9-.]{1,64})")
-    if method in ("POST", "PUT") and not isinstance(raw.get("resource"), dict):
+    if method in ("POST", "PUT", "PATCH") and not isinstance(raw.get("resource"), dict):
         raise _bad(index, f"{method} needs a resource")
     for name, value in (("request.ifNoneExist", request.get("ifNoneExist")),
                         ("request.ifMatch", request.get("ifMatch")),
@@ -96,6 +110,7 @@ def parse_entry(index: int, raw: Any) -> Entry:
         raw.get("fullUrl"),
         request.get("ifNoneExist"),
         parse_if_match(request.get("ifMatch"), "ifMatch"),
+        operation=operation,
     )
 
 
@@ -115,7 +130,15 @@ def parse_bundle(body: Any) -> tuple[str, list[Entry]]:
     raw_entries = body.get("entry", [])
     if not isinstance(raw_entries, list) or len(raw_entries) > MAX_ENTRIES:
         raise FhirError(422, "too-costly", f"Bundle.entry must be a list of at most {MAX_ENTRIES}")
-    return kind, [parse_entry(i, e) for i, e in enumerate(raw_entries)]
+    entries = []
+    for index, raw in enumerate(raw_entries):
+        try:
+            entries.append(parse_entry(index, raw))
+        except FhirError as error:
+            if kind == "transaction":
+                raise
+            entries.append(Entry(index, "GET", "", None, [], None, None, None, None, error=error))
+    return kind, entries
 
 
 class BundleRunner:
@@ -191,6 +214,8 @@ class BundleRunner:
     async def _assign_ids(self, entries: list[Entry]) -> dict[str, str]:
         mapping: dict[str, str] = {}
         for entry in entries:
+            if entry.method == "PUT" and entry.rid is None and entry.full_url:
+                mapping[entry.full_url] = await self._match_update(entry)
             if entry.method != "POST":
                 continue
             if entry.if_none_exist:
@@ -203,6 +228,25 @@ class BundleRunner:
             if entry.full_url:
                 mapping[entry.full_url] = f"{entry.rtype}/{target}"
         return mapping
+
+    async def _match_update(self, entry: Entry) -> str:
+        """A transaction's conditional update, matched before references are rewritten."""
+        found = await self._indexed(entry, conditional.matches(
+            self.eng, self.caller, self.conn, entry.rtype, entry.query, 2))  # fmt: skip
+        if len(found) > 1:
+            raise FhirError(412, "multiple-matches", f"Bundle.entry[{entry.index}]: the "
+                            "conditional update's criteria match more than one resource")  # fmt: skip
+        resource = entry.resource
+        if found:
+            entry.rid = found[0].id
+            if resource.get("id", entry.rid) != entry.rid:
+                raise _bad(entry.index, "the resource's id is not the matched resource's")
+            entry.resource = {**resource, "id": entry.rid}
+        elif "id" in resource:
+            raise _bad(entry.index, "no match: this server assigns ids, leave out id")
+        else:
+            entry.rid = entry.assigned = new_id()
+        return f"{entry.rtype}/{entry.rid}"
 
     async def _run_indexed(self, entry: Entry) -> dict[str, Any]:
         return await self._indexed(entry, self.run(entry))
@@ -221,11 +265,18 @@ class BundleRunner:
     async def batch(self, entries: list[Entry]) -> dict[str, Any]:
         results = []
         for entry in entries:
+            if entry.error is not None:
+                results.append(_error_entry(entry.error))
+                continue
             try:
                 async with self.conn.transaction():
                     results.append(await self.run(entry))
             except FhirError as error:
                 results.append(_error_entry(error))
+        malformed = sum(1 for e in entries if e.error is not None)
+        if malformed:  # nothing was done for them, but the refusal is on the record
+            await self.caller.audit(self.conn, "batch", "Bundle", outcome="failed",
+                                    detail=f"{malformed} of {len(entries)} entries malformed")  # fmt: skip
         return _response_bundle("batch-response", results)
 
     async def run(self, entry: Entry) -> dict[str, Any]:
@@ -245,18 +296,39 @@ class BundleRunner:
             )
             return self.entry(version, status)
         if entry.method == "PUT":
+            if entry.rid is None:
+                status, version = await conditional.update(
+                    eng, caller, conn, entry.rtype, entry.query, entry.resource, entry.if_match
+                )
+            elif entry.assigned is not None:  # a transaction's conditional update: no match
+                status, version = await ops.create(
+                    eng, caller, conn, entry.rtype, entry.resource, None, entry.assigned
+                )
+            else:
+                status, version = await ops.update(
+                    eng, caller, conn, entry.rtype, entry.rid, entry.resource, entry.if_match
+                )
+            return self.entry(version, status)
+        if entry.method == "PATCH":
             assert entry.rid is not None
-            status, version = await ops.update(
-                eng, caller, conn, entry.rtype, entry.rid, entry.resource, entry.if_match
+            change = patch.from_resource(entry.rtype, entry.resource)
+            status, version = await patch.apply(
+                eng, caller, conn, entry.rtype, entry.rid, change, entry.if_match
             )
             return self.entry(version, status)
         if entry.method == "DELETE":
-            assert entry.rid is not None
-            await ops.delete(eng, caller, conn, entry.rtype, entry.rid, entry.if_match)
+            if entry.rid is None:
+                await conditional.delete(eng, caller, conn, entry.rtype, entry.query)
+            else:
+                await ops.delete(eng, caller, conn, entry.rtype, entry.rid, entry.if_match)
             return {"response": {"status": STATUS_TEXT[204]}}
         return await self.get(entry)
 
     async def get(self, entry: Entry) -> dict[str, Any]:
+        if entry.operation is not None:
+            resource = await bundle_ops.run(self.eng, self.caller, self.conn, self.base,
+                                            entry.operation, entry.rid, entry.query)  # fmt: skip
+            return {"resource": resource, "response": {"status": "200 OK"}}
         if entry.rid is None:
             page = await ops.run_search(self.eng, self.caller, self.conn, entry.rtype, entry.query)
             return {"resource": await self.bundle_page(page), "response": {"status": "200 OK"}}

@@ -7,10 +7,12 @@ from typing import Any
 from healthstack import __version__
 from healthstack.fhir import extract, ops, searchdefs
 
+SYSTEM_INTERACTIONS = ("transaction", "batch", "search-system", "history-system")
 INTERACTIONS = [
     "read",
     "vread",
     "update",
+    "patch",
     "delete",
     "history-instance",
     "history-type",
@@ -56,14 +58,22 @@ def _resource(rtype: str) -> dict[str, Any]:
         "readHistory": True,
         "updateCreate": False,
         "conditionalCreate": True,
-        "conditionalUpdate": False,
-        "conditionalDelete": "not-supported",
+        "conditionalRead": "full-support",
+        "conditionalUpdate": True,
+        "conditionalDelete": "multiple",
         "searchParam": _params(rtype),
         "searchInclude": ["*"],
         "searchRevInclude": ["*"],
     }
+    entry["operation"] = [
+        {
+            "name": "validate",
+            "definition": "http://hl7.org/fhir/OperationDefinition/Resource-validate",
+        },
+        {"name": "meta", "definition": "http://hl7.org/fhir/OperationDefinition/Resource-meta"},
+    ]
     if rtype == "Observation":
-        entry["operation"] = [
+        entry["operation"] += [
             {
                 "name": "lastn",
                 "definition": "http://hl7.org/fhir/OperationDefinition/Observation-lastn",
@@ -75,7 +85,7 @@ def _resource(rtype: str) -> dict[str, Any]:
         ]
     if rtype == "Patient":
         # WASM plugins (docs/plugins.md): POST Patient/{id}/$evaluate?plugin=NAME.
-        entry["operation"] = [
+        entry["operation"] += [
             {
                 "name": "evaluate",
                 "definition": "urn:healthstack:OperationDefinition/Patient-evaluate",
@@ -147,7 +157,7 @@ def capability_statement(base_url: str, oauth_uris: dict[str, Any] | None = None
                 "mode": "server",
                 "security": security,
                 "resource": [*(_resource(t) for t in sorted(ops.TYPES)), AUDIT_EVENT],
-                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "interaction": [{"code": c} for c in SYSTEM_INTERACTIONS],
                 # Bulk Data Access 2.0 (docs/bulk.md); Patient and Group list theirs above.
                 "operation": [
                     {"name": "export", "definition": f"{BULK_DATA}/OperationDefinition/export"}

@@ -168,7 +168,7 @@ def bundle_entry(
 
 
 def history_bundle(
-    base: str, versions: list[Version], links: list[dict[str, str]]
+    base: str, versions: list[Version], links: list[dict[str, str]], total: int
 ) -> dict[str, Any]:
     entries = []
     for version in versions:
@@ -182,7 +182,12 @@ def history_bundle(
             "lastModified": instant_text(version.last_updated),
         }
         entries.append(entry)
-    bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "history", "link": links}
+    bundle: dict[str, Any] = {
+        "resourceType": "Bundle",
+        "type": "history",
+        "total": total,
+        "link": links,
+    }
     if entries:
         bundle["entry"] = entries
     return bundle

@@ -3,19 +3,22 @@
 The patched resource is validated like any update, ``If-Match`` is honoured, and the write lands
 only if every operation applied (``test`` included). PATCH needs both ``u`` and ``r``: its answer
 (and a ``test`` operation's success or failure) discloses the current content. FHIRPath Patch
-(a ``Parameters`` body) is refused with a clear 415 for now.
+(a ``Parameters`` body, :mod:`fhirpath_patch`) goes through the same :func:`apply`.
 """
 
 from __future__ import annotations
 
+import base64
 import copy
+import functools
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
 import orjson
 
 from healthstack.core.outcome import FhirError
-from healthstack.fhir import ops
+from healthstack.fhir import fhirpath_patch, ops
 from healthstack.fhir.access import Caller
 from healthstack.fhir.store import Version
 from healthstack.numbers import ascii_int
@@ -28,20 +31,48 @@ def bad(index: int, message: str) -> FhirError:
     return FhirError(400, "invalid", f"patch operation {index}: {message}")
 
 
-async def apply(
-    eng: ops.Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, rid: str,
-    patch: Any, if_match: int | None,
-) -> tuple[int, Version]:  # fmt: skip
-    await caller.authorize(rtype, "read", resource_id=rid)
+def from_resource(rtype: str, resource: dict[str, Any]) -> Callable[[Any], Any]:
+    """A Bundle entry's patch (R4 3.1.0.11.3): a FHIRPath Patch ``Parameters``, or a ``Binary``
+    holding a JSON Patch (``contentType`` application/json-patch+json, base64 ``data``)."""
+    if resource.get("resourceType") == "Parameters":
+        operations = fhirpath_patch.parse(resource)
+        return functools.partial(fhirpath_patch.apply, rtype=rtype, operations=operations)
+    if (resource.get("resourceType") != "Binary"
+            or resource.get("contentType") != "application/json-patch+json"
+            or not isinstance(resource.get("data"), str)):  # fmt: skip
+        raise FhirError(400, "invalid", "a PATCH entry's resource is a Parameters (FHIRPath "
+                        "Patch) or a Binary with contentType application/json-patch+json")  # fmt: skip
+    try:
+        operations = orjson.loads(base64.b64decode(resource["data"], validate=True))
+    except (ValueError, orjson.JSONDecodeError):
+        raise FhirError(400, "structure", "the Binary's data is not base64 JSON") from None
+    return json_patch(operations)
+
+
+def json_patch(patch: Any) -> Callable[[Any], Any]:
+    """A JSON Patch's operations as one function of the resource (shape checked up front)."""
     if not isinstance(patch, list) or len(patch) > MAX_OPERATIONS:
         raise FhirError(400, "invalid", f"a JSON Patch is an array of at most {MAX_OPERATIONS} "
                         "operations")  # fmt: skip
+
+    def run(resource: Any) -> Any:
+        for index, operation in enumerate(patch):
+            resource = _operation(resource, index, operation)
+        return resource
+
+    return run
+
+
+async def apply(
+    eng: ops.Engine, caller: Caller, conn: asyncpg.Connection, rtype: str, rid: str,
+    change: Callable[[Any], Any], if_match: int | None,
+) -> tuple[int, Version]:  # fmt: skip
+    """Read the current version, ``change`` it (a copy) and store the result as an update."""
+    await caller.authorize(rtype, "read", resource_id=rid)
     current = await ops.read(eng, caller, conn, rtype, rid)
     if current.body is None:
         raise ops.gone(current)
-    resource = orjson.loads(current.body)
-    for index, operation in enumerate(patch):
-        resource = _operation(resource, index, operation)
+    resource = change(orjson.loads(current.body))
     if not isinstance(resource, dict) or resource.get("resourceType") != rtype:
         raise FhirError(422, "invalid", "the patch must leave a resource of the same type")
     return await ops.update(eng, caller, conn, rtype, rid, resource, if_match)

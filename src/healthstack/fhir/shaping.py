@@ -23,7 +23,12 @@ ALWAYS_KEPT = ("resourceType", "id", "meta")
 SUBSETTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
              "code": "SUBSETTED"}  # fmt: skip
 RESULT_PARAMS = frozenset({"_include", "_revinclude", "_summary", "_elements", "_total",
-                           "_format", "_pretty"})  # fmt: skip
+                           "_format", "_pretty", "_contained", "_containedType"})  # fmt: skip
+# Contained resources are stored, encrypted, inside their container and returned with it; they
+# are not searched as resources of their own (R4 3.1.1.5.9): only the defaults are answered.
+CONTAINED_DEFAULTS = {"_contained": "false", "_containedType": "container"}
+CONTAINED_VALUES = {"_contained": ("false", "true", "both"),
+                    "_containedType": ("container", "contained")}  # fmt: skip
 
 
 def bad(param: str, message: str) -> FhirError:
@@ -59,6 +64,13 @@ class Shape:
             self.summary = value
         elif base == "_elements":
             self.elements = tuple(e.strip() for e in value.split(",") if e.strip())
+        elif base in CONTAINED_DEFAULTS:
+            if value not in CONTAINED_VALUES[base]:
+                raise bad(name, f"expected one of {', '.join(CONTAINED_VALUES[base])}")
+            if value != CONTAINED_DEFAULTS[base]:
+                raise FhirError(400, "not-supported", f"search parameter {base}={value}: contained "
+                                "resources are searched only as part of their container "
+                                f"({base}={CONTAINED_DEFAULTS[base]})")  # fmt: skip
         elif base == "_total":
             if value not in TOTAL_MODES:
                 raise bad(name, f"expected one of {', '.join(TOTAL_MODES)}")

@@ -105,6 +105,29 @@ WHERE v.resource_type = $1 AND ($2::text IS NULL OR r.patient_id = $2 OR r.compa
   AND v.last_updated >= $3 AND (v.last_updated, v.id, v.version) < ($4, $5, $6)
 ORDER BY v.last_updated DESC, v.id DESC, v.version DESC LIMIT $7
 """
+# System history: $1 the types the caller may see (NULL: all), $2 the compartment and $3 the types
+# it does not confine (types in no patient's compartment).
+_SYSTEM_WHERE = """
+FROM fhir_resource_version v JOIN fhir_resource r USING (resource_type, id)
+WHERE ($1::text[] IS NULL OR v.resource_type = ANY($1::text[]))
+  AND ($2::text IS NULL OR v.resource_type = ANY($3::text[]) OR r.patient_id = $2
+       OR r.compartment @> ARRAY[$2])
+  AND v.last_updated >= $4"""
+SYSTEM_HISTORY_SQL = f"""
+SELECT v.resource_type, v.version, v.deleted, v.last_updated, v.key_id, v.body, v.id
+{_SYSTEM_WHERE} AND (v.last_updated, v.resource_type, v.id, v.version) < ($5, $6, $7, $8)
+ORDER BY v.last_updated DESC, v.resource_type DESC, v.id DESC, v.version DESC LIMIT $9
+"""
+SYSTEM_HISTORY_COUNT_SQL = f"SELECT count(*) {_SYSTEM_WHERE}"
+# History totals: the versions each history interaction pages through (its filters, no position).
+# Two statements, not one with "$2 IS NULL OR v.id = $2": a generic plan of that could not use the
+# primary key for an instance's count.
+_COUNT_SQL = """
+SELECT count(*) FROM fhir_resource_version v JOIN fhir_resource r USING (resource_type, id)
+WHERE v.resource_type = $1 AND ($2::text IS NULL OR r.patient_id = $2 OR r.compartment @> ARRAY[$2])
+  AND v.last_updated >= $3"""
+TYPE_HISTORY_COUNT_SQL = _COUNT_SQL
+HISTORY_COUNT_SQL = _COUNT_SQL + " AND v.id = $4"
 CURRENT_SQL = """
 SELECT version, deleted, patient_id, compartment, last_updated, key_id, body FROM fhir_resource
 WHERE resource_type = $1 AND id = $2 FOR UPDATE
@@ -190,6 +213,26 @@ class Store:
     ) -> list[Version]:
         rows = await conn.fetch(TYPE_HISTORY_SQL, rtype, patient, since, *before, limit)
         return [self.open(rtype, row["id"], row) for row in rows]
+
+    async def history_count(
+        self, conn: asyncpg.Connection, rtype: str, rid: str | None, patient: str | None,
+        since: dt.datetime,
+    ) -> int:  # fmt: skip
+        """How many versions an instance (``rid``) or type history holds since ``since``."""
+        if rid is None:
+            return int(await conn.fetchval(TYPE_HISTORY_COUNT_SQL, rtype, patient, since))
+        return int(await conn.fetchval(HISTORY_COUNT_SQL, rtype, patient, since, rid))
+
+    async def system_history(
+        self, conn: asyncpg.Connection, types: list[str] | None, patient: str | None,
+        unconfined: list[str], since: dt.datetime, before: tuple[dt.datetime, str, str, int],
+        limit: int,
+    ) -> tuple[list[Version], int]:  # fmt: skip
+        """Versions of every type in ``types`` (None: all), newest first, and their total."""
+        args = (types, patient, unconfined, since)
+        rows = await conn.fetch(SYSTEM_HISTORY_SQL, *args, *before, limit)
+        total = await conn.fetchval(SYSTEM_HISTORY_COUNT_SQL, *args)
+        return [self.open(row["resource_type"], row["id"], row) for row in rows], int(total)
 
     async def create(
         self, conn: asyncpg.Connection, rtype: str, resource: dict[str, Any], rid: str | None = None

@@ -60,8 +60,8 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
             Route("/health", health.liveness),
             Route("/health/ready", health.ready),
             Route("/metrics", health.metrics),
-            # FHIR clients POST Bundles to the base itself: no 307 to the trailing slash.
-            Route("/api/fhir", BaseAlias(fhir), methods=["POST"]),
+            # FHIR clients POST Bundles to (and search across types at) the base itself: no 307.
+            Route("/api/fhir", BaseAlias(fhir), methods=["GET", "POST"]),
             Mount("/api/fhir", app=fhir),
             Mount("/console", app=build_console_app(state)),  # auditors only (docs/console.md)
             *auth.routes(state),  # SMART: the embedded development authorization server
