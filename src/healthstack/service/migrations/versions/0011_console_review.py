@@ -16,7 +16,7 @@ checks that the record exists and is a break-glass use before inserting.
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 

@@ -11,7 +11,7 @@ settles to the provider's reported usage. One row per day, no PHI (a date and a 
 from alembic import op
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
