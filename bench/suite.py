@@ -35,6 +35,7 @@ from bench.cpu import CpuWindow, postmaster_pid
 from bench.rawdb import Spec
 from bench.seed import seed
 from healthstack.core.crypto import Keyring
+from healthstack.ops.progress import Meter
 from healthstack.security.tokens import mint_dev_token
 
 LUA = Path(__file__).with_name("lua")
@@ -242,17 +243,21 @@ def measure(report: Report, running: Running, env: dict[str, str], pg: Path, wor
     # Ingest last: its COPY baseline writes rows the API could not decrypt (their ids change).
     cases = [*workload.reads(seeded, keyring), workload.ingest(seeded.patient_ids[0], keyring)]
     postmaster = postmaster_pid(pg)
-    with memory.sampling(pid) as sampler:
+    # Each case: its measured runs, then as many steady-load runs where it has no body.
+    runs = sum(options.repeats * (2 if case.body is None else 1) for case in cases)
+    with memory.sampling(pid) as sampler, Meter("bench", total=runs, unit="runs") as meter:
         ceilings(report, base)
         for case in cases:
             row = Row(case.name, "req/s" if case.resources_per_request == 1 else "resources/s",
                       [], case.resources_per_request)  # fmt: skip
             for _ in range(options.repeats):
                 row.runs.append(one_run(case, base, token, options, workdir, pid, postmaster, env))
+                meter.update()
             if case.body is None:
                 rate = row.api.requests_per_s * STEADY_FRACTION
-                row.steady = [steady_load(base, case, token, rate, options, workdir)
-                              for _ in range(options.repeats)]  # fmt: skip
+                for _ in range(options.repeats):
+                    row.steady.append(steady_load(base, case, token, rate, options, workdir))
+                    meter.update()
             report.rows.append(row)
     report.rss_under_load_mib = sampler.peak_rss_mib
     report.rss_after_mib = memory.mib(pid, "VmRSS")

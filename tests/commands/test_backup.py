@@ -53,9 +53,17 @@ def test_create_then_restore_into_an_empty_database(
     assert b"drill" not in (out / "dump.pgc.enc").read_bytes()  # encrypted, not just compressed
     modes = {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()}
     assert modes == {"manifest.json": 0o600, "dump.pgc.enc": 0o600}
+    # Not a terminal: plain progress lines on stderr, then the summary table.
+    assert "backup create: " in created.stderr
+    assert "B/s, " in created.stderr
+    assert "\nrows " in created.stdout
+    assert "\x1b" not in created.stderr
     target = _empty_database(pg, f"{database.name}_r")
     restored = _cli("restore", str(out), "--database-url", target)
     assert restored.returncode == 0, restored.stderr
+    assert json.loads(restored.stdout)["restored"] is True  # stdout stays machine-readable
+    assert "(100%)" in restored.stderr  # progress against the sealed dump's size
+    assert "\nsealed dump " in restored.stderr
     with psycopg.connect(target) as conn:
         assert conn.execute("SELECT count(*) FROM audit_log").fetchone() == (1,)
     again = _cli("restore", str(out), "--database-url", target)

@@ -38,6 +38,7 @@ def drill(name: str, tmp_path: Path, *args: str) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(report.read_text())[0]
     assert data["api"], "the FHIR API is not mounted: the drill had nothing to exercise"
     assert result.returncode == (0 if data["passed"] else 1)
+    assert "drills: 2 of 2 runs (100%)" in result.stderr  # the drill and its control
     return data
 
 

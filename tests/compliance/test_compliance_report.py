@@ -144,6 +144,8 @@ def test_without_sources_every_evidence_is_a_gap(tmp_path: Path) -> None:
     assert report["test_results"] == "not run"
     assert report["summary"]["met"] == 0
     assert "12 safeguards" in result.stdout
+    assert "\nevidence: backup       gap" in result.stdout  # the summary table
+    assert "compliance evidence: 4 of 4 sources (100%)" in result.stderr  # progress, plain lines
 
 
 def test_bad_input_is_a_clear_message_and_nothing_written(tmp_path: Path) -> None:

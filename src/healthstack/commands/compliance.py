@@ -16,6 +16,7 @@ from pathlib import Path
 
 from healthstack.config import Settings, secret_from_env
 from healthstack.errors import HealthstackError
+from healthstack.ops.progress import Meter, summary_table
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +46,9 @@ def run(args: argparse.Namespace) -> int:
         kustomize=args.kustomize,
     )
     now = dt.datetime.now(dt.UTC)
-    built = report.build(junit, evidence.gather(sources, now), now)
+    with Meter("compliance evidence", unit="sources") as meter:
+        gathered = evidence.gather(sources, now, meter)
+    built = report.build(junit, gathered, now)
     # Both rendered before either is written: a failure leaves nothing half-written.
     outputs = [(p, render(built)) for p, render in
                ((args.json, report.to_json), (args.html, report.to_html)) if p is not None]  # fmt: skip
@@ -60,4 +63,7 @@ def run(args: argparse.Namespace) -> int:
     counts = ", ".join(f"{n} {k}" for k, n in built["summary"].items())
     print(f"compliance report: {len(built['safeguards'])} safeguards ({counts}) -> "
           + ", ".join(str(p) for p, _ in outputs))  # fmt: skip
+    rows = [(status, str(n)) for status, n in built["summary"].items()]
+    rows += [(f"evidence: {item['key']}", item["status"]) for item in built["evidence"]]
+    print(summary_table("compliance report", rows))
     return 0

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from healthstack.ops.drills.spec import RolloutSpec, load_spec
+from healthstack.ops.progress import Meter
 
 DRILLS = ("rollout", "crash", "db-outage", "restore", "all")
 # What each drill's negative control removes (docs/drills.md): the run without it must FAIL.
@@ -247,13 +248,19 @@ def table(reports: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def run_drill(name: str, spec: RolloutSpec, args: argparse.Namespace) -> dict[str, Any]:
+def run_drill(
+    name: str, spec: RolloutSpec, args: argparse.Namespace, meter: Meter | None = None
+) -> dict[str, Any]:
     """The drill, then its control; it passes only if it passes and its control fails."""
     report = RUNNERS[name](spec, args, False)
     report["protected_passed"] = report["passed"]
+    if meter is not None:
+        meter.update()
     if not args.no_control:
         print(f"drill {name}: control run without {CONTROLS[name]}", flush=True)
         control = RUNNERS[name](spec, args, True)
+        if meter is not None:
+            meter.update()
         report["control"] = {
             "removes": CONTROLS[name],
             "verdict": "PASS" if control["passed"] else "FAIL",
@@ -285,13 +292,13 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, _interrupt)
     names = list(RUNNERS) if args.drill == "all" else [args.drill]
     reports = []
-    for name in names:
-        print(
-            f"drill {name}: running ({spec.name} from {spec.source}, time scale {args.time_scale})",
-            flush=True,
-        )
-        reports.append(run_drill(name, spec, args))
-        print(json.dumps(reports[-1], indent=2, default=str), flush=True)
+    runs = len(names) * (1 if args.no_control else 2)  # each drill, then its control
+    with Meter("drills", total=runs, unit="runs") as meter:
+        for name in names:
+            print(f"drill {name}: running ({spec.name} from {spec.source}, "
+                  f"time scale {args.time_scale})", flush=True)  # fmt: skip
+            reports.append(run_drill(name, spec, args, meter))
+            print(json.dumps(reports[-1], indent=2, default=str), flush=True)
     print(table(reports))
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(reports, indent=2, default=str) + "\n")

@@ -7,7 +7,8 @@ progress kept in the data itself (each row's key id), so an interrupted run resu
 run changes nothing. Procedure: deploy the new key as ``ENCRYPTION_KEY`` with the old one in
 ``ENCRYPTION_OLD_KEYS``, run ``keys rotate`` (as the schema owner: MIGRATION_DATABASE_URL), then
 drop the old key. Break-glass reasons in the audit trail are re-sealed too (into ``audit_reason``),
-the rotation is itself an audit record, and each batch prints a progress line. See docs/fhir.md.
+the rotation is itself an audit record, progress shows as a bar on a terminal or periodic lines
+in logs (healthstack.ops.progress), and a summary table ends the run. See docs/fhir.md.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from healthstack.config import Settings
 from healthstack.core.crypto import DecryptionError, Keyring, aad
 from healthstack.errors import HealthstackError
 from healthstack.fhir.store import search_terms
+from healthstack.ops.progress import Meter, duration, summary_table
 from healthstack.security import audit
 
 CURRENT_BATCH = """
@@ -95,11 +97,13 @@ class Progress:
 
 
 class Rotator:
-    def __init__(self, keyring: Keyring, batch_size: int) -> None:
+    def __init__(self, keyring: Keyring, batch_size: int, meter: Meter | None = None) -> None:
         self.keyring = keyring
         self.batch_size = batch_size
         self.active = keyring.active.key_id
         self.progress = Progress()
+        # Counts resource rows (current and history): the bulk of the work, known up front.
+        self.meter = meter
 
     def reseal(self, row: asyncpg.Record) -> tuple[bytes | None, bytes | None]:
         """(new ciphertext, plaintext) for a row; tombstones have neither."""
@@ -121,8 +125,9 @@ class Rotator:
         return (rows[-1]["resource_type"], rows[-1]["id"]) if rows else None
 
     def report(self) -> None:
-        """A plain progress line per batch (log-friendly: no terminal control codes)."""
-        print(f"keys rotate: {self.progress.line()} so far", flush=True)
+        if self.meter is not None:
+            rows = self.progress.current + self.progress.versions
+            self.meter.update(rows - self.meter.done)
 
     async def rotate_current(self, conn: asyncpg.Connection, row: asyncpg.Record) -> None:
         rtype, rid = row["resource_type"], row["id"]
@@ -222,6 +227,8 @@ class Rotator:
 
     async def run(self, conn: asyncpg.Connection) -> Progress:
         """Passes until nothing is left under an old key (rows the API held locked come back)."""
+        if self.meter is not None:
+            self.meter.set_total(await self.remaining(conn))
         for _ in range(MAX_PASSES):
             await self.one_pass(conn)
             if await self.remaining(conn) == 0:
@@ -258,9 +265,11 @@ async def _audit(conn: asyncpg.Connection, outcome: str, detail: str) -> None:
     await conn.execute(AUDIT_SQL, orjson.dumps(content).decode())
 
 
-async def rotate(url: str, keyring: Keyring, batch_size: int) -> Progress:
+async def rotate(
+    url: str, keyring: Keyring, batch_size: int, meter: Meter | None = None
+) -> Progress:
     conn = await asyncpg.connect(url, timeout=10)
-    rotator = Rotator(keyring, batch_size)
+    rotator = Rotator(keyring, batch_size, meter)
     try:
         progress = await rotator.run(conn)
     except (DecryptionError, HealthstackError) as exc:
@@ -290,9 +299,20 @@ def run(args: argparse.Namespace) -> int:
             "MIGRATION_DATABASE_URL (or MIGRATION_DATABASE_URL_FILE) is required for keys rotate"
         )
     keyring = Keyring.from_settings(settings)
-    progress: Any = asyncio.run(rotate(settings.migration_database_url, keyring, args.batch_size))
+    with Meter("keys rotate", unit="rows") as meter:
+        url = settings.migration_database_url
+        progress: Any = asyncio.run(rotate(url, keyring, args.batch_size, meter))
     print(
         f"rotated to key {keyring.active.key_id}: {progress.line()}, {progress.passes} pass(es)",
         file=sys.stdout,
     )
+    print(summary_table("keys rotate", [
+        ("active key", keyring.active.key_id),
+        ("current rows", str(progress.current)),
+        ("history rows", str(progress.versions)),
+        ("break-glass reasons", str(progress.reasons)),
+        ("review notes", str(progress.notes)),
+        ("passes", str(progress.passes)),
+        ("elapsed", duration(meter.elapsed())),
+    ]))  # fmt: skip
     return 0

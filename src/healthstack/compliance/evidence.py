@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import psycopg
 
 from healthstack.errors import HealthstackError
+from healthstack.ops.progress import Meter
 from healthstack.security import anchor
 from healthstack.security.verify import verify
 
@@ -53,9 +55,21 @@ class Sources:
     kustomize: Path | None = None
 
 
-def gather(sources: Sources, now: dt.datetime) -> list[Evidence]:
-    items = [_audit(sources), _anchor(sources, now), _check(sources)]
-    items += _database_items(sources, now)
+def gather(sources: Sources, now: dt.datetime, meter: Meter | None = None) -> list[Evidence]:
+    """Each source in turn; ``meter`` counts the four steps (the trail walk can take minutes)."""
+    steps: list[Callable[[], list[Evidence]]] = [
+        lambda: [_audit(sources)],
+        lambda: [_anchor(sources, now)],
+        lambda: [_check(sources)],
+        lambda: _database_items(sources, now),
+    ]
+    if meter is not None:
+        meter.set_total(len(steps))
+    items: list[Evidence] = []
+    for step in steps:
+        items += step()
+        if meter is not None:
+            meter.update()
     items.append(Evidence("backup", "Last backup and restore drill", "gap",
                           "not recorded by healthstack: attach the backup job's and the restore "
                           "drill's own records", {}))  # fmt: skip

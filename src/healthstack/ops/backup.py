@@ -37,6 +37,7 @@ from healthstack.config import PLACEHOLDERS, Settings, is_hex_key
 from healthstack.errors import HealthstackError
 from healthstack.ops.backup_crypto import decrypt_chunks, encrypt_stream, key_fingerprint
 from healthstack.ops.pgtools import server_major, tools_for
+from healthstack.ops.progress import CountingReader, Meter
 from healthstack.service.embedded_pg import APP_ROLE
 
 FORMAT = "healthstack-backup/1"
@@ -105,7 +106,9 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _dump(url: str, snapshot: str, key: bytes, target: Path, tools: Path) -> str:
+def _dump(
+    url: str, snapshot: str, key: bytes, target: Path, tools: Path, meter: Meter | None
+) -> str:
     command = [
         str(tools / "pg_dump"),
         "--format=custom",
@@ -118,7 +121,8 @@ def _dump(url: str, snapshot: str, key: bytes, target: Path, tools: Path) -> str
         process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=errors, env=pg_env(url))
         try:
             with _private(target, "wb") as sink:
-                plaintext_sha = encrypt_stream(key, cast(IO[bytes], process.stdout), sink)
+                dump = CountingReader(cast(IO[bytes], process.stdout), meter)
+                plaintext_sha = encrypt_stream(key, cast(IO[bytes], dump), sink)
         except BaseException:
             _abandon(process)
             target.unlink(missing_ok=True)
@@ -142,8 +146,10 @@ def _tail(errors: IO[bytes]) -> str:
     return "\n".join(line[:300] for line in kept[-5:]) or "no message"
 
 
-def create(url: str, out: Path, key: bytes) -> dict[str, Any]:
-    """Write ``out/dump.pgc.enc`` and ``out/manifest.json``; returns the manifest."""
+def create(url: str, out: Path, key: bytes, meter: Meter | None = None) -> dict[str, Any]:
+    """Write ``out/dump.pgc.enc`` and ``out/manifest.json``; returns the manifest.
+
+    ``meter`` counts the dump's bytes as pg_dump writes them (its final size is unknown)."""
     if (out / MANIFEST).exists():
         raise HealthstackError(f"{out / MANIFEST} exists; choose an empty --out directory")
     with psycopg.connect(url) as conn:
@@ -159,7 +165,7 @@ def create(url: str, out: Path, key: bytes) -> dict[str, Any]:
             counts = _counts(conn)
             revision = _revision(conn)
             # The snapshot lives only while this transaction does: dump inside it.
-            plaintext_sha = _dump(url, snapshot, key, out / DUMP, tools)
+            plaintext_sha = _dump(url, snapshot, key, out / DUMP, tools, meter)
     manifest = _manifest(out, counts, revision, plaintext_sha, key, major)
     with _private(out / MANIFEST, "w") as handle:
         handle.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
@@ -264,7 +270,12 @@ def _target_tools(url: str, manifest: dict[str, Any]) -> Path:
 
 
 def _pg_restore(
-    url: str, directory: Path, key: bytes, manifest: dict[str, Any], tools: Path
+    url: str,
+    directory: Path,
+    key: bytes,
+    manifest: dict[str, Any],
+    tools: Path,
+    meter: Meter | None,
 ) -> None:
     command = [
         str(tools / "pg_restore"),
@@ -277,7 +288,7 @@ def _pg_restore(
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(command, stdin=subprocess.PIPE, stderr=errors, env=pg_env(url))
         try:
-            _feed(process, directory, key, manifest)
+            _feed(process, directory, key, manifest, meter)
         except BrokenPipeError:
             _abandon(process)  # pg_restore quit early (e.g. refused login): say why
             raise HealthstackError(f"pg_restore stopped reading: {_tail(errors)}") from None
@@ -291,11 +302,18 @@ def _pg_restore(
 
 
 def _feed(
-    process: subprocess.Popen[bytes], directory: Path, key: bytes, manifest: dict[str, Any]
+    process: subprocess.Popen[bytes],
+    directory: Path,
+    key: bytes,
+    manifest: dict[str, Any],
+    meter: Meter | None,
 ) -> None:
     stdin = cast(IO[bytes], process.stdin)
     digest = hashlib.sha256()
-    with (directory / DUMP).open("rb") as source:
+    if meter is not None:
+        meter.set_total(manifest["files"][DUMP]["bytes"])  # progress in sealed bytes read
+    with (directory / DUMP).open("rb") as raw:
+        source = cast(IO[bytes], CountingReader(raw, meter))
         for chunk in decrypt_chunks(key, source, str(directory / DUMP)):
             digest.update(chunk)
             stdin.write(chunk)
@@ -304,13 +322,13 @@ def _feed(
     stdin.close()
 
 
-def restore(directory: Path, url: str, key: bytes) -> dict[str, Any]:
+def restore(directory: Path, url: str, key: bytes, meter: Meter | None = None) -> dict[str, Any]:
     """Restore into an empty database; returns {table: (expected, actual)} and raises on mismatch."""
     manifest = read_manifest(directory, key)
     verify_files(directory, manifest)
     tools = _target_tools(url, manifest)
     _require_empty(url)
-    _pg_restore(url, directory, key, manifest, tools)
+    _pg_restore(url, directory, key, manifest, tools, meter)
     with psycopg.connect(url) as conn:
         actual = _counts(conn)
     expected: dict[str, int] = manifest["tables"]
