@@ -82,18 +82,18 @@ def sent_record(body: bytes) -> list[dict[str, Any]]:
     return list(orjson.loads(content.split("\n", 1)[1]))
 
 
-def audit_records(db: Database, since: int) -> list[dict[str, Any]]:
+def audit_records(db: Database, since: dict[int, int]) -> list[dict[str, Any]]:
+    """Records appended after ``since``: sequence numbers count per chain (one per writer)."""
     with psycopg.connect(db.owner_url) as conn:
-        rows = conn.execute(
-            "SELECT content FROM audit_log WHERE seq > %s ORDER BY seq", (since,)
-        ).fetchall()
-    return [row[0] if isinstance(row[0], dict) else json.loads(row[0]) for row in rows]
+        rows = conn.execute("SELECT chain_id, seq, content FROM audit_log ORDER BY chain_id, seq")
+        fresh = [r[2] for r in rows.fetchall() if r[1] > since.get(r[0], 0)]
+    return [c if isinstance(c, dict) else json.loads(c) for c in fresh]
 
 
-def last_seq(db: Database) -> int:
+def last_seq(db: Database) -> dict[int, int]:
     with psycopg.connect(db.owner_url) as conn:
-        row = conn.execute("SELECT coalesce(max(seq), 0) FROM audit_log").fetchone()
-    return int(row[0]) if row else 0
+        rows = conn.execute("SELECT chain_id, max(seq) FROM audit_log GROUP BY chain_id")
+        return {int(chain): int(seq) for chain, seq in rows.fetchall()}
 
 
 def test_summary_sends_no_identifier_and_is_reidentified(

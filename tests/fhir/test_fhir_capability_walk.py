@@ -92,7 +92,12 @@ INTERACTIONS: dict[str, Step] = {
 }  # fmt: skip
 OPERATIONS: dict[str, Step] = {"validate": _validate, "meta": _meta}
 # Operations of one type, exercised by their own tests (named here so a new one is noticed).
-TYPE_OPERATIONS = {"Observation": {"lastn", "stats"}, "Patient": {"evaluate", "everything"}}
+TYPE_OPERATIONS = {
+    "Observation": {"lastn", "stats"},
+    "Patient": {"evaluate", "everything", "export", "deidentify", "summarize"},  # tests/deid
+    "Group": {"export"},  # Bulk Data: tests/fhir/test_bulk_export*.py
+}
+SYSTEM_OPERATIONS = {"export"}
 
 
 def _system(fhir: httpx.Client, code: str, pid: str) -> None:
@@ -113,6 +118,7 @@ def test_every_advertised_interaction_works(fhir: httpx.Client) -> None:
     resources = {r["type"]: r for r in rest["resource"]}
     assert set(resources) == ops.TYPES | {"AuditEvent"}  # AuditEvent: tests/security
     shared = resources["Basic"]
+    assert {o["name"] for o in rest["operation"]} == SYSTEM_OPERATIONS
     for rtype in ops.TYPES:  # the walk below stands for every type: they advertise the same
         entry = resources[rtype]
         assert {i["code"] for i in entry["interaction"]} == set(INTERACTIONS), rtype
