@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import shutil
 import tempfile
 import time
 import uuid
@@ -89,20 +90,23 @@ def export(base: str, token: str) -> tuple[float, float, int]:
 def run(resources: int) -> dict[str, Any]:
     key = "cd" * 32  # what bench.common.service_env configures
     work = Path(tempfile.mkdtemp(prefix="hs-bulk-bench-"))
-    with postgres() as pg:
-        pg_url: str = pg.url(APP_ROLE)
-        started = time.monotonic()
-        asyncio.run(seed(pg_url, Keyring(bytes.fromhex(key)), resources))
-        seeded = time.monotonic() - started
-        copy_seconds = asyncio.run(copy_baseline(_owner(pg), work / "copy.out"))
-        port = free_port()
-        env = service_env(pg, BULK_EXPORT_DIR=str(work / "bulk"), POOL_SIZE="4")
-        token = mint_dev_token("b" * 64, "bench", "system/*.rs", ttl_seconds=3600)
-        with (
-            launch(healthstack_command(port), env, port) as running,
-            sampling(running.process.pid) as sampler,
-        ):
-            manifest, seconds, lines = export(running.base_url, token)
+    try:
+        with postgres() as pg:
+            pg_url: str = pg.url(APP_ROLE)
+            started = time.monotonic()
+            asyncio.run(seed(pg_url, Keyring(bytes.fromhex(key)), resources))
+            seeded = time.monotonic() - started
+            copy_seconds = asyncio.run(copy_baseline(_owner(pg), work / "copy.out"))
+            port = free_port()
+            env = service_env(pg, BULK_EXPORT_DIR=str(work / "bulk"), POOL_SIZE="4")
+            token = mint_dev_token("b" * 64, "bench", "system/*.rs", ttl_seconds=3600)
+            with (
+                launch(healthstack_command(port), env, port) as running,
+                sampling(running.process.pid) as sampler,
+            ):
+                manifest, seconds, lines = export(running.base_url, token)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the COPY output alone is GBs at 1M
     assert lines == resources, f"exported {lines} of {resources}"
     export_rate, copy_rate = resources / seconds, resources / copy_seconds
     return {
