@@ -147,7 +147,9 @@ def to_fhir(
         "agent": [_agent(doc)],
         "source": {"observer": {"display": "healthstack"}},
     }
-    if doc["interaction"] in ACTIONS:
+    if doc["interaction"] == "disclosure":
+        event["action"] = "R"  # PHI read out and sent on (DICOM 110106 Export, IHE BALP)
+    elif doc["interaction"] in ACTIONS:
         event["action"] = ACTIONS[doc["interaction"]]
         event["subtype"] = [{"system": "http://hl7.org/fhir/restful-interaction",
                              "code": doc["interaction"]}]  # fmt: skip
@@ -160,6 +162,9 @@ def to_fhir(
 
 
 def _type(interaction: str) -> dict[str, str]:
+    if interaction == "disclosure":  # Bulk export, AI summary: the 164.528 accounting reads these
+        return {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110106",
+                "display": "Export"}  # fmt: skip
     if interaction in ("login", "break-glass"):
         return {"system": "http://dicom.nema.org/resources/ontology/DCM", "code": "110114",
                 "display": "User Authentication"}  # fmt: skip
