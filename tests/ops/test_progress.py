@@ -86,6 +86,15 @@ def test_a_bar_only_on_a_terminal_outside_ci(
     assert interactive(io.StringIO()) is False  # a file or pipe: never a bar
 
 
+def test_slow_work_keeps_its_rate_and_the_end_is_said_once() -> None:
+    stream, clock = io.StringIO(), Clock()
+    with Meter("drills", total=2, unit="runs", stream=stream, interval=5, clock=clock,
+               bar=False) as meter:  # fmt: skip
+        clock.now += 270
+        meter.update(2)  # the interval has passed: this line is also the last one
+    assert stream.getvalue() == "drills: 2 of 2 runs (100%), 0.0074 runs/s, 4m30s elapsed\n"
+
+
 def test_counting_reader_counts_what_passes_through() -> None:
     stream, clock = io.StringIO(), Clock()
     meter = Meter("restore", unit="B", stream=stream, clock=clock, bar=False)

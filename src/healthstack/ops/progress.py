@@ -41,6 +41,11 @@ def amount(value: float, unit: str) -> str:
     raise AssertionError("unreachable")
 
 
+def _rate(value: float, unit: str) -> str:
+    """Slow work keeps its digits (``0.0074 runs``), fast work reads like an amount."""
+    return f"{value:.2g} {unit}" if unit != "B" and 0 < value < 10 else amount(value, unit)
+
+
 def duration(seconds: float) -> str:
     seconds = max(0, round(seconds))
     minutes, secs = divmod(seconds, 60)
@@ -66,6 +71,7 @@ class Meter:
         self.interval, self.clock = interval, clock
         self.done = 0.0
         self.started = self.last_line = clock()
+        self._said: float | None = None  # ``done`` as of the last line written
         use_bar = interactive(self.stream) if bar is None else bar
         self._bar: Any = self._make_bar() if use_bar else None
 
@@ -104,20 +110,20 @@ class Meter:
             )
         else:
             share = done
-        parts = [f"{self.label}: {share}", f"{amount(self.rate(), self.unit)}/s"]
+        parts = [f"{self.label}: {share}", f"{_rate(self.rate(), self.unit)}/s"]
         if self.total and self.rate() > 0 and self.done < self.total:
             parts.append(f"about {duration((self.total - self.done) / self.rate())} left")
         parts.append(f"{duration(self.elapsed())} elapsed")
         return ", ".join(parts)
 
     def _write_line(self) -> None:
-        self.last_line = self.clock()
+        self.last_line, self._said = self.clock(), self.done
         print(self.line(), file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()
-        else:
+        elif self._said != self.done:  # the last line already says where it ended
             self._write_line()
 
     def __enter__(self) -> Meter:

@@ -75,7 +75,9 @@ class OutageReport:
     write_recovery_s: float | None = None
     failed_after_bound: int = 0
     answer_bound_s: float | None = None  # hang only: see answer_bound
-    slowest_answer_s: float | None = None  # hang only: of the requests started during the hang
+    slowest_answer_s: float | None = (
+        None  # hang only: of the requests waiting on the frozen database
+    )
     hang: OutageReport | None = None
     failover: OutageReport | None = None
 
@@ -283,12 +285,12 @@ def _outage(
     load = LoadGenerator(client, write_picker(client), workers=workers).start()
     time.sleep(before_s)
     hung = server_pids(state.pg) if report.kind == "hang" else []
+    freezing = time.monotonic()
     if hung:
         _signal_all(hung, signal.SIGSTOP)
     else:
         state.pg.stop("immediate" if standby else "fast")
     acked_before = len(load.result.acknowledged)
-    down = time.monotonic()
     try:
         _watch_outage(replicas, outage_s, report)
     finally:
@@ -308,6 +310,14 @@ def _outage(
     bound = back + report.write_bound_s
     report.failed_after_bound = sum(1 for s in result.samples if s.started > bound and s.failure)
     if report.answer_bound_s is not None:
-        waits = [s.latency for s in result.samples if down <= s.started < thawed]
-        report.slowest_answer_s = round(max(waits), 3) if waits else None
+        report.slowest_answer_s = _slowest_wait(result, freezing, thawed)
     return result
+
+
+def _slowest_wait(result: LoadResult, frozen: float, thawed: float) -> float | None:
+    """The longest any request waited on the hung database: started during the hang, or in
+    flight when it began (with every worker busy, those are often the only ones that reach a
+    replica before readiness fails), timed from the later of its start and the freeze."""
+    waits = [s.started + s.latency - max(s.started, frozen) for s in result.samples
+             if s.started < thawed and s.started + s.latency > frozen]  # fmt: skip
+    return round(max(waits), 3) if waits else None
