@@ -34,7 +34,7 @@ def granian_command(port: int) -> list[str]:
         "--no-ws",
         "--log-level",
         "warning",
-        "healthstack.service.asgi:create_app",
+        "healthstack.asgi:create_app",
     ]
 
 

@@ -42,7 +42,7 @@ def test_lock_pins_every_runtime_dependency_with_a_hash() -> None:
 
 
 def test_serving_and_migrating_import_no_tooling() -> None:
-    code = ("import sys, healthstack.service.app, healthstack.service.migrate, "
+    code = ("import sys, healthstack.app, healthstack.service.migrate, "
             "healthstack.commands.serve, healthstack.commands.db, healthstack.commands.smoke; "
             f"print([m for m in {TOOLING_MODULES!r} if m in sys.modules])")  # fmt: skip
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

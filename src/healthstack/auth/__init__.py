@@ -1,7 +1,7 @@
 """SMART App Launch: discovery, the embedded development authorization server, Backend Services.
 
 This package sits beside ``healthstack.security`` (it never imports ``healthstack.fhir``): the
-FHIR layer registers :func:`well_known` under its base, ``service.app`` mounts :func:`routes`.
+FHIR layer registers :func:`well_known` under its base, ``healthstack.app`` mounts :func:`routes`.
 """
 
 from __future__ import annotations

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
 def _serve(
     settings: Settings, url: str, host: str, *, migrate_first: bool, owner_url: str | None = None
 ) -> int:
-    from healthstack.service.app import build_app
+    from healthstack.app import build_app
     from healthstack.service.server import run as run_server
 
     if migrate_first and not settings.production:

@@ -196,7 +196,7 @@ def history_bundle(
 class BaseAlias:
     """``POST /api/fhir`` (no trailing slash: where FHIR clients send Bundles) without a 307.
 
-    Mounted next to the ``/api/fhir`` Mount by service/app.py; presents the request to the FHIR
+    Mounted next to the ``/api/fhir`` Mount by healthstack/app.py; presents the request to the FHIR
     app exactly as the Mount would present ``POST /api/fhir/``. A class, not a function, so
     Starlette's Route passes the raw ASGI scope through.
     """

@@ -1,4 +1,8 @@
-"""The ASGI application: probes, metrics and the FHIR API, with startup and shutdown of the pool."""
+"""The ASGI application: probes, metrics and the FHIR API, with startup and shutdown of the pool.
+
+The composition root: it sits above every layer it assembles (service, fhir, console, auth), so
+those layers never import each other upward (tests/test_layers.py).
+"""
 
 from __future__ import annotations
 

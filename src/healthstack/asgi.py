@@ -13,7 +13,7 @@ from healthstack.service import logs
 
 
 def create_app() -> Starlette:
-    from healthstack.service.app import build_app
+    from healthstack.app import build_app
 
     settings = Settings.from_env()
     logs.configure(settings.log_level)
