@@ -31,7 +31,8 @@ def drill(name: str, tmp_path: Path, *args: str) -> dict[str, Any]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "BACKUP_"))}
     result = subprocess.run(
         [sys.executable, "-m", "healthstack.cli", "drill", name, "--kustomize", str(OVERLAY),
-         "--time-scale", "0.05", "--workers", "6", "--json", str(report), *args],
+         "--time-scale", "0.05", "--workers", "6", "--json", str(report),
+         "--report", str(tmp_path / f"{name}.html"), *args],
         env=env, capture_output=True, text=True, timeout=480, check=False,
     )  # fmt: skip
     assert report.exists(), result.stdout + result.stderr
@@ -39,7 +40,12 @@ def drill(name: str, tmp_path: Path, *args: str) -> dict[str, Any]:
     assert data["api"], "the FHIR API is not mounted: the drill had nothing to exercise"
     assert result.returncode == (0 if data["passed"] else 1)
     assert "drills: 2 of 2 runs (100%)" in result.stderr  # the drill and its control
+    assert "<svg" in (tmp_path / f"{name}.html").read_text()  # --report: the charts
     return data
+
+
+def charts(tmp_path: Path, name: str) -> str:
+    return (tmp_path / f"{name}.html").read_text()
 
 
 def control(report: dict[str, Any]) -> dict[str, Any]:
@@ -56,6 +62,10 @@ def control(report: dict[str, Any]) -> dict[str, Any]:
 
 def test_rollout_drops_no_request_and_fails_without_prestop(tmp_path: Path) -> None:
     report = drill("rollout", tmp_path, "--min-requests", "300", "--propagation-seconds", "10")
+    marks = [m["label"] for m in report["load"]["timeline"]["marks"]]
+    assert marks[0].startswith("surge: ")
+    assert marks[-1] == "rollout complete"
+    assert "rollout complete" in charts(tmp_path, "rollout")  # the steps drawn over the load
     assert report["load"]["failed"] == 0, report["load"]["failures"]
     assert report["load"]["requests"] >= 300
     assert report["load"]["during_rollout"] > 0
@@ -91,6 +101,9 @@ def test_crash_never_duplicates_or_loses_a_retried_create(tmp_path: Path) -> Non
 
 def test_db_outage_recovers_writes_within_the_bound(tmp_path: Path) -> None:
     report = drill("db-outage", tmp_path, "--replicas", "2", "--outage-seconds", "30")
+    page = charts(tmp_path, "db-outage")
+    for step in ("database stopped", "database frozen", "database thawed", "standby promoted"):
+        assert step in page, step
     assert report["fsync"]  # durability as in production, not the tests' fsync=off
     # A clean stop, then a hang (SIGSTOP: sockets stay open, nothing answers), then the primary
     # killed and a synchronous standby promoted behind the same address: the same targets.

@@ -95,6 +95,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=Path(".healthstack/drills/report.json"),
         help="write the reports here (default .healthstack/drills/report.json)",
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        metavar="FILE",
+        help="also draw each run's latency and errors over time, with its steps, as HTML",
+    )
 
 
 def _rollout(spec: RolloutSpec, args: argparse.Namespace, control: bool) -> dict[str, Any]:
@@ -303,4 +309,10 @@ def run(args: argparse.Namespace) -> int:
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(reports, indent=2, default=str) + "\n")
     print(f"reports written to {args.json}")
+    if args.report is not None:
+        from healthstack.ops.drills.report_html import render
+
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text(render(reports), encoding="utf-8")
+        print(f"charts written to {args.report}")
     return 0 if all(r["passed"] for r in reports) else 1

@@ -166,6 +166,7 @@ def _wait_recovered(
     while time.monotonic() - restarted < timeout:
         if report.write_recovery_s is None and len(load.result.acknowledged) > acked:
             report.write_recovery_s = time.monotonic() - restarted
+            load.result.mark("first write acknowledged")
         if report.ready_recovery_s is None and all(
             _status(r, "/health/ready") == 200 for r in replicas
         ):
@@ -286,6 +287,7 @@ def _outage(
     time.sleep(before_s)
     hung = server_pids(state.pg) if report.kind == "hang" else []
     freezing = time.monotonic()
+    load.result.mark("database frozen" if hung else "database stopped")
     if hung:
         _signal_all(hung, signal.SIGSTOP)
     else:
@@ -304,6 +306,8 @@ def _outage(
     elif not hung:
         state.pg.start()
     back = time.monotonic()
+    load.result.mark("database thawed" if hung else "standby promoted" if standby
+                     else "database restarted")  # fmt: skip
     _wait_recovered(replicas, load, report.write_bound_s + 1.0, report)
     time.sleep(after_s)
     result = load.stop()

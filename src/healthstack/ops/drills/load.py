@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from healthstack.ops.drills import timeline
 from healthstack.ops.drills.fhir import FhirClient, Operation
 
 Picker = Callable[[random.Random], Operation]
@@ -36,6 +37,11 @@ class Sample:
 class LoadResult:
     samples: list[Sample] = field(default_factory=list)
     acknowledged: list[str] = field(default_factory=list)  # ids of writes answered 2xx
+    # What the drill did when (monotonic time, label): drawn over the load by `drill --report`.
+    marks: list[tuple[float, str]] = field(default_factory=list)
+
+    def mark(self, label: str) -> None:
+        self.marks.append((time.monotonic(), label))
 
     @property
     def total(self) -> int:
@@ -69,6 +75,7 @@ class LoadResult:
             "p50_ms": round(self.percentile(50), 2),
             "p99_ms": round(self.percentile(99), 2),
             "max_ms": round(self.percentile(100), 2),
+            "timeline": timeline.build(self.samples, self.marks),
         }
 
 

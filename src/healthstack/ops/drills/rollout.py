@@ -104,7 +104,9 @@ def retire(state: Cluster, old: Replica, timing: ReplicaTiming, started: float) 
     timing.total_s = time.monotonic() - started
 
 
-def roll(state: Cluster, initial: list[Replica], fresh: list[Slot]) -> list[ReplicaTiming]:
+def roll(
+    state: Cluster, initial: list[Replica], fresh: list[Slot], result: LoadResult
+) -> list[ReplicaTiming]:
     """Batches of maxSurge + maxUnavailable; a batch's old pods terminate while the next starts."""
     batch = max(1, state.spec.max_surge + state.spec.max_unavailable)
     timings: list[ReplicaTiming] = []
@@ -114,7 +116,9 @@ def roll(state: Cluster, initial: list[Replica], fresh: list[Slot]) -> list[Repl
             started = time.monotonic()
             olds = initial[i : i + batch]
             news = [state.start_replica(s) for s in fresh[i : i + len(olds)]]
+            result.mark("surge: " + ", ".join(n.slot.name for n in news))
             for old, new, (ready, up) in zip(olds, news, bring_up(state, news), strict=True):
+                result.mark(f"{new.slot.name} ready; {old.slot.name} terminating")
                 timing = ReplicaTiming(old.slot.name, new.slot.name, ready, up)
                 timings.append(timing)
                 retiring.append(pool.submit(retire, state, old, timing, started))
@@ -144,7 +148,8 @@ def run_rollout(
         ).start()
         load.wait_for(workers * 5)
         window = time.monotonic()
-        timings = roll(state, initial, slots[spec.replicas :])
+        timings = roll(state, initial, slots[spec.replicas :], load.result)
+        load.result.mark("rollout complete")
         window_end = time.monotonic()
         result = _finish(load, settle_s, min_requests, max_seconds)
     summary = result.summary()
