@@ -209,6 +209,14 @@ def test_only_the_requester_may_poll_or_download(
     assert fhir.get(url).status_code == 200  # the requester still can
     with client_for(service) as renewed:  # a new token for the same user and client
         assert renewed.get(url).status_code == 200
+    # The same user and client, narrower: a patient launch, or fewer scopes. Neither reaches the
+    # wider export (nor can cancel it).
+    for narrower in (client_for(service, patient="someone"),
+                     client_for(service, scopes="user/Patient.rs")):  # fmt: skip
+        with narrower:
+            assert narrower.get(url).status_code == 404
+            assert narrower.get(file_url).status_code == 404
+            assert narrower.delete(url).status_code == 404
     with psycopg.connect(module_database.owner_url) as conn:
         refused = conn.execute("SELECT count(*) FROM audit_log WHERE subject = 'intruder' "
                                "AND outcome <> 'success'").fetchone()  # fmt: skip
@@ -435,3 +443,26 @@ def test_directories_of_exports_no_longer_live_are_removed(
         time.sleep(0.05)
     assert not stray.exists()
     assert (unrelated / "Patient-1.ndjson").exists()
+
+
+def test_past_expiry_nothing_is_served_even_before_the_sweep(
+    fhir: httpx.Client, data: dict[str, Any], module_database: Database
+) -> None:
+    url = kick_off(fhir, "/$export", _type="Patient")
+    file_url = wait(fhir, url)["output"][0]["url"]
+    with psycopg.connect(module_database.owner_url) as conn:  # as if the sweeper were stuck
+        conn.execute("UPDATE bulk_export SET expires_at = now() - interval '1 second' "
+                     "WHERE id = %s", (uuid.UUID(url.rsplit("/", 1)[1]),))  # fmt: skip
+    assert fhir.get(url).status_code == 404
+    assert fhir.get(file_url).status_code == 404
+
+
+def test_a_patient_context_token_cannot_probe_groups(
+    service: Service, data: dict[str, Any]
+) -> None:
+    with client_for(service, patient="someone") as patient_app:
+        for group in (data["group"], "no-such-group"):  # the same answer: nothing to learn
+            response = patient_app.get(f"/Group/{group}/$export",
+                                       headers={"Prefer": "respond-async"})  # fmt: skip
+            assert response.status_code == 403
+            assert "Patient/$export" in response.json()["issue"][0]["diagnostics"]

@@ -107,6 +107,12 @@ def test_choice_elements_are_patched_by_their_element_name(fhir: httpx.Client) -
     (params(op("delete", "Patient." + "a" * 2000)), 400),
     (params(op("delete", "Patient.descendants().descendants().descendants().first()")), 400),
     (params(op("delete", "Patient.repeat(children()).first()")), 400),
+    # A client's regular expression: catastrophic backtracking would hold the event loop.
+    (params(op("delete", "Patient.name.where('aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa!'"
+                         ".matches('(a+)+$')).family")), 400),
+    (params(op("delete", "Patient.name.where(family.replaceMatches('(a+)+$', '') = '').family")),
+     400),
+    (params(op("delete", "Patient.name.where('a'.`matches`('a')).family")), 400),
     (params(op("delete", "%resource.gender")), 400),
     (params(op("delete", "Patient.name.combine(Patient.name).first()")), 400),
     (params(op("replace", "Patient.gender", value={"valueCode": "male"}),

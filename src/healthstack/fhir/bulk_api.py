@@ -105,6 +105,10 @@ class BulkApi:
     async def _authorize(self, caller: Caller, kind: str, params: bulk_params.ExportParams
                          ) -> None:  # fmt: skip
         if kind == "group":
+            if caller.principal.patient is not None:
+                # Group is in no patient's compartment: a 202 or 404 would say which groups exist.
+                raise FhirError(403, "forbidden", "Group/$export needs a token without a patient "
+                                "context; use Patient/$export")  # fmt: skip
             await caller.authorize("Group", "read", detail="$export")
         for rtype in params.types:  # each type asked for by name must be permitted
             await caller.authorize(rtype, "search", granular=True, detail="$export")

@@ -32,7 +32,7 @@ WHERE subject = $1 AND client_id IS NOT DISTINCT FROM $2 AND status IN ('queued'
 MINE_SQL = """
 SELECT * FROM bulk_export
 WHERE id = $1 AND subject = $2 AND client_id IS NOT DISTINCT FROM $3
-  AND status NOT IN ('cancelled', 'expired')
+  AND status NOT IN ('cancelled', 'expired') AND (expires_at IS NULL OR expires_at > now())
 """
 FILES_SQL = """
 SELECT name, resource_type, count, is_error FROM bulk_export_file WHERE export_id = $1
@@ -143,10 +143,17 @@ def not_found() -> FhirError:
 
 
 async def mine(conn: asyncpg.Connection, principal: Principal, job_id: uuid.UUID) -> Job:
+    """The caller's job, if its token covers what the job's token could see: the same user and
+    app, the same patient context (or none), and every scope the job ran with. A narrower token
+    of the same user and app (a patient launch, reduced scopes) never reaches a wider export."""
     row = await conn.fetchrow(MINE_SQL, job_id, principal.subject, principal.client_id)
     if row is None:
         raise not_found()
-    return Job.of(row)
+    job = Job.of(row)
+    owner = job.principal
+    if principal.patient != owner.patient or not owner.scopes <= principal.scopes:
+        raise not_found()
+    return job
 
 
 async def files(conn: asyncpg.Connection, job_id: uuid.UUID) -> list[asyncpg.Record]:
@@ -154,5 +161,6 @@ async def files(conn: asyncpg.Connection, job_id: uuid.UUID) -> list[asyncpg.Rec
 
 
 async def cancel(conn: asyncpg.Connection, principal: Principal, job_id: uuid.UUID) -> None:
+    await mine(conn, principal, job_id)  # the same coverage rule as polling and downloads
     if await conn.fetchval(CANCEL_SQL, job_id, principal.subject, principal.client_id) is None:
         raise not_found()

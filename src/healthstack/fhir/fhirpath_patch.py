@@ -28,9 +28,11 @@ MAX_PATH = 1024
 TYPES = ("add", "insert", "delete", "replace", "move")
 MARK = "hsPatchMarker"  # not a FHIR element name: never collides with content
 # Functions whose cost grows with the resource at each use (a chain of descendants() multiplies
-# it), or that reach outside the resource: not needed to locate an element, refused.
+# it), that run a client's regular expression (Python's re backtracks: '(a+)+$' on 40 characters
+# holds the event loop for hours), or that reach outside the resource: not needed to locate an
+# element, refused.
 _REFUSED = re.compile(r"\b(descendants|repeat|aggregate|combine|trace|resolve|memberOf|conformsTo|"
-                      r"subsumes|subsumedBy|htmlChecks)\s*\(|%")  # fmt: skip
+                      r"subsumes|subsumedBy|htmlChecks|matches|replaceMatches)\s*\(|%|`")  # fmt: skip
 _TAIL = re.compile(r"^(?P<parent>.+)\.(?P<name>[a-z][A-Za-z0-9]{0,63})(?:\[(?P<index>\d{1,6})\])?$")
 
 
