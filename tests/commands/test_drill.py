@@ -40,7 +40,7 @@ def drill(name: str, tmp_path: Path, *args: str) -> dict[str, Any]:
     assert data["api"], "the FHIR API is not mounted: the drill had nothing to exercise"
     assert result.returncode == (0 if data["passed"] else 1)
     assert "drills: 2 of 2 runs (100%)" in result.stderr  # the drill and its control
-    assert "<svg" in (tmp_path / f"{name}.html").read_text()  # --report: the charts
+    assert f"<h2>{name}: " in (tmp_path / f"{name}.html").read_text()  # --report's page
     return data
 
 
@@ -65,6 +65,7 @@ def test_rollout_drops_no_request_and_fails_without_prestop(tmp_path: Path) -> N
     marks = [m["label"] for m in report["load"]["timeline"]["marks"]]
     assert marks[0].startswith("surge: ")
     assert marks[-1] == "rollout complete"
+    assert "<svg" in charts(tmp_path, "rollout")
     assert "rollout complete" in charts(tmp_path, "rollout")  # the steps drawn over the load
     assert report["load"]["failed"] == 0, report["load"]["failures"]
     assert report["load"]["requests"] >= 300
