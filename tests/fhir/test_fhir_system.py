@@ -168,3 +168,23 @@ def test_the_capability_statement_advertises_what_these_tests_exercise(fhir: htt
     assert "patch" in {i["code"] for i in patient["interaction"]}
     assert {"validate", "meta"} <= {o["name"] for o in patient["operation"]}
     assert (patient["conditionalUpdate"], patient["conditionalDelete"]) == (True, "multiple")
+
+
+def test_a_moved_resource_shows_each_patient_only_the_versions_that_were_theirs(
+    fhir: httpx.Client, live_service: Service
+) -> None:
+    """An Observation filed under A, corrected to B: B's history must not hold A's version."""
+    a, b = (fhir.post("/Patient", json={"resourceType": "Patient"}).json()["id"] for _ in "ab")
+    obs = {"resourceType": "Observation", "status": "final",
+           "code": {"text": "moved"}, "subject": {"reference": f"Patient/{a}"}}  # fmt: skip
+    oid = fhir.post("/Observation", json=obs).json()["id"]
+    moved = {**obs, "id": oid, "subject": {"reference": f"Patient/{b}"}}
+    assert fhir.put(f"/Observation/{oid}", json=moved).status_code == 200
+    scopes = "patient/Observation.rs"
+    with client_for(live_service, scopes, patient=b) as patient_b:
+        for url in (f"/Observation/{oid}/_history", "/Observation/_history", "/_history"):
+            entries = patient_b.get(url, params={"_count": 100}).json().get("entry", [])
+            mine = [e["resource"] for e in entries if e["resource"]["id"] == oid]
+            assert [r["meta"]["versionId"] for r in mine] == ["2"], url
+            assert all(r["subject"]["reference"] == f"Patient/{b}" for r in mine), url
+    assert len(fhir.get(f"/Observation/{oid}/_history").json()["entry"]) == 2  # unconfined: both

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from typing import Any, cast
 
 import asyncpg
+import orjson
 
 from healthstack.core.outcome import FhirError
 from healthstack.fhir import cursors
 from healthstack.fhir import query as query_model
 from healthstack.fhir.access import DENIAL_AUDITED, Caller, redact
+from healthstack.fhir.extract import compartment_of
 from healthstack.fhir.ops import TYPES, Engine
 from healthstack.fhir.store import Version
 from healthstack.numbers import INT4_MAX, ascii_int
@@ -44,7 +46,23 @@ async def history(
     total = await eng.store.history_count(conn, rtype, rid, caller.patient_for(rtype), since)
     await caller.audit(conn, "history", rtype, resource_id=rid, query=redact(rtype, params))
     more = len(rows) > count
-    return rows[:count], (rows[count - 1].version if more else None), total
+    return visible(caller, rows[:count]), (rows[count - 1].version if more else None), total
+
+
+def visible(caller: Caller, versions: list[Version]) -> list[Version]:
+    """For a patient-context caller, only the versions that were in its patient's compartment
+    when written: the store confines by the current version, and an Observation moved from
+    patient A to B must not show B the version that was A's."""
+    if caller.principal.patient is None:
+        return versions
+    return [v for v in versions if _was_theirs(caller, v)]
+
+
+def _was_theirs(caller: Caller, version: Version) -> bool:
+    patient = caller.patient_for(version.resource_type)
+    if patient is None or version.body is None:  # an unconfined type; a tombstone holds nothing
+        return True
+    return patient in compartment_of(version.resource_type, version.id, orjson.loads(version.body))
 
 
 def _history_params(params: list[tuple[str, str]]) -> tuple[int, dt.datetime, int]:
@@ -87,7 +105,7 @@ async def type_history(
     total = await eng.store.history_count(conn, rtype, None, caller.patient_for(rtype), since)
     await caller.audit(conn, "history-type", rtype, query=redact(rtype, params))
     following = _following(eng, "history-type", rtype, rows, count, since, lambda v: [v.id])
-    return rows[:count], following, total
+    return visible(caller, rows[:count]), following, total
 
 
 async def system_history(
@@ -112,7 +130,7 @@ async def system_history(
     await caller.audit(conn, "history-system", None, query={**redact(None, params), "_type": seen})
     following = _following(eng, "history-system", "", rows, count, since,
                            lambda v: [v.resource_type, v.id])  # fmt: skip
-    return rows[:count], following, total
+    return visible(caller, rows[:count]), following, total
 
 
 def _paging(
