@@ -45,6 +45,7 @@ def service(
         AI_BREAKER_THRESHOLD="100",
         AI_MAX_PAYLOAD_BYTES="60000",
         AI_MAX_RESOURCES="20",
+        AI_DATE_MODE="shift",  # these tests check the shift; test_ai_years.py the default
     )
     yield svc
     svc.stop()

@@ -29,6 +29,8 @@ DEFAULT_TYPES = (
     "Procedure",
 )
 
+DATE_MODES = ("year", "shift")
+
 
 @dataclass(frozen=True)
 class AiSettings:
@@ -45,6 +47,9 @@ class AiSettings:
     max_resources: int = 500
     window_days: int = 365
     types: tuple[str, ...] = DEFAULT_TYPES
+    # "year": dates keep only their year (Safe Harbor, 164.514(b)(2)(i)(C)); "shift": one secret
+    # shift per request keeps intervals, which needs an Expert Determination (164.514(b)(1)).
+    date_mode: str = "year"
 
     @property
     def host(self) -> str:
@@ -65,6 +70,9 @@ class AiSettings:
                 f"({', '.join(sorted(ALLOWED_HOSTS))}; see deploy/components/istio)"
             )
         types = tuple(t for t in (env.get("AI_SUMMARY_TYPES") or "").split(",") if t.strip())
+        date_mode = (env.get("AI_DATE_MODE") or cls.date_mode).strip()
+        if date_mode not in DATE_MODES:
+            raise HealthstackError("AI_DATE_MODE must be one of: " + ", ".join(DATE_MODES))
         return cls(
             base_url=base_url,
             model=env.get("AI_MODEL") or cls.model,
@@ -81,4 +89,5 @@ class AiSettings:
             max_resources=_int(env, "AI_MAX_RESOURCES", cls.max_resources, minimum=1, maximum=5000),
             window_days=_int(env, "AI_SUMMARY_WINDOW_DAYS", cls.window_days, minimum=1),
             types=tuple(t.strip() for t in types) or DEFAULT_TYPES,
+            date_mode=date_mode,
         )

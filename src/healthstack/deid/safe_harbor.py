@@ -86,12 +86,15 @@ UCUM = "http://unitsofmeasure.org"
 class Deidentified:
     resources: list[dict[str, Any]]
     reid: dict[str, str]  # placeholder -> original value; in memory only
-    shift_days: int
+    shift_days: int | None  # None: dates kept their year only
 
 
-def deidentify(resources: list[dict[str, Any]], shift_days: int, today: dt.date) -> Deidentified:
+def deidentify(
+    resources: list[dict[str, Any]], shift_days: int | None, today: dt.date
+) -> Deidentified:
     """De-identified copies of ``resources``; ``shift_days`` (non-zero, per request) moves
-    every date, ``today`` decides who is over 89."""
+    every date, None keeps only every date's year (Safe Harbor's letter); ``today`` decides who
+    is over 89."""
     if shift_days == 0:
         raise ValueError("a zero date shift would keep every date")
     marks = Placeholders()
@@ -102,7 +105,11 @@ def deidentify(resources: list[dict[str, Any]], shift_days: int, today: dt.date)
 
 class _Walker:
     def __init__(
-        self, marks: Placeholders, known: list[tuple[str, str]], days: int, today: dt.date
+        self,
+        marks: Placeholders,
+        known: list[tuple[str, str]],
+        days: int | None,
+        today: dt.date,
     ) -> None:
         self.marks, self.days, self.today = marks, days, today
         self.known = Known(known)
@@ -124,6 +131,8 @@ class _Walker:
             year = int(born[:4])
         except ValueError:
             return True  # unreadable: the safe answer
+        if self.days is None:  # the year is sent: aggregate when it alone could mean over 89
+            return self.today.year - year > OLDEST_AGE
         month_day = born[5:10] if len(born) >= 10 else "01-01"
         age = self.today.year - year - (f"{self.today:%m-%d}" < month_day)
         return age > OLDEST_AGE

@@ -1,6 +1,8 @@
 """Dates and free text under Safe Harbor (45 CFR 164.514(b)(2)(i)).
 
-Dates move by one shift per request (intervals between them survive, the calendar does not); free
+Dates keep only their year (``days`` is None: Safe Harbor's letter, the default), or move by one
+shift per request (intervals between them survive, the calendar does not; an Expert
+Determination's choice, docs/ai.md); free
 text loses every value the record itself identifies the patient by (names, MRNs, phones...: the
 ``known`` values), then every pattern that looks like an identifier of a listed class.
 """
@@ -16,6 +18,11 @@ from healthstack.deid.placeholders import PLACEHOLDER, Placeholders
 # FHIR date, dateTime and instant: YYYY, YYYY-MM, YYYY-MM-DD, then optional time and zone.
 FHIR_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?)?$")
 _ISO_IN_TEXT = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+# Years-only mode: a date with its time of day, a year-month, a month name with a year.
+_ISO_TIME_IN_TEXT = re.compile(
+    r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|\b(\d{4})-(\d{2})\b"
+)
+_SLASH_MONTH_YEAR = re.compile(r"\b\d{1,2}/(\d{4})\b")
 _US_IN_TEXT = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})\b")
 _MONTHS = (
     "january|february|march|april|may|june|july|august|september|october|november|"
@@ -26,6 +33,7 @@ _WORD_DATE = re.compile(
     r"(?:,?\s+\d{4})?\b",
     re.IGNORECASE,
 )
+_MONTH_YEAR = re.compile(rf"\b(?:{_MONTHS})\.?,?\s+(\d{{4}})\b", re.IGNORECASE)
 # Identifier-shaped patterns, most specific first (each to a placeholder of its class).
 PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("URL", re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.IGNORECASE)),
@@ -55,13 +63,16 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 _OLD_AGE = re.compile(r"\b(?:9\d|1[0-4]\d)(?=[\s-]*(?:years?|yrs?|y/?o)\b)", re.IGNORECASE)
 
 
-def shift_date(value: str, days: int) -> str | None:
-    """A FHIR date/dateTime/instant moved by ``days`` at its own precision; a bare year is kept
-    (Safe Harbor allows the year). None when ``value`` is not a date."""
+def shift_date(value: str, days: int | None) -> str | None:
+    """A FHIR date/dateTime/instant moved by ``days`` at its own precision, or its year alone
+    when ``days`` is None; a bare year is kept (Safe Harbor allows the year). None when
+    ``value`` is not a date."""
     match = FHIR_DATE.match(value)
     if match is None:
         return None
     year, month, day, time = match.groups()
+    if days is None:
+        return year
     if month is None:
         return value
     try:
@@ -77,9 +88,11 @@ def _shift_iso(match: re.Match[str], days: int) -> str:
     return shift_date(match.group(0), days) or match.group(1)
 
 
-def _shift_us(match: re.Match[str], days: int) -> str:
+def _shift_us(match: re.Match[str], days: int | None) -> str:
     month, day, year = (int(g) for g in match.groups())
     year += 1900 if year < 100 and year > 30 else 2000 if year < 100 else 0
+    if days is None:
+        return str(year)
     try:
         return f"{dt.date(year, month, day) + dt.timedelta(days=days):%Y-%m-%d}"
     except (ValueError, OverflowError):
@@ -109,12 +122,18 @@ class Known:
         return self.pattern.sub(mark, text)
 
 
-def scrub(text: str, known: Known, days: int, marks: Placeholders) -> str:
+def scrub(text: str, known: Known, days: int | None, marks: Placeholders) -> str:
     """Free text with known values, identifier patterns and dates replaced (see module doc)."""
     out = known.replace(text.replace("[[", "[ ["), marks)  # the record cannot forge a placeholder
-    out = _ISO_IN_TEXT.sub(lambda m: _shift_iso(m, days), out)
+    if days is None:
+        out = _ISO_TIME_IN_TEXT.sub(lambda m: m.group(1) or m.group(4), out)
+    else:
+        out = _ISO_IN_TEXT.sub(lambda m: _shift_iso(m, days), out)
     out = _US_IN_TEXT.sub(lambda m: _shift_us(m, days), out)
     out = _WORD_DATE.sub("[date]", out)  # "March 3rd": no year to shift from, so removed
+    if days is None:
+        out = _MONTH_YEAR.sub(lambda m: m.group(1), out)  # "March 2024": the year alone
+        out = _SLASH_MONTH_YEAR.sub(lambda m: m.group(1), out)
     for kind, pattern in PATTERNS:
         out = _outside_placeholders(out, pattern, kind, marks)
     return _OLD_AGE.sub("90+", out)
@@ -137,6 +156,9 @@ def _outside_placeholders(
     return "".join(out)
 
 
-def unshift_dates(text: str, days: int) -> str:
-    """An answer's ISO dates moved back to the calendar (the inverse of this request's shift)."""
+def unshift_dates(text: str, days: int | None) -> str:
+    """An answer's ISO dates moved back to the calendar (the inverse of this request's shift);
+    years-only mode sent no day to move back."""
+    if days is None:
+        return text
     return _ISO_IN_TEXT.sub(lambda m: _shift_iso(m, -days), text)

@@ -45,10 +45,11 @@ SUMMARY_TYPE = {
 INSTRUCTIONS = (
     "You summarise a patient's recent clinical record for a clinician. The record is FHIR JSON "
     "and de-identified: people, places, ids and contact details are placeholders such as "
-    "[[NAME-1]] or [[RES-2]], and dates are shifted. Write a concise summary (problems, "
+    "[[NAME-1]] or [[RES-2]], and dates are {dates}. Write a concise summary (problems, "
     "medications, recent results, encounters). Refer to things only by the placeholders you were "
     "given, copied exactly; never invent a placeholder or guess an identity."
 )
+DATES = {"year": "reduced to their year", "shift": "shifted"}
 STATE_KEY = "ai_summary"
 
 
@@ -56,7 +57,7 @@ STATE_KEY = "ai_summary"
 class Prepared:
     body: bytes
     sha256: str
-    shift: int
+    shift: int | None  # None: dates were sent as years only
     reid: dict[str, str]
     read: list[tuple[str, str]]
 
@@ -116,7 +117,9 @@ class Summaries:
                 "business-rule",
                 f"{what}: no resources of the summarised types in the window; nothing was sent",
             )
-        shift = (30 + secrets.randbelow(336)) * (1 if secrets.randbelow(2) else -1)
+        shift = None
+        if settings.date_mode == "shift":
+            shift = (30 + secrets.randbelow(336)) * (1 if secrets.randbelow(2) else -1)
         done = deidentify(got.resources, shift, dt.datetime.now(dt.UTC).date())
         body = chat_body(settings, done.resources)
         if len(body) > settings.max_payload_bytes:
@@ -242,7 +245,7 @@ def chat_body(settings: AiSettings, resources: list[dict[str, Any]]) -> bytes:
             "temperature": 0,
             "max_tokens": settings.max_answer_tokens,
             "messages": [
-                {"role": "system", "content": INSTRUCTIONS},
+                {"role": "system", "content": INSTRUCTIONS.format(dates=DATES[settings.date_mode])},
                 {"role": "user", "content": f"De-identified record (FHIR JSON):\n{record}"},
             ],
         }
