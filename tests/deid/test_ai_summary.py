@@ -352,3 +352,40 @@ def test_nothing_about_the_patient_reaches_the_logs(
     assert "De-identified record" not in logs  # no payload
     assert "[[" not in logs  # no placeholder, so no answer either
     assert "test-provider-key" not in logs
+
+
+def test_names_of_referenced_people_never_reach_the_provider(
+    fhir: httpx.Client, summarize: str, fake: FakeOpenAI, module_database: Database
+) -> None:
+    pid = summarize.split("/")[2]
+    doctor = {
+        "resourceType": "Practitioner",
+        "name": [{"family": "Wolstenholme", "given": ["Ottilie"]}],
+    }
+    doctor_id = fhir.post("/Practitioner", json=doctor).json()["id"]
+    relative = {
+        "resourceType": "RelatedPerson",
+        "patient": {"reference": f"Patient/{pid}"},
+        "name": [{"family": "Thistlewood", "given": ["Peregrine"]}],
+        "birthDate": "1930-02-03",
+    }
+    assert fhir.post("/RelatedPerson", json=relative).status_code == 201
+    seen = {
+        "resourceType": "Observation",
+        "status": "final",
+        "subject": {"reference": f"Patient/{pid}"},
+        "performer": [{"reference": f"Practitioner/{doctor_id}"}],
+        "code": {"text": "visit note"},
+        "valueString": "ottilie reviewed; peregrine thistlewood brought him in.",
+    }
+    assert fhir.post("/Observation", json=seen).status_code == 201
+    before, seq = len(fake.bodies), last_seq(module_database)
+    assert fhir.post(summarize).status_code == 201
+    sent = fake.bodies[before].decode().lower()
+    for name in ("ottilie", "wolstenholme", "peregrine", "thistlewood", doctor_id.lower()):
+        assert name not in sent
+    reads = [r for r in audit_records(module_database, seq) if r["interaction"] == "read"]
+    assert {r["resource_type"] for r in reads if "names to scrub" in r["detail"]} == {
+        "Practitioner",
+        "RelatedPerson",
+    }

@@ -10,6 +10,7 @@ See docs/ai.md for the element-by-element rules and their tests.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -90,15 +91,19 @@ class Deidentified:
 
 
 def deidentify(
-    resources: list[dict[str, Any]], shift_days: int | None, today: dt.date
+    resources: list[dict[str, Any]],
+    shift_days: int | None,
+    today: dt.date,
+    names_from: Sequence[dict[str, Any]] = (),
 ) -> Deidentified:
     """De-identified copies of ``resources``; ``shift_days`` (non-zero, per request) moves
     every date, None keeps only every date's year (Safe Harbor's letter); ``today`` decides who
-    is over 89."""
+    is over 89. ``names_from`` (people and organisations the record refers to, never sent)
+    only add their names and other identifying values to what free text loses."""
     if shift_days == 0:
         raise ValueError("a zero date shift would keep every date")
     marks = Placeholders()
-    walker = _Walker(marks, known_values(resources), shift_days, today)
+    walker = _Walker(marks, known_values([*resources, *names_from]), shift_days, today)
     out = [walker.resource(r) for r in resources]
     return Deidentified(out, dict(marks.reid), shift_days)
 
@@ -117,7 +122,7 @@ class _Walker:
 
     def resource(self, resource: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = self.mapping(resource, "")
-        if resource.get("resourceType") == "Patient" and "birthDate" in resource:
+        if "birthDate" in resource:  # Patient, RelatedPerson (a relative's age), Practitioner...
             out.pop("birthDate", None)
             born = str(resource["birthDate"])
             if self._over_89(born):

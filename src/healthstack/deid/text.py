@@ -34,6 +34,12 @@ _WORD_DATE = re.compile(
     re.IGNORECASE,
 )
 _MONTH_YEAR = re.compile(rf"\b(?:{_MONTHS})\.?,?\s+(\d{{4}})\b", re.IGNORECASE)
+NAME_CUES = (
+    "son|daughter|wife|husband|spouse|partner|mother|father|mum|mom|dad|brother|sister|"
+    "grandson|granddaughter|grandmother|grandfather|aunt|uncle|nephew|niece|cousin|friend|"
+    "neighbour|neighbor|carer|caregiver|guardian|named|called|by|signed|patient|nurse|"
+    "physician|doctor|contact|visitor|accompanied by"
+)
 # Identifier-shaped patterns, most specific first (each to a placeholder of its class).
 PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("URL", re.compile(r"\b(?:https?|ftp)://\S+|\bwww\.\S+", re.IGNORECASE)),
@@ -59,6 +65,12 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     # A name after a title: the record may not list it (a relative, a neighbour).
     ("NAME", re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+[A-Z][\w'-]+(?:\s+[A-Z][\w'-]+)?")),
+    # Capitalised words after a cue that a person follows ("her daughter Lucy Fairweather",
+    # "seen by Anna"): conservative, so a capitalised clinical word after a cue goes too.
+    (
+        "NAME",
+        re.compile(rf"\b(?i:{NAME_CUES})[\s:,]\s?(?P<v>[A-Z][\w'-]+(?:[ \t]+[A-Z][\w'-]+){{0,2}})"),
+    ),
 )
 _OLD_AGE = re.compile(r"\b(?:9\d|1[0-4]\d)(?=[\s-]*(?:years?|yrs?|y/?o)\b)", re.IGNORECASE)
 
@@ -147,7 +159,10 @@ def _outside_placeholders(
     tokens = PLACEHOLDER.findall(text)
 
     def mark(match: re.Match[str]) -> str:
-        return marks.of(kind, match.group(0))
+        if "v" not in pattern.groupindex:
+            return marks.of(kind, match.group(0))
+        keep = match.start("v") - match.start()  # the cue stays, the name goes
+        return match.group(0)[:keep] + marks.of(kind, match.group("v"))
 
     out = [pattern.sub(mark, parts[0])]
     for (name, number), part in zip(tokens, parts[3::3], strict=True):

@@ -120,7 +120,8 @@ class Summaries:
         shift = None
         if settings.date_mode == "shift":
             shift = (30 + secrets.randbelow(336)) * (1 if secrets.randbelow(2) else -1)
-        done = deidentify(got.resources, shift, dt.datetime.now(dt.UTC).date())
+        today = dt.datetime.now(dt.UTC).date()
+        done = deidentify(got.resources, shift, today, names_from=got.names_from)
         body = chat_body(settings, done.resources)
         if len(body) > settings.max_payload_bytes:
             raise FhirError(
