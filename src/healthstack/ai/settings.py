@@ -42,7 +42,8 @@ class AiSettings:
     breaker_threshold: int = 5  # consecutive failed calls that open the circuit
     breaker_cooldown: float = 60.0  # seconds the open circuit refuses calls
     daily_tokens: int = 200_000  # per process and UTC day; 0 = no call at all
-    max_payload_bytes: int = 120_000  # de-identified record above this: refused (413)
+    max_payload_bytes: int = 120_000  # per request: a larger record is summarised in parts
+    max_parts: int = 4  # parts (each one request) beyond which a record is refused (413)
     max_answer_tokens: int = 1_000
     max_resources: int = 500
     window_days: int = 365
@@ -85,6 +86,7 @@ class AiSettings:
             max_payload_bytes=_int(
                 env, "AI_MAX_PAYLOAD_BYTES", cls.max_payload_bytes, minimum=1024
             ),
+            max_parts=_int(env, "AI_MAX_PARTS", cls.max_parts, minimum=1, maximum=20),
             max_answer_tokens=_int(env, "AI_MAX_ANSWER_TOKENS", cls.max_answer_tokens, minimum=16),
             max_resources=_int(env, "AI_MAX_RESOURCES", cls.max_resources, minimum=1, maximum=5000),
             window_days=_int(env, "AI_SUMMARY_WINDOW_DAYS", cls.window_days, minimum=1),

@@ -1,0 +1,113 @@
+"""A record over AI_MAX_PAYLOAD_BYTES is summarised in parts, then combined; over AI_MAX_PARTS it
+is refused. The service runs with the default AI_DATE_MODE (year): no month or day is sent."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from collections.abc import Iterator
+
+import httpx
+import orjson
+import pytest
+from tests.conftest import Database, Service, start_service
+from tests.deid.fake_openai import FakeOpenAI
+from tests.deid.record import IDENTIFIERS, patient
+from tests.deid.test_ai_summary import SCOPES, audit_records, last_seq, leaks
+from tests.fhir.conftest import client_for
+
+NOTE = "Zebediah Quillfeather called from (555) 867-5309 about MRN-88213 on 2024-03-01. "
+MONTH_OR_DAY = re.compile(rb"\b(?:19|20)\d\d-\d")
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI().running() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def service(
+    module_database: Database, fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Service]:
+    svc = start_service(
+        module_database,
+        tmp_path_factory.mktemp("ai-parts") / "service.log",
+        OPENAI_API_KEY="test-provider-key",
+        OPENAI_BASE_URL=fake.base_url,
+        AI_MODEL="test-model",
+        AI_SUMMARY_TYPES="Condition",
+        AI_MAX_RETRIES="0",
+        AI_MAX_PAYLOAD_BYTES="4096",
+        AI_MAX_PARTS="6",
+    )
+    yield svc
+    svc.stop()
+
+
+@pytest.fixture(scope="module")
+def fhir(service: Service) -> Iterator[httpx.Client]:
+    with client_for(service, SCOPES) as client:
+        yield client
+
+
+def patient_with(fhir: httpx.Client, conditions: int) -> str:
+    body = {k: v for k, v in patient().items() if k != "id"}
+    pid = str(fhir.post("/Patient", json=body).json()["id"])
+    for number in range(conditions):
+        condition = {
+            "resourceType": "Condition",
+            "subject": {"reference": f"Patient/{pid}"},
+            "code": {"text": f"problem {number}"},
+            "onsetDateTime": f"2024-0{1 + number % 9}-1{number % 10}",
+            "note": [{"text": NOTE + "stable. " * 60}],
+        }
+        assert fhir.post("/Condition", json=condition).status_code == 201
+    return pid
+
+
+def test_a_large_record_is_summarised_in_parts_then_combined(
+    fhir: httpx.Client, fake: FakeOpenAI, module_database: Database
+) -> None:
+    pid = patient_with(fhir, 8)
+    preview = fhir.get(f"/Patient/{pid}/$deidentify").json()["parameter"]
+    parts = next(p["valueInteger"] for p in preview if p["name"] == "parts")
+    assert 2 <= parts <= 6
+    before, seq = len(fake.bodies), last_seq(module_database)
+    response = fhir.post(f"/Patient/{pid}/$summarize")
+    assert response.status_code == 201, response.text
+    sent = fake.bodies[before:]
+    assert len(sent) == parts + 1  # each part, then the final combining request
+    for body in sent:
+        assert len(body) <= 4096
+        assert leaks(body) == []
+        assert MONTH_OR_DAY.search(body) is None  # years only, the default
+    final = orjson.loads(sent[-1])["messages"]
+    assert f"Summaries of the record's {parts} parts" in final[1]["content"]
+    assert "[[NAME-" in final[1]["content"]  # the parts' answers, still de-identified
+    disclosures = [
+        r for r in audit_records(module_database, seq) if r["interaction"] == "disclosure"
+    ]
+    assert [d["query"]["sha256"] for d in disclosures] == [
+        hashlib.sha256(b).hexdigest() for b in sent
+    ]
+    assert disclosures[-1]["query"]["part"] == f"final of {parts} parts"
+    assert {d["resource_id"] for d in disclosures} == {pid}
+    document = response.json()
+    assert f"combined from {parts} part summaries" in document["description"]
+    text = base64.b64decode(document["content"][0]["attachment"]["data"]).decode()
+    assert "Zebediah" in text  # re-identified inside the service
+    assert f"Combined from {parts} part summaries" in text
+    assert [v for v in IDENTIFIERS if v in document["description"]] == []
+
+
+def test_a_record_needing_too_many_parts_is_refused(fhir: httpx.Client, fake: FakeOpenAI) -> None:
+    pid = patient_with(fhir, 30)
+    before = len(fake.bodies)
+    response = fhir.post(f"/Patient/{pid}/$summarize")
+    assert response.status_code == 413
+    diagnostics = response.json()["issue"][0]["diagnostics"]
+    assert "AI_MAX_PARTS (6)" in diagnostics
+    assert "nothing was sent" in diagnostics
+    assert len(fake.bodies) == before
