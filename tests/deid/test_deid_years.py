@@ -81,5 +81,14 @@ def test_years_mode_answer_is_reidentified_and_left_undated() -> None:
 def test_date_mode_setting() -> None:
     assert AiSettings.from_env({}).date_mode == "year"
     assert AiSettings.from_env({"AI_DATE_MODE": "shift"}).date_mode == "shift"
-    with pytest.raises(HealthstackError, match="AI_DATE_MODE must be one of: year, shift"):
-        AiSettings.from_env({"AI_DATE_MODE": "month"})
+    with pytest.raises(HealthstackError, match="AI_DATE_MODE must be one of: year, shift") as err:
+        AiSettings.from_env({"AI_DATE_MODE": "monthly"})
+    assert "monthly" not in str(err.value)
+
+
+def test_other_date_shapes_in_text() -> None:
+    text = "Seen 2024/03/01, then 01.03.2024 and 11-03-2024; the 1st of March too."
+    years = deidentify([note(text)], None, TODAY).resources[0]["valueString"]
+    assert years == "Seen 2024, then 2024 and 2024; the [date] too."
+    shifted = deidentify([note(text)], 3, TODAY).resources[0]["valueString"]
+    assert shifted == "Seen 2024-03-04, then [date] and [date]; the [date] too."

@@ -23,13 +23,17 @@ _ISO_TIME_IN_TEXT = re.compile(
     r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|\b(\d{4})-(\d{2})\b"
 )
 _SLASH_MONTH_YEAR = re.compile(r"\b\d{1,2}/(\d{4})\b")
+# 2024/03/01 is read as ISO; 01.03.2024 and 01-03-2024 (day or month first: ambiguous) cannot be
+# shifted faithfully, so they keep the year or become "[date]".
+_SLASHED_ISO = re.compile(r"\b(\d{4})/(\d{1,2})/(\d{1,2})\b")
+_DAY_MONTH_YEAR = re.compile(r"\b\d{1,2}[.-]\d{1,2}[.-](\d{4})\b")
 _US_IN_TEXT = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})\b")
 _MONTHS = (
     "january|february|march|april|may|june|july|august|september|october|november|"
     "december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
 )
 _WORD_DATE = re.compile(
-    rf"\b(?:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTHS})\.?|(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?)"
+    rf"\b(?:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\.?|(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?)"
     r"(?:,?\s+\d{4})?\b",
     re.IGNORECASE,
 )
@@ -137,6 +141,8 @@ class Known:
 def scrub(text: str, known: Known, days: int | None, marks: Placeholders) -> str:
     """Free text with known values, identifier patterns and dates replaced (see module doc)."""
     out = known.replace(text.replace("[[", "[ ["), marks)  # the record cannot forge a placeholder
+    out = _SLASHED_ISO.sub(lambda m: "{}-{:0>2}-{:0>2}".format(*m.groups()), out)
+    out = _DAY_MONTH_YEAR.sub(lambda m: m.group(1) if days is None else "[date]", out)
     if days is None:
         out = _ISO_TIME_IN_TEXT.sub(lambda m: m.group(1) or m.group(4), out)
     else:
