@@ -389,3 +389,25 @@ def test_names_of_referenced_people_never_reach_the_provider(
         "Practitioner",
         "RelatedPerson",
     }
+
+
+def test_too_many_referenced_people_are_refused(fhir: httpx.Client, fake: FakeOpenAI) -> None:
+    pid = fhir.post("/Patient", json={"resourceType": "Patient", "gender": "male"}).json()["id"]
+    condition = {
+        "resourceType": "Condition",
+        "subject": {"reference": f"Patient/{pid}"},
+        "code": {"text": "asthma"},
+    }
+    assert fhir.post("/Condition", json=condition).status_code == 201
+    for number in range(21):  # one over AI_MAX_RESOURCES: names a silent cap would miss
+        relative = {
+            "resourceType": "RelatedPerson",
+            "patient": {"reference": f"Patient/{pid}"},
+            "name": [{"family": f"Relative{number}"}],
+        }
+        assert fhir.post("/RelatedPerson", json=relative).status_code == 201
+    before = len(fake.bodies)
+    response = fhir.post(f"/Patient/{pid}/$summarize")
+    assert response.status_code == 413
+    assert "people and organisations" in response.json()["issue"][0]["diagnostics"]
+    assert len(fake.bodies) == before

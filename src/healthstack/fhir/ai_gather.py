@@ -137,8 +137,15 @@ async def _name_sources(
     reads) by the service for that purpose only; nothing of them is sent or answered."""
     wanted = sorted(_references(resources))
     rows = await conn.fetch(
-        NAMES_SQL, [t for t, _ in wanted], [i for _, i in wanted], patient, limit
+        NAMES_SQL, [t for t, _ in wanted], [i for _, i in wanted], patient, limit + 1
     )
+    if len(rows) > limit:  # a silent cap would let names through: refused instead
+        raise FhirError(
+            413,
+            "too-costly",
+            f"{what}: the record refers to more than {limit} people and organisations "
+            "(AI_MAX_RESOURCES); narrow it with _type or _since",
+        )
     versions = [store.open(r["resource_type"], r["id"], r) for r in rows]
     if versions:
         await caller.audit_reads(

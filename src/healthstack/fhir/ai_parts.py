@@ -52,25 +52,28 @@ def _body(settings: AiSettings, system: str, user: str) -> bytes:
     )
 
 
-def bodies(settings: AiSettings, resources: list[dict[str, Any]], what: str) -> list[bytes]:
-    """One body when the record fits, else the parts' bodies: the Patient in every part, the rest
-    by resource type then time, packed in order. 413 when a resource does not fit in a part
-    alone, or when more than ``AI_MAX_PARTS`` parts would be needed: nothing is sent."""
+def bodies(
+    settings: AiSettings, resources: list[dict[str, Any]], what: str
+) -> list[tuple[bytes, list[int]]]:
+    """One body when the record fits, else the parts' bodies, each with the indexes of the
+    resources it holds: the Patient (first) in every part, the rest by resource type then time,
+    packed in order. 413 when a resource does not fit in a part alone, or when more than
+    ``AI_MAX_PARTS`` parts would be needed: nothing is sent."""
     whole = chat_body(settings, resources)
     limit = settings.max_payload_bytes
     if len(whole) <= limit:
-        return [whole]
-    patient, rest = resources[:1], sorted(resources[1:], key=_order)
-    groups: list[list[dict[str, Any]]] = []
-    size = room = limit - len(chat_body(settings, patient, part=True))
-    for resource in rest:
-        cost = len(orjson.dumps(orjson.dumps(resource).decode())) - 1  # escaped, and a comma
+        return [(whole, list(range(len(resources))))]
+    rest = sorted(range(1, len(resources)), key=lambda i: _order(resources[i]))
+    groups: list[list[int]] = []
+    size = room = limit - len(chat_body(settings, resources[:1], part=True))
+    for index in rest:
+        cost = len(orjson.dumps(orjson.dumps(resources[index]).decode())) - 1  # escaped, a comma
         if cost > room:
             raise _too_big(what, f"one resource alone is over AI_MAX_PAYLOAD_BYTES ({limit})")
         if not groups or cost > size:
-            groups.append([])
+            groups.append([0])
             size = room
-        groups[-1].append(resource)
+        groups[-1].append(index)
         size -= cost
     if len(groups) > settings.max_parts:
         raise _too_big(
@@ -78,8 +81,8 @@ def bodies(settings: AiSettings, resources: list[dict[str, Any]], what: str) -> 
             f"it needs {len(groups)} parts under AI_MAX_PAYLOAD_BYTES ({limit}), over "
             f"AI_MAX_PARTS ({settings.max_parts})",
         )
-    out = [chat_body(settings, [*patient, *group], part=True) for group in groups]
-    if any(len(body) > limit for body in out):  # the estimate is exact; this keeps it honest
+    out = [(chat_body(settings, [resources[i] for i in g], part=True), g) for g in groups]
+    if any(len(body) > limit for body, _ in out):  # the estimate is exact; this keeps it honest
         raise _too_big(what, f"a part is over AI_MAX_PAYLOAD_BYTES ({limit})")
     return out
 

@@ -47,6 +47,7 @@ STATE_KEY = "ai_summary"
 @dataclass
 class Prepared:
     bodies: list[bytes]  # one request, or the parts' requests (the final one comes later)
+    holds: list[list[int]]  # per body, the indexes into ``read`` of the resources it holds
     shift: int | None  # None: dates were sent as years only
     reid: dict[str, str]
     read: list[tuple[str, str]]
@@ -112,8 +113,9 @@ class Summaries:
             shift = (30 + secrets.randbelow(336)) * (1 if secrets.randbelow(2) else -1)
         today = dt.datetime.now(dt.UTC).date()
         done = deidentify(got.resources, shift, today, names_from=got.names_from)
-        bodies = ai_parts.bodies(settings, done.resources, what)
-        return Prepared(bodies, shift, done.reid, got.read)
+        parts = ai_parts.bodies(settings, done.resources, what)
+        bodies, holds = [body for body, _ in parts], [held for _, held in parts]
+        return Prepared(bodies, holds, shift, done.reid, got.read)
 
     async def preview(self, request: Request) -> Response:
         caller = Caller.of(request, self.api.state)
@@ -155,7 +157,8 @@ class Summaries:
         texts = []
         for number, body in enumerate(prepared.bodies, 1):
             label = "whole" if parts == 1 else f"part {number} of {parts}"
-            texts.append(await self.call(caller, pid, prepared, body, label))
+            held = [prepared.read[i] for i in prepared.holds[number - 1]]
+            texts.append(await self.call(caller, pid, held, body, label))
         if parts > 1:
             for part in texts:  # a forged placeholder is refused before it travels further
                 self.reidentify(part, prepared)
@@ -167,7 +170,8 @@ class Summaries:
                     f"$summarize: the {parts} part summaries together are over "
                     "AI_MAX_PAYLOAD_BYTES; nothing stored",
                 )
-            texts = [await self.call(caller, pid, prepared, final, f"final of {parts} parts")]
+            label = f"final of {parts} parts"
+            texts = [await self.call(caller, pid, prepared.read, final, label)]
         text = self.reidentify(texts[0], prepared)
         text = unshift_dates(text, prepared.shift)
         async with self.api.state.require_pool().acquire() as conn, conn.transaction():
@@ -188,7 +192,7 @@ class Summaries:
         return resource_response(document, 201, base=self.api.base(request))
 
     async def call(
-        self, caller: Caller, pid: str, prepared: Prepared, body: bytes, label: str
+        self, caller: Caller, pid: str, held: list[tuple[str, str]], body: bytes, label: str
     ) -> str:
         """One provider request (within the budget), disclosed per attempt; its answer's text."""
         client, budget = self.client()
@@ -212,7 +216,7 @@ class Summaries:
                 "success",
                 resource_type="Patient",
                 resource_id=pid,
-                query=self.disclosure(prepared, digest, label, attempt),
+                query=self.disclosure(held, digest, label, attempt),
                 detail=f"de-identified record ({label}) sent to the AI provider for a summary",
             )
 
@@ -239,13 +243,10 @@ class Summaries:
             ) from None
 
     def disclosure(
-        self, prepared: Prepared, digest: str, label: str, attempt: int
+        self, held: list[tuple[str, str]], digest: str, label: str, attempt: int
     ) -> dict[str, Any]:
         """The accounting record's non-PHI details; client-chosen ids only as keyed digests."""
-        ids = [
-            f"{t}/{i}" if audit.known_id(t, i) else audit.Withheld(f"{t}/{i}")
-            for t, i in prepared.read
-        ]
+        ids = [f"{t}/{i}" if audit.known_id(t, i) else audit.Withheld(f"{t}/{i}") for t, i in held]
         return {
             "kind": "ai-summary",
             "provider": self.settings.host,
