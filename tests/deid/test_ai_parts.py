@@ -6,50 +6,24 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Iterator
 
 import httpx
 import orjson
-import pytest
-from tests.conftest import Database, Service, start_service
+from tests.conftest import Database
 from tests.deid.fake_openai import FakeOpenAI
 from tests.deid.record import IDENTIFIERS, patient
-from tests.deid.test_ai_summary import SCOPES, audit_records, last_seq, leaks
-from tests.fhir.conftest import client_for
+from tests.deid.test_ai_summary import audit_records, last_seq, leaks
 
 NOTE = "Zebediah Quillfeather called from (555) 867-5309 about MRN-88213 on 2024-03-01. "
 MONTH_OR_DAY = re.compile(rb"\b(?:19|20)\d\d-\d")
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI().running() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def service(
-    module_database: Database, fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Service]:
-    svc = start_service(
-        module_database,
-        tmp_path_factory.mktemp("ai-parts") / "service.log",
-        OPENAI_API_KEY="test-provider-key",
-        OPENAI_BASE_URL=fake.base_url,
-        AI_MODEL="test-model",
-        AI_SUMMARY_TYPES="Condition",
-        AI_MAX_RETRIES="0",
-        AI_MAX_PAYLOAD_BYTES="4096",
-        AI_MAX_PARTS="6",
-    )
-    yield svc
-    svc.stop()
-
-
-@pytest.fixture(scope="module")
-def fhir(service: Service) -> Iterator[httpx.Client]:
-    with client_for(service, SCOPES) as client:
-        yield client
+AI_ENV = {
+    "AI_SUMMARY_TYPES": "Condition",
+    "AI_MAX_RETRIES": "0",
+    "AI_MAX_PAYLOAD_BYTES": "4096",
+    "AI_MAX_PARTS": "6",
+}
 
 
 def patient_with(fhir: httpx.Client, conditions: int) -> str:

@@ -6,55 +6,31 @@ import base64
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import orjson
 import psycopg
 import pytest
-from tests.conftest import Database, Service, start_service
+from tests.conftest import Database, Service
+from tests.deid.conftest import SCOPES
 from tests.deid.fake_openai import FakeOpenAI
 from tests.deid.record import DATES, IDENTIFIERS, PATIENT_ID, record
 from tests.fhir.conftest import FULL_SCOPES, client_for
 
-SCOPES = f"{FULL_SCOPES} user/Patient.$summarize"
 TYPES = "Encounter,Observation,Condition,Device,DocumentReference"
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI().running() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def service(
-    module_database: Database, fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Service]:
-    svc = start_service(
-        module_database,
-        tmp_path_factory.mktemp("ai") / "service.log",
-        OPENAI_API_KEY="test-provider-key",
-        OPENAI_BASE_URL=fake.base_url,
-        AI_MODEL="test-model",
-        AI_SUMMARY_TYPES=TYPES,
-        AI_TIMEOUT_SECONDS="1",
-        AI_MAX_RETRIES="1",
-        AI_RETRY_BACKOFF_SECONDS="0",
-        AI_BREAKER_THRESHOLD="100",
-        AI_MAX_PAYLOAD_BYTES="60000",
-        AI_MAX_RESOURCES="20",
-        AI_DATE_MODE="shift",  # these tests check the shift; test_ai_years.py the default
-    )
-    yield svc
-    svc.stop()
-
-
-@pytest.fixture(scope="module")
-def fhir(service: Service) -> Iterator[httpx.Client]:
-    with client_for(service, SCOPES) as client:
-        yield client
+AI_ENV = {
+    "AI_SUMMARY_TYPES": TYPES,
+    "AI_TIMEOUT_SECONDS": "1",
+    "AI_MAX_RETRIES": "1",
+    "AI_RETRY_BACKOFF_SECONDS": "0",
+    "AI_BREAKER_THRESHOLD": "100",
+    "AI_MAX_PAYLOAD_BYTES": "60000",
+    "AI_MAX_RESOURCES": "20",
+    "AI_DATE_MODE": "shift",  # these tests check the shift; test_ai_parts.py the default
+}
 
 
 @pytest.fixture(scope="module")

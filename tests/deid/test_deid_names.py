@@ -6,20 +6,11 @@ from __future__ import annotations
 import datetime as dt
 
 import orjson
-from tests.deid.record import patient
+from tests.deid.record import note, patient
 
 from healthstack.deid import deidentify, reidentify_text
 
 TODAY = dt.date(2026, 12, 4)
-
-
-def note(text: str) -> dict[str, object]:
-    return {
-        "resourceType": "Observation",
-        "status": "final",
-        "code": {"text": "note"},
-        "valueString": text,
-    }
 
 
 def test_capitalised_words_after_a_name_cue_are_scrubbed() -> None:

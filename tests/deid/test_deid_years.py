@@ -8,7 +8,7 @@ import re
 
 import orjson
 import pytest
-from tests.deid.record import DATES, IDENTIFIERS, record
+from tests.deid.record import DATES, IDENTIFIERS, note, record
 
 from healthstack.ai.settings import AiSettings
 from healthstack.deid import deidentify, reidentify_text
@@ -26,15 +26,6 @@ NOTE = (
     "Seen 2024-03-01T09:30:00Z and 2024-03-11 10:15, admitted 03/01/2024 (3/1/24), "
     "follow-up March 2024 and 2024-05, letter of 3rd March, born June 15, review 04/2025."
 )
-
-
-def note(text: str) -> dict[str, object]:
-    return {
-        "resourceType": "Observation",
-        "status": "final",
-        "code": {"text": "n"},
-        "valueString": text,
-    }
 
 
 def test_years_mode_keeps_no_month_or_day_anywhere() -> None:
