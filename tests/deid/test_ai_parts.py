@@ -91,3 +91,21 @@ def test_a_record_needing_too_many_parts_is_refused(fhir: httpx.Client, fake: Fa
     assert "AI_MAX_PARTS (6)" in diagnostics
     assert "nothing was sent" in diagnostics
     assert len(fake.bodies) == before
+
+
+def test_a_failed_part_stores_nothing_and_the_parts_sent_stay_disclosed(
+    fhir: httpx.Client, fake: FakeOpenAI, module_database: Database
+) -> None:
+    pid = patient_with(fhir, 8)
+    before, seq = len(fake.bodies), last_seq(module_database)
+    fake.script[:] = ["ok", "500"]
+    response = fhir.post(f"/Patient/{pid}/$summarize")
+    assert response.status_code == 502
+    assert len(fake.bodies) == before + 2  # the second part failed: nothing further was sent
+    disclosures = [
+        r for r in audit_records(module_database, seq) if r["interaction"] == "disclosure"
+    ]
+    assert sorted(d["query"]["part"] for d in disclosures)[0].startswith("part 1 of ")
+    assert len(disclosures) == 2
+    after = fhir.get("/DocumentReference", params={"subject": f"Patient/{pid}"}).json()
+    assert after.get("entry", []) == []  # no summary of part of the record is stored
