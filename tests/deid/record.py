@@ -188,3 +188,13 @@ def document() -> dict[str, Any]:
             }
         ],
     }
+
+
+def note(text: str) -> dict[str, Any]:
+    """An Observation whose value is free text."""
+    return {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "note"},
+        "valueString": text,
+    }

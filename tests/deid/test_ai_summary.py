@@ -6,54 +6,31 @@ import base64
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import orjson
 import psycopg
 import pytest
-from tests.conftest import Database, Service, start_service
+from tests.conftest import Database, Service
+from tests.deid.conftest import SCOPES
 from tests.deid.fake_openai import FakeOpenAI
 from tests.deid.record import DATES, IDENTIFIERS, PATIENT_ID, record
 from tests.fhir.conftest import FULL_SCOPES, client_for
 
-SCOPES = f"{FULL_SCOPES} user/Patient.$summarize"
 TYPES = "Encounter,Observation,Condition,Device,DocumentReference"
 
 
-@pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI().running() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def service(
-    module_database: Database, fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Service]:
-    svc = start_service(
-        module_database,
-        tmp_path_factory.mktemp("ai") / "service.log",
-        OPENAI_API_KEY="test-provider-key",
-        OPENAI_BASE_URL=fake.base_url,
-        AI_MODEL="test-model",
-        AI_SUMMARY_TYPES=TYPES,
-        AI_TIMEOUT_SECONDS="1",
-        AI_MAX_RETRIES="1",
-        AI_RETRY_BACKOFF_SECONDS="0",
-        AI_BREAKER_THRESHOLD="100",
-        AI_MAX_PAYLOAD_BYTES="60000",
-        AI_MAX_RESOURCES="20",
-    )
-    yield svc
-    svc.stop()
-
-
-@pytest.fixture(scope="module")
-def fhir(service: Service) -> Iterator[httpx.Client]:
-    with client_for(service, SCOPES) as client:
-        yield client
+AI_ENV = {
+    "AI_SUMMARY_TYPES": TYPES,
+    "AI_TIMEOUT_SECONDS": "1",
+    "AI_MAX_RETRIES": "1",
+    "AI_RETRY_BACKOFF_SECONDS": "0",
+    "AI_BREAKER_THRESHOLD": "100",
+    "AI_MAX_PAYLOAD_BYTES": "60000",
+    "AI_MAX_RESOURCES": "20",
+    "AI_DATE_MODE": "shift",  # these tests check the shift; test_ai_parts.py the default
+}
 
 
 @pytest.fixture(scope="module")
@@ -351,3 +328,62 @@ def test_nothing_about_the_patient_reaches_the_logs(
     assert "De-identified record" not in logs  # no payload
     assert "[[" not in logs  # no placeholder, so no answer either
     assert "test-provider-key" not in logs
+
+
+def test_names_of_referenced_people_never_reach_the_provider(
+    fhir: httpx.Client, summarize: str, fake: FakeOpenAI, module_database: Database
+) -> None:
+    pid = summarize.split("/")[2]
+    doctor = {
+        "resourceType": "Practitioner",
+        "name": [{"family": "Wolstenholme", "given": ["Ottilie"]}],
+    }
+    doctor_id = fhir.post("/Practitioner", json=doctor).json()["id"]
+    relative = {
+        "resourceType": "RelatedPerson",
+        "patient": {"reference": f"Patient/{pid}"},
+        "name": [{"family": "Thistlewood", "given": ["Peregrine"]}],
+        "birthDate": "1930-02-03",
+    }
+    assert fhir.post("/RelatedPerson", json=relative).status_code == 201
+    seen = {
+        "resourceType": "Observation",
+        "status": "final",
+        "subject": {"reference": f"Patient/{pid}"},
+        "performer": [{"reference": f"Practitioner/{doctor_id}"}],
+        "code": {"text": "visit note"},
+        "valueString": "ottilie reviewed; peregrine thistlewood brought him in.",
+    }
+    assert fhir.post("/Observation", json=seen).status_code == 201
+    before, seq = len(fake.bodies), last_seq(module_database)
+    assert fhir.post(summarize).status_code == 201
+    sent = fake.bodies[before].decode().lower()
+    for name in ("ottilie", "wolstenholme", "peregrine", "thistlewood", doctor_id.lower()):
+        assert name not in sent
+    reads = [r for r in audit_records(module_database, seq) if r["interaction"] == "read"]
+    assert {r["resource_type"] for r in reads if "names to scrub" in r["detail"]} == {
+        "Practitioner",
+        "RelatedPerson",
+    }
+
+
+def test_too_many_referenced_people_are_refused(fhir: httpx.Client, fake: FakeOpenAI) -> None:
+    pid = fhir.post("/Patient", json={"resourceType": "Patient", "gender": "male"}).json()["id"]
+    condition = {
+        "resourceType": "Condition",
+        "subject": {"reference": f"Patient/{pid}"},
+        "code": {"text": "asthma"},
+    }
+    assert fhir.post("/Condition", json=condition).status_code == 201
+    for number in range(21):  # one over AI_MAX_RESOURCES: names a silent cap would miss
+        relative = {
+            "resourceType": "RelatedPerson",
+            "patient": {"reference": f"Patient/{pid}"},
+            "name": [{"family": f"Relative{number}"}],
+        }
+        assert fhir.post("/RelatedPerson", json=relative).status_code == 201
+    before = len(fake.bodies)
+    response = fhir.post(f"/Patient/{pid}/$summarize")
+    assert response.status_code == 413
+    assert "people and organisations" in response.json()["issue"][0]["diagnostics"]
+    assert len(fake.bodies) == before

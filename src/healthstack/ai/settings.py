@@ -29,6 +29,8 @@ DEFAULT_TYPES = (
     "Procedure",
 )
 
+DATE_MODES = ("year", "shift")
+
 
 @dataclass(frozen=True)
 class AiSettings:
@@ -40,11 +42,15 @@ class AiSettings:
     breaker_threshold: int = 5  # consecutive failed calls that open the circuit
     breaker_cooldown: float = 60.0  # seconds the open circuit refuses calls
     daily_tokens: int = 200_000  # per process and UTC day; 0 = no call at all
-    max_payload_bytes: int = 120_000  # de-identified record above this: refused (413)
+    max_payload_bytes: int = 120_000  # per request: a larger record is summarised in parts
+    max_parts: int = 4  # parts (each one request) beyond which a record is refused (413)
     max_answer_tokens: int = 1_000
     max_resources: int = 500
     window_days: int = 365
     types: tuple[str, ...] = DEFAULT_TYPES
+    # "year": dates keep only their year (Safe Harbor, 164.514(b)(2)(i)(C)); "shift": one secret
+    # shift per request keeps intervals, which needs an Expert Determination (164.514(b)(1)).
+    date_mode: str = "year"
 
     @property
     def host(self) -> str:
@@ -65,6 +71,9 @@ class AiSettings:
                 f"({', '.join(sorted(ALLOWED_HOSTS))}; see deploy/components/istio)"
             )
         types = tuple(t for t in (env.get("AI_SUMMARY_TYPES") or "").split(",") if t.strip())
+        date_mode = (env.get("AI_DATE_MODE") or cls.date_mode).strip()
+        if date_mode not in DATE_MODES:
+            raise HealthstackError("AI_DATE_MODE must be one of: " + ", ".join(DATE_MODES))
         return cls(
             base_url=base_url,
             model=env.get("AI_MODEL") or cls.model,
@@ -77,8 +86,10 @@ class AiSettings:
             max_payload_bytes=_int(
                 env, "AI_MAX_PAYLOAD_BYTES", cls.max_payload_bytes, minimum=1024
             ),
+            max_parts=_int(env, "AI_MAX_PARTS", cls.max_parts, minimum=1, maximum=20),
             max_answer_tokens=_int(env, "AI_MAX_ANSWER_TOKENS", cls.max_answer_tokens, minimum=16),
             max_resources=_int(env, "AI_MAX_RESOURCES", cls.max_resources, minimum=1, maximum=5000),
             window_days=_int(env, "AI_SUMMARY_WINDOW_DAYS", cls.window_days, minimum=1),
             types=tuple(t.strip() for t in types) or DEFAULT_TYPES,
+            date_mode=date_mode,
         )

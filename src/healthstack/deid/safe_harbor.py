@@ -10,6 +10,7 @@ See docs/ai.md for the element-by-element rules and their tests.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,23 +87,34 @@ UCUM = "http://unitsofmeasure.org"
 class Deidentified:
     resources: list[dict[str, Any]]
     reid: dict[str, str]  # placeholder -> original value; in memory only
-    shift_days: int
+    shift_days: int | None  # None: dates kept their year only
 
 
-def deidentify(resources: list[dict[str, Any]], shift_days: int, today: dt.date) -> Deidentified:
+def deidentify(
+    resources: list[dict[str, Any]],
+    shift_days: int | None,
+    today: dt.date,
+    names_from: Sequence[dict[str, Any]] = (),
+) -> Deidentified:
     """De-identified copies of ``resources``; ``shift_days`` (non-zero, per request) moves
-    every date, ``today`` decides who is over 89."""
+    every date, None keeps only every date's year (Safe Harbor's letter); ``today`` decides who
+    is over 89. ``names_from`` (people and organisations the record refers to, never sent)
+    only add their names and other identifying values to what free text loses."""
     if shift_days == 0:
         raise ValueError("a zero date shift would keep every date")
     marks = Placeholders()
-    walker = _Walker(marks, known_values(resources), shift_days, today)
+    walker = _Walker(marks, known_values([*resources, *names_from]), shift_days, today)
     out = [walker.resource(r) for r in resources]
     return Deidentified(out, dict(marks.reid), shift_days)
 
 
 class _Walker:
     def __init__(
-        self, marks: Placeholders, known: list[tuple[str, str]], days: int, today: dt.date
+        self,
+        marks: Placeholders,
+        known: list[tuple[str, str]],
+        days: int | None,
+        today: dt.date,
     ) -> None:
         self.marks, self.days, self.today = marks, days, today
         self.known = Known(known)
@@ -110,7 +122,7 @@ class _Walker:
 
     def resource(self, resource: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = self.mapping(resource, "")
-        if resource.get("resourceType") == "Patient" and "birthDate" in resource:
+        if "birthDate" in resource:  # Patient, RelatedPerson (a relative's age), Practitioner...
             out.pop("birthDate", None)
             born = str(resource["birthDate"])
             if self._over_89(born):
@@ -124,6 +136,8 @@ class _Walker:
             year = int(born[:4])
         except ValueError:
             return True  # unreadable: the safe answer
+        if self.days is None:  # the year is sent: aggregate when it alone could mean over 89
+            return self.today.year - year > OLDEST_AGE
         month_day = born[5:10] if len(born) >= 10 else "01-01"
         age = self.today.year - year - (f"{self.today:%m-%d}" < month_day)
         return age > OLDEST_AGE

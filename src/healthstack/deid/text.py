@@ -1,6 +1,8 @@
 """Dates and free text under Safe Harbor (45 CFR 164.514(b)(2)(i)).
 
-Dates move by one shift per request (intervals between them survive, the calendar does not); free
+Dates keep only their year (``days`` is None: Safe Harbor's letter, the default), or move by one
+shift per request (intervals between them survive, the calendar does not; an Expert
+Determination's choice, docs/ai.md); free
 text loses every value the record itself identifies the patient by (names, MRNs, phones...: the
 ``known`` values), then every pattern that looks like an identifier of a listed class.
 """
@@ -16,15 +18,31 @@ from healthstack.deid.placeholders import PLACEHOLDER, Placeholders
 # FHIR date, dateTime and instant: YYYY, YYYY-MM, YYYY-MM-DD, then optional time and zone.
 FHIR_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?(T[0-9:.]+(?:Z|[+-]\d{2}:\d{2})?)?$")
 _ISO_IN_TEXT = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+# Years-only mode: a date with its time of day, a year-month, a month name with a year.
+_ISO_TIME_IN_TEXT = re.compile(
+    r"\b(\d{4})-(\d{2})-(\d{2})(?:[T ][0-9:.]+(?:Z|[+-]\d{2}:?\d{2})?)?|\b(\d{4})-(\d{2})\b"
+)
+_SLASH_MONTH_YEAR = re.compile(r"\b\d{1,2}/(\d{4})\b")
+# 2024/03/01 is read as ISO; 01.03.2024 and 01-03-2024 (day or month first: ambiguous) cannot be
+# shifted faithfully, so they keep the year or become "[date]".
+_SLASHED_ISO = re.compile(r"\b(\d{4})/(\d{1,2})/(\d{1,2})\b")
+_DAY_MONTH_YEAR = re.compile(r"\b\d{1,2}[.-]\d{1,2}[.-](\d{4})\b")
 _US_IN_TEXT = re.compile(r"\b(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})\b")
 _MONTHS = (
     "january|february|march|april|may|june|july|august|september|october|november|"
     "december|jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec"
 )
 _WORD_DATE = re.compile(
-    rf"\b(?:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:{_MONTHS})\.?|(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?)"
+    rf"\b(?:\d{{1,2}}(?:st|nd|rd|th)?\s+(?:of\s+)?(?:{_MONTHS})\.?|(?:{_MONTHS})\.?\s+\d{{1,2}}(?:st|nd|rd|th)?)"
     r"(?:,?\s+\d{4})?\b",
     re.IGNORECASE,
+)
+_MONTH_YEAR = re.compile(rf"\b(?:{_MONTHS})\.?,?\s+(\d{{4}})\b", re.IGNORECASE)
+NAME_CUES = (
+    "son|daughter|wife|husband|spouse|partner|mother|father|mum|mom|dad|brother|sister|"
+    "grandson|granddaughter|grandmother|grandfather|aunt|uncle|nephew|niece|cousin|friend|"
+    "neighbour|neighbor|carer|caregiver|guardian|named|called|by|signed|patient|nurse|"
+    "physician|doctor|contact|visitor|accompanied by"
 )
 # Identifier-shaped patterns, most specific first (each to a placeholder of its class).
 PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
@@ -51,17 +69,26 @@ PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ),
     # A name after a title: the record may not list it (a relative, a neighbour).
     ("NAME", re.compile(r"\b(?:Mr|Mrs|Ms|Miss|Dr|Prof)\.?\s+[A-Z][\w'-]+(?:\s+[A-Z][\w'-]+)?")),
+    # Capitalised words after a cue that a person follows ("her daughter Lucy Fairweather",
+    # "seen by Anna"): conservative, so a capitalised clinical word after a cue goes too.
+    (
+        "NAME",
+        re.compile(rf"\b(?i:{NAME_CUES})[\s:,]\s?(?P<v>[A-Z][\w'-]+(?:[ \t]+[A-Z][\w'-]+){{0,2}})"),
+    ),
 )
 _OLD_AGE = re.compile(r"\b(?:9\d|1[0-4]\d)(?=[\s-]*(?:years?|yrs?|y/?o)\b)", re.IGNORECASE)
 
 
-def shift_date(value: str, days: int) -> str | None:
-    """A FHIR date/dateTime/instant moved by ``days`` at its own precision; a bare year is kept
-    (Safe Harbor allows the year). None when ``value`` is not a date."""
+def shift_date(value: str, days: int | None) -> str | None:
+    """A FHIR date/dateTime/instant moved by ``days`` at its own precision, or its year alone
+    when ``days`` is None; a bare year is kept (Safe Harbor allows the year). None when
+    ``value`` is not a date."""
     match = FHIR_DATE.match(value)
     if match is None:
         return None
     year, month, day, time = match.groups()
+    if days is None:
+        return year
     if month is None:
         return value
     try:
@@ -77,9 +104,11 @@ def _shift_iso(match: re.Match[str], days: int) -> str:
     return shift_date(match.group(0), days) or match.group(1)
 
 
-def _shift_us(match: re.Match[str], days: int) -> str:
+def _shift_us(match: re.Match[str], days: int | None) -> str:
     month, day, year = (int(g) for g in match.groups())
     year += 1900 if year < 100 and year > 30 else 2000 if year < 100 else 0
+    if days is None:
+        return str(year)
     try:
         return f"{dt.date(year, month, day) + dt.timedelta(days=days):%Y-%m-%d}"
     except (ValueError, OverflowError):
@@ -109,12 +138,20 @@ class Known:
         return self.pattern.sub(mark, text)
 
 
-def scrub(text: str, known: Known, days: int, marks: Placeholders) -> str:
+def scrub(text: str, known: Known, days: int | None, marks: Placeholders) -> str:
     """Free text with known values, identifier patterns and dates replaced (see module doc)."""
     out = known.replace(text.replace("[[", "[ ["), marks)  # the record cannot forge a placeholder
-    out = _ISO_IN_TEXT.sub(lambda m: _shift_iso(m, days), out)
+    out = _SLASHED_ISO.sub(lambda m: "{}-{:0>2}-{:0>2}".format(*m.groups()), out)
+    out = _DAY_MONTH_YEAR.sub(lambda m: m.group(1) if days is None else "[date]", out)
+    if days is None:
+        out = _ISO_TIME_IN_TEXT.sub(lambda m: m.group(1) or m.group(4), out)
+    else:
+        out = _ISO_IN_TEXT.sub(lambda m: _shift_iso(m, days), out)
     out = _US_IN_TEXT.sub(lambda m: _shift_us(m, days), out)
     out = _WORD_DATE.sub("[date]", out)  # "March 3rd": no year to shift from, so removed
+    if days is None:
+        out = _MONTH_YEAR.sub(lambda m: m.group(1), out)  # "March 2024": the year alone
+        out = _SLASH_MONTH_YEAR.sub(lambda m: m.group(1), out)
     for kind, pattern in PATTERNS:
         out = _outside_placeholders(out, pattern, kind, marks)
     return _OLD_AGE.sub("90+", out)
@@ -128,7 +165,10 @@ def _outside_placeholders(
     tokens = PLACEHOLDER.findall(text)
 
     def mark(match: re.Match[str]) -> str:
-        return marks.of(kind, match.group(0))
+        if "v" not in pattern.groupindex:
+            return marks.of(kind, match.group(0))
+        keep = match.start("v") - match.start()  # the cue stays, the name goes
+        return match.group(0)[:keep] + marks.of(kind, match.group("v"))
 
     out = [pattern.sub(mark, parts[0])]
     for (name, number), part in zip(tokens, parts[3::3], strict=True):
@@ -137,6 +177,9 @@ def _outside_placeholders(
     return "".join(out)
 
 
-def unshift_dates(text: str, days: int) -> str:
-    """An answer's ISO dates moved back to the calendar (the inverse of this request's shift)."""
+def unshift_dates(text: str, days: int | None) -> str:
+    """An answer's ISO dates moved back to the calendar (the inverse of this request's shift);
+    years-only mode sent no day to move back."""
+    if days is None:
+        return text
     return _ISO_IN_TEXT.sub(lambda m: _shift_iso(m, -days), text)

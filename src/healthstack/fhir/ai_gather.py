@@ -29,6 +29,23 @@ SELECT resource_type, id, version, deleted, last_updated, key_id, body FROM fhir
 WHERE compartment @> ARRAY[$1]::text[] AND NOT deleted AND resource_type = 'Consent'
 """
 CONSENT_ACTIONS = frozenset({"disclose", "ai-summary"})
+# People and organisations the record refers to, and the patient's relatives: read only so that
+# free text loses their names (docs/ai.md), never sent. Bounded like the record itself.
+NAME_SOURCES = (
+    "Practitioner",
+    "PractitionerRole",
+    "RelatedPerson",
+    "Organization",
+    "Location",
+    "Person",
+)
+NAMES_SQL = """
+SELECT resource_type, id, version, deleted, last_updated, key_id, body FROM fhir_resource
+WHERE NOT deleted AND (
+  (resource_type, id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+  OR (resource_type = 'RelatedPerson' AND compartment @> ARRAY[$3]::text[]))
+ORDER BY resource_type, id LIMIT $4
+"""
 
 
 @dataclass(frozen=True)
@@ -42,6 +59,7 @@ class Wanted:
 class Gathered:
     resources: list[dict[str, Any]]  # the Patient first, then the recent record
     read: list[tuple[str, str]]
+    names_from: list[dict[str, Any]]  # referenced people and organisations: names to scrub
 
 
 def parse(settings: AiSettings, patient: str, params: list[tuple[str, str]]) -> Wanted:
@@ -100,7 +118,56 @@ async def gather(
     versions = [patient, *(store.open(r["resource_type"], r["id"], r) for r in rows)]
     read = [(v.resource_type, v.id) for v in versions]
     await caller.audit_reads(conn, read, what)
-    return Gathered([orjson.loads(v.body or b"{}") for v in versions], read)
+    resources = [orjson.loads(v.body or b"{}") for v in versions]
+    names_from = await _name_sources(store, caller, conn, wanted.patient, resources, limit, what)
+    return Gathered(resources, read, names_from)
+
+
+async def _name_sources(
+    store: Store,
+    caller: Caller,
+    conn: asyncpg.Connection,
+    patient: str,
+    resources: list[dict[str, Any]],
+    limit: int,
+    what: str,
+) -> list[dict[str, Any]]:
+    """The resources the record refers to by a person's or organisation's reference, and the
+    patient's RelatedPersons: their names are scrubbed from free text. Read (and audited as
+    reads) by the service for that purpose only; nothing of them is sent or answered."""
+    wanted = sorted(_references(resources))
+    rows = await conn.fetch(
+        NAMES_SQL, [t for t, _ in wanted], [i for _, i in wanted], patient, limit + 1
+    )
+    if len(rows) > limit:  # a silent cap would let names through: refused instead
+        raise FhirError(
+            413,
+            "too-costly",
+            f"{what}: the record refers to more than {limit} people and organisations "
+            "(AI_MAX_RESOURCES); narrow it with _type or _since",
+        )
+    versions = [store.open(r["resource_type"], r["id"], r) for r in rows]
+    if versions:
+        await caller.audit_reads(
+            conn, [(v.resource_type, v.id) for v in versions], f"{what}: names to scrub"
+        )
+    return [orjson.loads(v.body or b"{}") for v in versions]
+
+
+def _references(value: Any) -> set[tuple[str, str]]:
+    found: set[tuple[str, str]] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= _references(item)
+    elif isinstance(value, dict):
+        reference = value.get("reference")
+        if isinstance(reference, str) and reference.count("/") == 1:
+            rtype, rid = reference.split("/")
+            if rtype in NAME_SOURCES:
+                found.add((rtype, rid))
+        for item in value.values():
+            found |= _references(item)
+    return found
 
 
 async def _honour_consent(

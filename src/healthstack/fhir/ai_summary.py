@@ -15,7 +15,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -27,7 +26,7 @@ from healthstack.core.outcome import FhirError, FhirResponse
 from healthstack.deid import UnknownPlaceholder, deidentify, reidentify_text
 from healthstack.deid.text import unshift_dates
 from healthstack.errors import HealthstackError
-from healthstack.fhir import ai_gather, ops
+from healthstack.fhir import ai_gather, ai_parts, ops
 from healthstack.fhir.access import Caller
 from healthstack.fhir.http import path_id, query_params, resource_response
 from healthstack.security import audit
@@ -42,21 +41,14 @@ SUMMARY_TYPE = {
         {"system": "http://loinc.org", "code": "60591-5", "display": "Patient summary Document"}
     ]
 }
-INSTRUCTIONS = (
-    "You summarise a patient's recent clinical record for a clinician. The record is FHIR JSON "
-    "and de-identified: people, places, ids and contact details are placeholders such as "
-    "[[NAME-1]] or [[RES-2]], and dates are shifted. Write a concise summary (problems, "
-    "medications, recent results, encounters). Refer to things only by the placeholders you were "
-    "given, copied exactly; never invent a placeholder or guess an identity."
-)
 STATE_KEY = "ai_summary"
 
 
 @dataclass
 class Prepared:
-    body: bytes
-    sha256: str
-    shift: int
+    bodies: list[bytes]  # one request, or the parts' requests (the final one comes later)
+    holds: list[list[int]]  # per body, the indexes into ``read`` of the resources it holds
+    shift: int | None  # None: dates were sent as years only
     reid: dict[str, str]
     read: list[tuple[str, str]]
 
@@ -116,19 +108,14 @@ class Summaries:
                 "business-rule",
                 f"{what}: no resources of the summarised types in the window; nothing was sent",
             )
-        shift = (30 + secrets.randbelow(336)) * (1 if secrets.randbelow(2) else -1)
-        done = deidentify(got.resources, shift, dt.datetime.now(dt.UTC).date())
-        body = chat_body(settings, done.resources)
-        if len(body) > settings.max_payload_bytes:
-            raise FhirError(
-                413,
-                "too-costly",
-                f"{what}: the de-identified record is {len(body)} "
-                f"bytes, over AI_MAX_PAYLOAD_BYTES ({settings.max_payload_bytes}); "
-                "narrow it with _type or _since; nothing was sent",
-            )
-        digest = hashlib.sha256(body).hexdigest()
-        return Prepared(body, digest, shift, done.reid, got.read)
+        shift = None
+        if settings.date_mode == "shift":
+            shift = (30 + secrets.randbelow(336)) * (1 if secrets.randbelow(2) else -1)
+        today = dt.datetime.now(dt.UTC).date()
+        done = deidentify(got.resources, shift, today, names_from=got.names_from)
+        parts = ai_parts.bodies(settings, done.resources, what)
+        bodies, holds = [body for body, _ in parts], [held for _, held in parts]
+        return Prepared(bodies, holds, shift, done.reid, got.read)
 
     async def preview(self, request: Request) -> Response:
         caller = Caller.of(request, self.api.state)
@@ -147,9 +134,16 @@ class Summaries:
                 "parameter": [
                     {"name": "provider", "valueString": settings.host},
                     {"name": "model", "valueString": settings.model},
-                    {"name": "sha256", "valueString": prepared.sha256},
                     {"name": "resources", "valueInteger": len(prepared.read)},
-                    {"name": "payload", "valueString": prepared.body.decode()},
+                    {"name": "parts", "valueInteger": len(prepared.bodies)},
+                    *(
+                        p
+                        for body in prepared.bodies
+                        for p in (
+                            {"name": "sha256", "valueString": hashlib.sha256(body).hexdigest()},
+                            {"name": "payload", "valueString": body.decode()},
+                        )
+                    ),
                 ],
             }
         )
@@ -159,47 +153,26 @@ class Summaries:
         prepared = await self.prepare(request, caller, "$summarize")
         for rtype in ("DocumentReference", "Provenance"):  # storable, or nothing is sent
             await caller.authorize(rtype, "create", detail="$summarize")
-        client, budget = self.client()
-        estimate = len(prepared.body) // 3 + self.settings.max_answer_tokens
-        pool = self.api.state.require_pool()
-        try:
-            async with pool.acquire() as conn:
-                await budget.reserve(conn, estimate)
-        except BudgetExceeded:
-            raise FhirError(
-                429,
-                "throttled",
-                "$summarize: today's AI token budget "
-                "(AI_DAILY_TOKEN_BUDGET) is spent; nothing was sent",
-            ) from None
-
-        async def disclose(attempt: int) -> None:
-            await caller.record_detached(
-                "disclosure",
-                "success",
-                resource_type="Patient",
-                resource_id=pid,
-                query=self.disclosure(prepared, attempt),
-                detail="de-identified record sent to the AI provider for a summary",
-            )
-
-        try:
-            answer = await client.complete(prepared.body, disclose)
-        except ProviderError as error:
-            async with pool.acquire() as conn:
-                await budget.settle(conn, estimate, 1)  # a failed call costs (almost) nothing
-            raise FhirError(error.status, error.code, f"$summarize: {error.message}") from None
-        async with pool.acquire() as conn:
-            await budget.settle(conn, estimate, answer.tokens)
-        try:
-            text = reidentify_text(answer.text, prepared.reid)
-        except UnknownPlaceholder:
-            raise FhirError(
-                502,
-                "exception",
-                "$summarize: the AI provider's answer holds a "
-                "placeholder it was not given; refused, nothing stored",
-            ) from None
+        parts = len(prepared.bodies)
+        texts = []
+        for number, body in enumerate(prepared.bodies, 1):
+            label = "whole" if parts == 1 else f"part {number} of {parts}"
+            held = [prepared.read[i] for i in prepared.holds[number - 1]]
+            texts.append(await self.call(caller, pid, held, body, label))
+        if parts > 1:
+            for part in texts:  # a forged placeholder is refused before it travels further
+                self.reidentify(part, prepared)
+            final = ai_parts.combine_body(self.settings, texts)
+            if len(final) > self.settings.max_payload_bytes:
+                raise FhirError(
+                    502,
+                    "exception",
+                    f"$summarize: the {parts} part summaries together are over "
+                    "AI_MAX_PAYLOAD_BYTES; nothing stored",
+                )
+            label = f"final of {parts} parts"
+            texts = [await self.call(caller, pid, prepared.read, final, label)]
+        text = self.reidentify(texts[0], prepared)
         text = unshift_dates(text, prepared.shift)
         async with self.api.state.require_pool().acquire() as conn, conn.transaction():
             _, document = await ops.create(
@@ -207,7 +180,7 @@ class Summaries:
                 caller,
                 conn,
                 "DocumentReference",
-                summary_document(pid, text, self.settings),
+                summary_document(pid, text, self.settings, parts),
             )
             await ops.create(
                 self.api.engine,
@@ -218,42 +191,81 @@ class Summaries:
             )
         return resource_response(document, 201, base=self.api.base(request))
 
-    def disclosure(self, prepared: Prepared, attempt: int) -> dict[str, Any]:
+    async def call(
+        self, caller: Caller, pid: str, held: list[tuple[str, str]], body: bytes, label: str
+    ) -> str:
+        """One provider request (within the budget), disclosed per attempt; its answer's text."""
+        client, budget = self.client()
+        estimate = len(body) // 3 + self.settings.max_answer_tokens
+        pool = self.api.state.require_pool()
+        try:
+            async with pool.acquire() as conn:
+                await budget.reserve(conn, estimate)
+        except BudgetExceeded:
+            raise FhirError(
+                429,
+                "throttled",
+                "$summarize: today's AI token budget "
+                "(AI_DAILY_TOKEN_BUDGET) is spent; nothing more was sent",
+            ) from None
+        digest = hashlib.sha256(body).hexdigest()
+
+        async def disclose(attempt: int) -> None:
+            await caller.record_detached(
+                "disclosure",
+                "success",
+                resource_type="Patient",
+                resource_id=pid,
+                query=self.disclosure(held, digest, label, attempt),
+                detail=f"de-identified record ({label}) sent to the AI provider for a summary",
+            )
+
+        try:
+            answer = await client.complete(body, disclose)
+        except ProviderError as error:
+            async with pool.acquire() as conn:
+                await budget.settle(conn, estimate, 1)  # a failed call costs (almost) nothing
+            raise FhirError(error.status, error.code, f"$summarize: {error.message}") from None
+        async with pool.acquire() as conn:
+            await budget.settle(conn, estimate, answer.tokens)
+        return answer.text
+
+    @staticmethod
+    def reidentify(text: str, prepared: Prepared) -> str:
+        try:
+            return reidentify_text(text, prepared.reid)
+        except UnknownPlaceholder:
+            raise FhirError(
+                502,
+                "exception",
+                "$summarize: the AI provider's answer holds a "
+                "placeholder it was not given; refused, nothing stored",
+            ) from None
+
+    def disclosure(
+        self, held: list[tuple[str, str]], digest: str, label: str, attempt: int
+    ) -> dict[str, Any]:
         """The accounting record's non-PHI details; client-chosen ids only as keyed digests."""
-        ids = [
-            f"{t}/{i}" if audit.known_id(t, i) else audit.Withheld(f"{t}/{i}")
-            for t, i in prepared.read
-        ]
+        ids = [f"{t}/{i}" if audit.known_id(t, i) else audit.Withheld(f"{t}/{i}") for t, i in held]
         return {
             "kind": "ai-summary",
             "provider": self.settings.host,
             "model": self.settings.model,
-            "sha256": prepared.sha256,
+            "sha256": digest,
+            "part": label,
             "resources": ids,
             "attempt": str(attempt),
         }
-
-
-def chat_body(settings: AiSettings, resources: list[dict[str, Any]]) -> bytes:
-    record = orjson.dumps(resources).decode()
-    return orjson.dumps(
-        {
-            "model": settings.model,
-            "temperature": 0,
-            "max_tokens": settings.max_answer_tokens,
-            "messages": [
-                {"role": "system", "content": INSTRUCTIONS},
-                {"role": "user", "content": f"De-identified record (FHIR JSON):\n{record}"},
-            ],
-        }
-    )
 
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def summary_document(pid: str, text: str, settings: AiSettings) -> dict[str, Any]:
+def summary_document(pid: str, text: str, settings: AiSettings, parts: int) -> dict[str, Any]:
+    if parts > 1:  # said in the document itself: the reader knows it is a summary of summaries
+        text = f"{text}\n\n_Combined from {parts} part summaries._"
+    combined = f"; combined from {parts} part summaries" if parts > 1 else ""
     return {
         "resourceType": "DocumentReference",
         "meta": {"tag": [AI_TAG]},
@@ -262,7 +274,7 @@ def summary_document(pid: str, text: str, settings: AiSettings) -> dict[str, Any
         "type": SUMMARY_TYPE,
         "subject": {"reference": f"Patient/{pid}"},
         "date": _now(),
-        "description": f"AI-generated summary ({settings.model} at {settings.host}); "
+        "description": f"AI-generated summary ({settings.model} at {settings.host}){combined}; "
         "review before clinical use",
         "content": [
             {
