@@ -1,5 +1,5 @@
-"""The accounting of disclosures from what the live service records: a real Bulk export and a
-break-glass read of an Observation (attributed to its patient through the read's ``patients``)."""
+"""The accounting of disclosures from what the live service records: a real Bulk export, a real
+AI summary (a fake provider on loopback) and a break-glass read of an Observation (attributed to its patient through the read's ``patients``)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import csv
 import datetime as dt
 import io
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import orjson
@@ -15,7 +14,8 @@ import psycopg
 import pytest
 from tests.conftest import Database, Service, start_service
 from tests.console.conftest import AUDITOR, bearer
-from tests.fhir.conftest import client_for
+from tests.deid.fake_openai import FakeOpenAI
+from tests.fhir.conftest import FULL_SCOPES, client_for
 from tests.fhir.test_bulk_export import kick_off, wait
 
 from healthstack.fhir.access import compartment_query
@@ -26,21 +26,31 @@ REASON = "unresponsive on arrival, medication history needed"
 
 
 @pytest.fixture(scope="module")
+def fake() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI().running() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def service(
-    module_database: Database, tmp_path_factory: pytest.TempPathFactory
+    module_database: Database, tmp_path_factory: pytest.TempPathFactory, fake: FakeOpenAI
 ) -> Iterator[Service]:
     bulk = tmp_path_factory.mktemp("bulk")
     svc = start_service(module_database, tmp_path_factory.mktemp("svc") / "service.log",
-                        BULK_EXPORT_DIR=str(bulk))  # fmt: skip
+                        BULK_EXPORT_DIR=str(bulk), OPENAI_API_KEY="test-provider-key",
+                        OPENAI_BASE_URL=fake.base_url, AI_MODEL="test-model",
+                        AI_SUMMARY_TYPES="Observation")  # fmt: skip
     yield svc
     svc.stop()
 
 
 def _patient_with_observation(fhir: httpx.Client, family: str) -> tuple[str, str]:
     pid = fhir.post("/Patient", json={"resourceType": "Patient",
-                    "name": [{"family": family}]}).json()["id"]  # fmt: skip
+                    "name": [{"family": family, "given": ["Ada"]}]}).json()["id"]  # fmt: skip
     obs = fhir.post("/Observation", json={"resourceType": "Observation", "status": "final",
                     "code": {"text": "heart rate"}, "subject": {"reference": f"Patient/{pid}"},
+                    "effectiveDateTime": dt.date.today().isoformat(),
+                    "note": [{"text": f"Ada {family} was calm"}],  # a name the summary sends
                     "valueQuantity": {"value": 61, "unit": "/min"}}).json()["id"]  # fmt: skip
     return pid, obs
 
@@ -52,15 +62,17 @@ def _accounting(service: Service, pid: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(response.text)))
 
 
-def test_a_real_export_and_a_break_glass_observation_read_are_in_the_accounting(
-    service: Service, module_database: Database, tmp_path: Path
+def test_a_real_export_an_ai_summary_and_a_break_glass_read_are_in_the_accounting(
+    service: Service, module_database: Database
 ) -> None:
-    with client_for(service) as fhir:
+    with client_for(service, f"{FULL_SCOPES} user/Patient.$summarize") as fhir:
         pid, obs = _patient_with_observation(fhir, "Accountone")
         other, other_obs = _patient_with_observation(fhir, "Accounttwo")
         status = kick_off(fhir, "/Patient/$export", _type="Patient,Observation")
         wait(fhir, status)
         export_id = status.rsplit("/", 1)[1]
+        summary = fhir.post(f"/Patient/{pid}/$summarize")
+        assert summary.status_code == 201, summary.text
     with client_for(service, "user/*.rs break-glass") as glass:
         read = glass.get(f"/Observation/{obs}", headers={"X-Break-Glass-Reason": REASON})
         assert read.status_code == 200, read.text
@@ -74,7 +86,9 @@ def test_a_real_export_and_a_break_glass_observation_read_are_in_the_accounting(
     assert orjson.loads(row[0])["query"] == {"patients": [pid]}
     entries = _accounting(service, pid)
     kinds = sorted(e["kind"] for e in entries)
-    assert kinds == ["break-glass", "break-glass", "bulk-export"]
+    assert kinds == ["ai-summary", "break-glass", "break-glass", "bulk-export"]
+    ai = next(e for e in entries if e["kind"] == "ai-summary")
+    assert orjson.loads(ai["description"])["model"] == "test-model"
     export = next(e for e in entries if e["kind"] == "bulk-export")
     assert orjson.loads(export["description"])["export"] == export_id
     assert export["recipient"] == "tester"
