@@ -26,22 +26,18 @@ REASON = "unresponsive on arrival, medication history needed"
 
 
 @pytest.fixture(scope="module")
-def fake() -> Iterator[FakeOpenAI]:
-    with FakeOpenAI().running() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
 def service(
-    module_database: Database, tmp_path_factory: pytest.TempPathFactory, fake: FakeOpenAI
+    module_database: Database, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Service]:
+    """Bulk export on, and an AI provider answering on loopback (FakeOpenAI)."""
     bulk = tmp_path_factory.mktemp("bulk")
-    svc = start_service(module_database, tmp_path_factory.mktemp("svc") / "service.log",
-                        BULK_EXPORT_DIR=str(bulk), OPENAI_API_KEY="test-provider-key",
-                        OPENAI_BASE_URL=fake.base_url, AI_MODEL="test-model",
-                        AI_SUMMARY_TYPES="Observation")  # fmt: skip
-    yield svc
-    svc.stop()
+    with FakeOpenAI().running() as provider:
+        svc = start_service(module_database, tmp_path_factory.mktemp("svc") / "service.log",
+                            BULK_EXPORT_DIR=str(bulk), OPENAI_API_KEY="test-provider-key",
+                            OPENAI_BASE_URL=provider.base_url, AI_MODEL="test-model",
+                            AI_SUMMARY_TYPES="Observation")  # fmt: skip
+        yield svc
+        svc.stop()
 
 
 def _patient_with_observation(fhir: httpx.Client, family: str) -> tuple[str, str]:
