@@ -72,6 +72,10 @@ def test_a_real_export_an_ai_summary_and_a_break_glass_read_are_in_the_accountin
     with client_for(service, "user/*.rs break-glass") as glass:
         read = glass.get(f"/Observation/{obs}", headers={"X-Break-Glass-Reason": REASON})
         assert read.status_code == 200, read.text
+        searched = glass.get(
+            "/Patient", params={"_id": pid}, headers={"X-Break-Glass-Reason": REASON}
+        )
+        assert searched.status_code == 200, searched.text
         assert glass.get(f"/Observation/{obs}/_history/1",
                          headers={"X-Break-Glass-Reason": REASON}).status_code == 200  # fmt: skip
     with psycopg.connect(module_database.owner_url) as conn:
@@ -82,7 +86,7 @@ def test_a_real_export_an_ai_summary_and_a_break_glass_read_are_in_the_accountin
     assert orjson.loads(row[0])["query"] == {"patients": [pid]}
     entries = _accounting(service, pid)
     kinds = sorted(e["kind"] for e in entries)
-    assert kinds == ["ai-summary", "break-glass", "break-glass", "bulk-export"]
+    assert kinds == ["ai-summary", "break-glass", "break-glass", "break-glass", "bulk-export"]
     ai = next(e for e in entries if e["kind"] == "ai-summary")
     assert orjson.loads(ai["description"])["model"] == "test-model"
     export = next(e for e in entries if e["kind"] == "bulk-export")
@@ -91,6 +95,7 @@ def test_a_real_export_an_ai_summary_and_a_break_glass_read_are_in_the_accountin
     glass_reads = [e for e in entries if e["kind"] == "break-glass"]
     assert sorted(e["description"] for e in glass_reads) == [
         "read Observation",
+        "search Patient",
         "vread Observation",
     ]
     assert {e["purpose"] for e in glass_reads} == {REASON}
