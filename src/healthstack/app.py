@@ -59,6 +59,7 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
             await state.pool.close()
 
     fhir = build_fhir_app(state)
+    console = build_console_app(state)
     app = Starlette(
         routes=[
             Route("/health", health.liveness),
@@ -67,7 +68,9 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
             # FHIR clients POST Bundles to (and search across types at) the base itself: no 307.
             Route("/api/fhir", BaseAlias(fhir), methods=["GET", "POST"]),
             Mount("/api/fhir", app=fhir),
-            Mount("/console", app=build_console_app(state)),  # auditors only (docs/console.md)
+            # A typed or bookmarked /console answers as /console/ does (login or the trail).
+            Route("/console", BaseAlias(console, "/console"), methods=["GET"]),
+            Mount("/console", app=console),  # auditors only (docs/console.md)
             *auth.routes(state),  # SMART: the embedded development authorization server
         ],
         lifespan=lifespan,

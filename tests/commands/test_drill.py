@@ -94,6 +94,14 @@ def test_crash_never_duplicates_or_loses_a_retried_create(tmp_path: Path) -> Non
     assert report["created_after_kill"] > 0
     assert report["retried"] > 0  # connection losses really happened and were retried
     assert report["variants"]["none"]["failed_attempts_after_kill"] > 0
+    # --report: each variant's POST attempts over time, the kill marked, its failures drawn.
+    line = report["variants"]["none"]["load"]["timeline"]
+    assert [m["label"] for m in line["marks"]] == ["replica killed (SIGKILL)"]
+    assert sum(b["errors"] for b in line["buckets"]) > 0
+    page = charts(tmp_path, "crash")
+    assert "crash: variants: conn-failure empty-response" in page
+    assert page.count("replica killed (SIGKILL)") >= len(report["variants"]) + 1  # and control
+    assert 'class="errors"' in page
     # Control: the same writers without If-None-Exist duplicate what they resend.
     unprotected = control(report)
     assert unprotected["duplicates"] > 0

@@ -29,7 +29,7 @@ from tests.console.conftest import (
 from healthstack.console import pages
 from healthstack.security.audit_event import AuditEvent
 
-ROUTES = [("GET", "/console/"), ("GET", "/console/break-glass"), ("GET", "/console/disclosures"),
+ROUTES = [("GET", "/console"), ("GET", "/console/"), ("GET", "/console/break-glass"), ("GET", "/console/disclosures"),
           ("GET", f"/console/disclosures?patient={PATIENT_A}&format=csv"), ("GET", "/console/status"),
           ("POST", "/console/break-glass/1-1/review"), ("POST", "/console/logout"),
           ("POST", "/console/login")]  # fmt: skip
@@ -91,6 +91,20 @@ def test_non_auditors_get_403_on_every_route_and_nothing_is_cached(
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["pragma"] == "no-cache"
     assert "<script" not in page.text
+
+
+def test_console_without_its_slash_answers_like_the_console(console: Service) -> None:
+    anonymous = httpx.get(console.base_url + "/console")
+    assert anonymous.status_code == 303  # to the login form, not a bare 307
+    assert (
+        anonymous.headers["location"]
+        == httpx.get(console.base_url + "/console/").headers["location"]
+    )
+    assert anonymous.headers["cache-control"] == "no-store"
+    page = httpx.get(console.base_url + "/console", headers=bearer(AUDITOR))
+    assert page.status_code == 200
+    assert 'action="/console/"' in page.text  # the trail's filter form
+    assert httpx.post(console.base_url + "/console", headers=bearer(AUDITOR)).status_code == 405
 
 
 def test_every_form_control_has_a_label(console: Service) -> None:

@@ -47,11 +47,14 @@ def patient_id(value: str, name: str = "patient") -> str:
 
 
 def patient_clause(filters: Filters, pid: str) -> str:
-    """Records about one patient: the Patient itself, or a search naming it by id."""
-    ids = filters.arg([pid, f"Patient/{pid}"])
-    return (f"((resource_type = 'Patient' AND resource_id = {filters.arg(pid)}) OR "
+    """Records about one patient: the Patient itself (read, or searched by ``_id``), a search
+    naming it by id, or a read of a resource in its compartment (the record's ``query.patients``)."""
+    ids, one = filters.arg([pid, f"Patient/{pid}"]), filters.arg(pid)
+    return (f"((resource_type = 'Patient' AND resource_id = {one}) OR "
             f"(content::jsonb -> 'query' -> 'patient') ?| {ids}::text[] OR "
-            f"(content::jsonb -> 'query' -> 'subject') ?| {ids}::text[])")  # fmt: skip
+            f"(content::jsonb -> 'query' -> 'subject') ?| {ids}::text[] OR "
+            f"(content::jsonb -> 'query' -> 'patients') ? {one} OR "
+            f"(resource_type = 'Patient' AND (content::jsonb -> 'query' -> '_id') ? {one}))")  # fmt: skip
 
 
 def _time(value: str, name: str) -> dt.datetime:

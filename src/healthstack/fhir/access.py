@@ -189,6 +189,17 @@ class Caller:
         await audit.record_detached(self.state, event)
 
 
+def compartment_query(version: Version) -> dict[str, Any]:
+    """What a read's record says about whose data it was: ``{"patients": [ids]}`` for a resource
+    in patients' compartments, so a break-glass read of an Observation is in its patient's
+    accounting of disclosures (164.528). A client-chosen id (update-as-create) may be an MRN: it
+    is kept only as a keyed digest, like every other client-typed value in the trail."""
+    if not version.patients:
+        return {}
+    return {"patients": [p if audit.known_id("Patient", p) else audit.Withheld(p)
+                         for p in version.patients]}  # fmt: skip
+
+
 def redact(resource_type: str | None, params: Sequence[tuple[str, str]]) -> dict[str, Any]:
     grouped: dict[str, list[str]] = {}
     for name, value in params:

@@ -20,7 +20,7 @@ from healthstack.core.outcome import FhirError, issue
 from healthstack.fhir import granular, includes, search
 from healthstack.fhir import query as query_model
 from healthstack.fhir import validate as validate_module
-from healthstack.fhir.access import Caller, redact
+from healthstack.fhir.access import Caller, compartment_query, redact
 from healthstack.fhir.store import Store, Version, new_id
 from healthstack.fhir.validate import validate
 from healthstack.security import authz
@@ -61,7 +61,8 @@ async def read(
     version = await eng.store.read(conn, rtype, rid, caller.patient_for(rtype))
     if not granular.permits(rtype, version.body, narrowed):
         raise authz.hidden(rtype, rid)  # outside the granular scope: like a missing record
-    await caller.audit(conn, "read", rtype, resource_id=rid, version=version.version)
+    await caller.audit(conn, "read", rtype, resource_id=rid, version=version.version,
+                       query=compartment_query(version))  # fmt: skip
     if version.deleted:
         raise gone(version)
     return version
@@ -74,7 +75,8 @@ async def vread(
     version = await eng.store.vread(conn, rtype, rid, vid, caller.patient_for(rtype))
     if not granular.permits(rtype, version.body, narrowed):
         raise authz.hidden(rtype, rid)
-    await caller.audit(conn, "vread", rtype, resource_id=rid, version=vid)
+    await caller.audit(conn, "vread", rtype, resource_id=rid, version=vid,
+                       query=compartment_query(version))  # fmt: skip
     if version.deleted:
         raise gone(version)
     return version

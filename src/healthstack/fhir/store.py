@@ -82,11 +82,11 @@ v AS (INSERT INTO fhir_vital SELECT * FROM unnest($4::fhir_vital[])),
     + "\nSELECT 1\n"
 )
 READ_SQL = """
-SELECT version, deleted, last_updated, key_id, body FROM fhir_resource
+SELECT version, deleted, last_updated, key_id, body, patient_id, compartment FROM fhir_resource
 WHERE resource_type = $1 AND id = $2 AND ($3::text IS NULL OR patient_id = $3 OR compartment @> ARRAY[$3])
 """
 VREAD_SQL = """
-SELECT v.version, v.deleted, v.last_updated, v.key_id, v.body
+SELECT v.version, v.deleted, v.last_updated, v.key_id, v.body, r.patient_id, r.compartment
 FROM fhir_resource_version v JOIN fhir_resource r USING (resource_type, id)
 WHERE v.resource_type = $1 AND v.id = $2 AND v.version = $3
   AND ($4::text IS NULL OR r.patient_id = $4 OR r.compartment @> ARRAY[$4])
@@ -144,6 +144,9 @@ class Version:
     deleted: bool
     last_updated: dt.datetime
     body: bytes | None
+    # The patients whose compartment holds it (reads and vreads only: their audit record names
+    # them, so a break-glass read of an Observation is in its patient's accounting).
+    patients: tuple[str, ...] = ()
 
     @property
     def etag(self) -> str:
@@ -159,6 +162,18 @@ def search_terms(rtype: str, rid: str, resource: dict[str, Any]) -> list[tuple[s
     ]
 
 
+def _patients_of(rtype: str, row: asyncpg.Record) -> tuple[str, ...]:
+    if rtype == "Patient":
+        return ()  # a Patient's records already name it as resource_id
+    try:
+        found = list(row["compartment"] or ())
+    except KeyError:  # not a read or vread row
+        return ()
+    if row["patient_id"] is not None and row["patient_id"] not in found:
+        found.insert(0, row["patient_id"])
+    return tuple(found)
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 
@@ -171,7 +186,8 @@ class Store:
         body = row["body"]
         if body is not None:
             body = self.keyring.decrypt(row["key_id"], body, aad(rtype, rid, row["version"]))
-        return Version(rtype, rid, row["version"], row["deleted"], row["last_updated"], body)
+        return Version(rtype, rid, row["version"], row["deleted"], row["last_updated"], body,
+                       _patients_of(rtype, row))  # fmt: skip
 
     async def read(
         self, conn: asyncpg.Connection, rtype: str, rid: str, patient: str | None

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from healthstack.ops.drills import timeline
 from healthstack.ops.drills.cluster import Cluster, cluster
 from healthstack.ops.drills.fhir import FhirClient
 from healthstack.ops.drills.spec import RolloutSpec
@@ -59,6 +60,15 @@ class CrashReport:
 
 
 @dataclass
+class Attempt:
+    """One POST as the timeline draws it (``timeline.Timed``): no identifier, no content."""
+
+    started: float
+    latency: float
+    failure: str | None = None
+
+
+@dataclass
 class Write:
     value: str
     started: float
@@ -76,6 +86,7 @@ class Writers:
         self.client, self.conditional, self.cap, self.pace = client, conditional, cap, pace
         self.writes: list[Write] = []
         self.failed_attempts: list[float] = []  # start times of attempts that failed
+        self.attempts: list[Attempt] = []  # bounded: cap identifiers x ATTEMPTS at most
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(workers)]
@@ -105,13 +116,19 @@ class Writers:
         started = time.monotonic()
         try:
             response = http.request(op.method, op.path, headers=op.headers, content=op.body)
-        except httpx.TransportError:
-            self.failed_attempts.append(started)
+        except httpx.TransportError as error:
+            self._attempted(started, type(error).__name__)
             return None
         if op.check(response) is None:
+            self._attempted(started, None)
             return True
-        self.failed_attempts.append(started)
+        self._attempted(started, f"http:{response.status_code}")
         return None if response.status_code in CONNECTION_LOST else False
+
+    def _attempted(self, started: float, failure: str | None) -> None:
+        self.attempts.append(Attempt(started, time.monotonic() - started, failure))
+        if failure is not None:
+            self.failed_attempts.append(started)
 
     def _run(self) -> None:
         with httpx.Client(base_url=self.client.base_url, timeout=self.client.timeout) as http:
@@ -157,6 +174,8 @@ def run_variant(
         "acknowledged": sum(1 for w in writes if w.acknowledged),
         "retried": sum(1 for w in writes if w.connection_lost),
         "failed_attempts_after_kill": sum(1 for t in writers.failed_attempts if t >= killed_at),
+        # Every POST attempt over time, the kill marked: what drill --report draws.
+        "load": timeline.load(writers.attempts, [(killed_at, "replica killed (SIGKILL)")]),
     }
     return summary, writes, killed_at
 

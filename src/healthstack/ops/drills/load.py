@@ -60,11 +60,7 @@ class LoadResult:
 
     def percentile(self, p: float) -> float:
         """Latency in milliseconds at percentile ``p`` (nearest rank)."""
-        latencies = sorted(s.latency for s in self.samples)
-        if not latencies:
-            return 0.0
-        rank = max(0, min(len(latencies) - 1, round(p / 100 * len(latencies)) - 1))
-        return latencies[rank] * 1000
+        return timeline.percentile_ms([s.latency for s in self.samples], p)
 
     def summary(self) -> dict[str, Any]:
         return {

@@ -26,6 +26,29 @@ def _median(values: Sequence[float]) -> float:
     return ordered[(len(ordered) - 1) // 2]
 
 
+def percentile_ms(latencies: Sequence[float], p: float) -> float:
+    """Latency in milliseconds at percentile ``p`` (nearest rank); 0 with no latencies."""
+    ordered = sorted(latencies)
+    if not ordered:
+        return 0.0
+    rank = max(0, min(len(ordered) - 1, round(p / 100 * len(ordered)) - 1))
+    return ordered[rank] * 1000
+
+
+def load(samples: Sequence[Timed], marks: Sequence[tuple[float, str]]) -> dict[str, Any]:
+    """A load's summary as the report prints it (counts, p50/p99/max) with its timeline."""
+    latencies = [s.latency for s in samples]
+    return {
+        "requests": len(samples),
+        "failed": sum(1 for s in samples if s.failure),
+        **{
+            f"{name}_ms": round(percentile_ms(latencies, p), 2)
+            for name, p in (("p50", 50), ("p99", 99), ("max", 100))
+        },
+        "timeline": build(samples, marks),
+    }
+
+
 def build(samples: Iterable[Timed], marks: Sequence[tuple[float, str]]) -> dict[str, Any]:
     """``{"bucket_s", "buckets": [{t, requests, errors, p50_ms, max_ms}], "marks": [{t, label}]}``.
 
