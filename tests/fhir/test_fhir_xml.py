@@ -11,6 +11,7 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
+from tests.conftest import Database
 from tests.fhir.minimal import minimal
 
 from healthstack.core.outcome import FhirError
@@ -216,3 +217,16 @@ def test_capability_statement_lists_xml_and_is_served_as_xml(fhir: httpx.Client)
     statement = from_xml(fhir.get("/metadata", headers={"Accept": "application/fhir+xml"}).content)
     assert statement["resourceType"] == "CapabilityStatement"
     assert statement["format"] == ["json", "xml"]
+
+
+def test_refused_xml_is_audited(fhir: httpx.Client, module_database: Database) -> None:
+    import psycopg
+
+    body = b'<!DOCTYPE p [<!ENTITY x SYSTEM "file:///etc/passwd">]><Patient xmlns="http://hl7.org/fhir"/>'
+    assert fhir.post("/Patient", content=body, headers=XML).status_code == 400
+    with psycopg.connect(module_database.owner_url) as conn:
+        row = conn.execute("SELECT interaction, outcome, content FROM audit_log "
+                           "ORDER BY recorded_at DESC LIMIT 1").fetchone()  # fmt: skip
+    assert row is not None
+    assert row[:2] == ("create", "failed")
+    assert "passwd" not in str(row[2])

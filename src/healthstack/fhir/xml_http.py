@@ -9,6 +9,7 @@ the way out. Anything else (ndjson, binary, 304s) passes through untouched.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -17,6 +18,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from healthstack.core.outcome import FhirError
 from healthstack.fhir.xml import from_xml, to_xml
+
+log = logging.getLogger("healthstack.fhir")
 
 FHIR_XML = "application/fhir+xml"
 XML_TYPES = frozenset({FHIR_XML, "application/xml", "text/xml", "xml", "application/xml+fhir"})
@@ -121,7 +124,14 @@ def _converting(send: Send) -> Send:
         chunks.append(message.get("body", b""))
         if message.get("more_body", False):
             return
-        body = to_xml(orjson.loads(b"".join(chunks)))
+        original = b"".join(chunks)
+        try:
+            body = to_xml(orjson.loads(original)) if original else original
+        except Exception as error:  # a bug here must not drop the answer: send it as JSON
+            log.error("cannot render a response as XML", extra={"error": type(error).__name__})
+            await send(start)
+            await send({"type": "http.response.body", "body": original, "more_body": False})
+            return
         headers = [
             (k, v)
             for k, v in start.get("headers", [])
