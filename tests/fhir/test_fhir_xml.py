@@ -13,6 +13,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.patient import Patient
 from tests.conftest import Database
 from tests.fhir.minimal import minimal
+from tests.fhir.uscore import record
 
 from healthstack.core.outcome import FhirError
 from healthstack.fhir import definitions
@@ -87,6 +88,18 @@ def test_rich_resources_round_trip_with_order_and_types() -> None:
     bundle = {"resourceType": "Bundle", "type": "collection",
               "entry": [{"resource": patient}, {"resource": observation}]}  # fmt: skip
     assert from_xml(to_xml(bundle)) == bundle
+
+
+def test_us_core_transaction_bundles_round_trip_and_post_as_xml(fhir: httpx.Client) -> None:
+    """The suite's US Core-shaped records (issue 13): realistic data, every entry's type."""
+    for index in range(3):
+        bundle = record(index, uuid.uuid4().hex[:8]).bundle
+        assert from_xml(to_xml(bundle)) == bundle
+    answer = fhir.post("/", content=to_xml(record(3, uuid.uuid4().hex[:8]).bundle), headers=XML)
+    assert answer.status_code == 200, answer.text
+    statuses = [e["response"]["status"] for e in from_xml(answer.content)["entry"]]
+    assert statuses
+    assert all(s.startswith("201") for s in statuses)
 
 
 @pytest.mark.parametrize(
@@ -230,3 +243,27 @@ def test_refused_xml_is_audited(fhir: httpx.Client, module_database: Database) -
     assert row is not None
     assert row[:2] == ("create", "failed")
     assert "passwd" not in str(row[2])
+
+
+def test_fhirpath_patch_accepts_an_xml_parameters_body(fhir: httpx.Client) -> None:
+    pid = fhir.post("/Patient", json=_rich_patient(uuid.uuid4().hex)).json()["id"]
+    patch = {"resourceType": "Parameters", "parameter": [{"name": "operation", "part": [
+        {"name": "type", "valueCode": "replace"}, {"name": "path", "valueString": "Patient.gender"},
+        {"name": "value", "valueCode": "male"}]}]}  # fmt: skip
+    patched = fhir.patch(f"/Patient/{pid}", content=to_xml(patch), headers=XML)
+    assert patched.status_code == 200, patched.text
+    assert from_xml(patched.content)["gender"] == "male"
+
+
+@pytest.mark.parametrize(
+    "div",
+    [
+        '<?xml version="1.0"?><div xmlns="http://www.w3.org/1999/xhtml">x</div>',
+        '<!DOCTYPE d><div xmlns="http://www.w3.org/1999/xhtml">x</div>',
+        "<div>no namespace</div>",
+        '<div xmlns="http://www.w3.org/1999/xhtml">unclosed',
+    ],
+)
+def test_a_narrative_that_would_break_the_document_is_not_spliced(div: str) -> None:
+    with pytest.raises(FhirError):
+        to_xml({"resourceType": "Patient", "text": {"status": "generated", "div": div}})

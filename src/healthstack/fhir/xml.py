@@ -128,10 +128,15 @@ def _text(value: Any) -> str:
 
 
 def _xhtml(text: Any) -> str:
-    try:
-        div = SafeET.fromstring(str(text))
-    except (ET.ParseError, defusedxml.DefusedXmlException):
-        div = None
+    """The narrative as stored, once known safe to splice: one XHTML ``div`` element and nothing
+    before it (no XML declaration, DOCTYPE or processing instruction that would break the
+    enclosing document)."""
+    div = None
+    if isinstance(text, str) and text.startswith("<div"):
+        try:
+            div = SafeET.fromstring(text, forbid_dtd=True)
+        except (ET.ParseError, defusedxml.DefusedXmlException):
+            div = None
     if div is None or div.tag != f"{{{XHTML_NS}}}div":
         raise FhirError(500, "exception", "a narrative is not well-formed XHTML")
     return str(text)
