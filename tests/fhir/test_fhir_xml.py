@@ -267,3 +267,25 @@ def test_fhirpath_patch_accepts_an_xml_parameters_body(fhir: httpx.Client) -> No
 def test_a_narrative_that_would_break_the_document_is_not_spliced(div: str) -> None:
     with pytest.raises(FhirError):
         to_xml({"resourceType": "Patient", "text": {"status": "generated", "div": div}})
+
+
+def test_accept_quality_and_format_choose_the_representation(fhir: httpx.Client) -> None:
+    def kind(**kwargs: Any) -> str:
+        response = fhir.get("/metadata", **kwargs)
+        assert response.status_code == 200
+        return str(response.headers["content-type"]).split(";")[0]
+
+    xml, json = "application/fhir+xml", "application/fhir+json"
+    assert kind(headers={"Accept": f"{json};q=0.2, {xml};q=0.9"}) == xml
+    assert kind(headers={"Accept": f"{xml};q=0.2, {json}"}) == json
+    assert kind(headers={"Accept": f"{xml}, {json}"}) == xml
+    assert kind(headers={"Accept": xml}, params={"_format": "json"}) == json
+    assert kind(params={"_format": "text/xml"}) == xml
+
+
+def test_xml_bodies_share_the_json_body_limit(fhir: httpx.Client) -> None:
+    marker = uuid.uuid4().hex
+    padded = to_xml(_rich_patient(marker)).replace(b"<active", b" " * 1_100_000 + b"<active")
+    response = fhir.post("/Patient", content=padded, headers=XML)
+    assert response.status_code == 413
+    assert _count(fhir, marker) == 0

@@ -33,19 +33,36 @@ def _media(value: str) -> str:
 
 
 def wants_xml(scope: Scope) -> bool:
-    """``_format`` wins; else the first of ``Accept``'s media types that is XML or JSON."""
+    """``_format`` wins; else ``Accept``'s XML or JSON type of highest ``q`` (the first on ties)."""
     query = scope.get("query_string", b"").decode("latin-1")
     for name, value in parse_qsl(query, keep_blank_values=True):
         if name == "_format":
             return _media(value) in XML_TYPES
     headers = dict(scope.get("headers", []))
-    for item in headers.get(b"accept", b"").decode("latin-1").split(","):
-        media = _media(item)
+    ranked = sorted(_accepted(headers.get(b"accept", b"").decode("latin-1")), key=lambda m: -m[0])
+    for _, media in ranked:
         if media in XML_TYPES:
             return True
         if media in JSON_TYPES:
             return False
     return False
+
+
+def _accepted(accept: str) -> list[tuple[float, str]]:
+    """``Accept``'s media types with their ``q`` (1 when absent or unreadable), in header order."""
+    out = []
+    for item in accept.split(","):
+        media, *params = item.split(";")
+        quality = 1.0
+        for param in params:
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 1.0
+        out.append((quality, media.strip().lower()))
+    return out
 
 
 class XmlLayer:
