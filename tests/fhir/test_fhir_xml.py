@@ -88,6 +88,10 @@ def test_rich_resources_round_trip_with_order_and_types() -> None:
     bundle = {"resourceType": "Bundle", "type": "collection",
               "entry": [{"resource": patient}, {"resource": observation}]}  # fmt: skip
     assert from_xml(to_xml(bundle)) == bundle
+    parameters = {"resourceType": "Parameters", "parameter": [
+        {"name": "resource", "resource": patient}, {"name": "n", "valueDecimal": 1.25}]}  # fmt: skip
+    assert from_xml(to_xml(parameters)) == parameters
+    assert "<resource><Patient>" in to_xml(parameters).decode()
 
 
 def test_us_core_transaction_bundles_round_trip_and_post_as_xml(fhir: httpx.Client) -> None:
