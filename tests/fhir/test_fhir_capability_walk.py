@@ -141,6 +141,9 @@ def test_every_advertised_interaction_works(fhir: httpx.Client) -> None:
     pid = _ok(fhir.post("/Patient", json=minimal("Patient")), 201).json()["id"]
     for code in (i["code"] for i in rest["interaction"]):
         _system(fhir, code, pid)
-    # format: json only; anything else is refused rather than answered in JSON.
-    assert _ok(fhir.get("/metadata")).json()["format"] == ["json"]
-    _ok(fhir.get("/metadata", headers={"Accept": "application/fhir+xml"}), 406)
+    # format: json and xml (tests/fhir/test_fhir_xml.py); anything else is refused.
+    assert _ok(fhir.get("/metadata")).json()["format"] == ["json", "xml"]
+    assert _ok(
+        fhir.get("/metadata", headers={"Accept": "application/fhir+xml"})
+    ).content.startswith(b"<?xml")
+    _ok(fhir.get("/metadata", headers={"Accept": "text/turtle"}), 406)

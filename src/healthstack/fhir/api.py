@@ -64,6 +64,7 @@ from healthstack.fhir.http import (
     query_params,
     resource_response,
 )
+from healthstack.fhir.xml_http import XmlLayer
 from healthstack.numbers import INT4_MAX, ascii_int
 from healthstack.security import audit
 from healthstack.service.state import ServiceState
@@ -403,7 +404,7 @@ class Api:
 def build_fhir_app(state: ServiceState) -> ASGIApp:
     api = Api(state)
     state.extras["fhir_api"] = api
-    return protect(ErrorBoundary(Router(routes=api.routes())), state)
+    return protect(XmlLayer(ErrorBoundary(Router(routes=api.routes()))), state)
 
 
 async def startup(state: ServiceState) -> None:

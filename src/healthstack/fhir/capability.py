@@ -151,7 +151,7 @@ def capability_statement(base_url: str, oauth_uris: dict[str, Any] | None = None
         "implementation": {"description": "healthstack FHIR R4 server", "url": base_url},
         "instantiates": [f"{BULK_DATA}/CapabilityStatement/bulk-data"],
         "fhirVersion": "4.0.1",
-        "format": ["json"],
+        "format": ["json", "xml"],
         "rest": [
             {
                 "mode": "server",

@@ -54,7 +54,9 @@ def path_type(request: Request) -> str:
 
 
 # Representation switches every interaction accepts (R4 3.1.0.1.10): checked here, then dropped.
-FORMATS = frozenset({"json", "application/json", "application/fhir+json", "application/json+fhir"})
+FORMATS = frozenset({"json", "application/json", "application/fhir+json", "application/json+fhir",
+                     "xml", "application/xml", "application/fhir+xml", "text/xml",
+                     "application/xml+fhir"})  # fmt: skip
 
 
 def query_params(request: Request) -> list[tuple[str, str]]:
@@ -63,12 +65,14 @@ def query_params(request: Request) -> list[tuple[str, str]]:
 
 
 def representation(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Validate and remove ``_format`` (JSON only: anything else is 406) and ``_pretty``."""
+    """Validate and remove ``_format`` (JSON or XML: anything else is 406) and ``_pretty``."""
     out = []
     for name, value in params:
         if name == "_format":
             if value.split(";")[0].strip() not in FORMATS:
-                raise FhirError(406, "not-supported", "_format: this server produces JSON only")
+                raise FhirError(
+                    406, "not-supported", "_format: this server produces FHIR JSON or FHIR XML"
+                )
         elif name == "_pretty":
             if value not in ("true", "false"):
                 raise FhirError(400, "invalid", "_pretty: expected true or false")
@@ -78,7 +82,7 @@ def representation(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def negotiate(request: Request) -> None:
-    """406 when ``Accept`` allows nothing this server produces (FHIR JSON)."""
+    """406 when ``Accept`` allows nothing this server produces (FHIR JSON or XML)."""
     accept = request.headers.get("accept")
     if not accept:
         return
@@ -86,7 +90,9 @@ def negotiate(request: Request) -> None:
         media = item.split(";")[0].strip().lower()
         if media in ("*/*", "application/*", *FORMATS):
             return
-    raise FhirError(406, "not-supported", "this server produces application/fhir+json only")
+    raise FhirError(
+        406, "not-supported", "this server produces application/fhir+json or application/fhir+xml"
+    )
 
 
 async def form_params(request: Request) -> list[tuple[str, str]]:
