@@ -367,16 +367,14 @@ def velero_hook_on_error_continue(docs: list[Doc]) -> list[Doc]:
 
 
 @defect(BACKUP)
-def cnpg_backup_removed(docs: list[Doc]) -> list[Doc]:
-    one(docs, "Cluster", "postgres")["spec"].pop("backup")
+def cnpg_scheduled_backup_suspended(docs: list[Doc]) -> list[Doc]:
+    one(docs, "ScheduledBackup", "postgres-daily")["spec"]["suspend"] = True
     return docs
 
 
 @defect(BACKUP)
-def cnpg_backup_unencrypted(docs: list[Doc]) -> list[Doc]:
-    store = one(docs, "Cluster", "postgres")["spec"]["backup"]["barmanObjectStore"]
-    store["data"].pop("encryption")
-    store["wal"].pop("encryption")
+def cnpg_base_backup_monthly_kept_30d(docs: list[Doc]) -> list[Doc]:
+    one(docs, "ScheduledBackup", "postgres-daily")["spec"]["schedule"] = "0 0 1 1 * *"
     return docs
 
 

@@ -45,13 +45,6 @@ KNOWN_MISSES = {
     "authz_prometheus_port_wrong",
     "postgres_ingress_any_pod_in_namespace",
     "app_policy_egress_empty_peer",
-    "velero_hook_on_error_continue",
-    "cnpg_backup_removed",
-    "cnpg_backup_unencrypted",
-    "burn_rate_factor_1h_of_6h_alert",
-    "burn_rate_factor_swapped_6h",
-    "burn_rate_short_window_factor_mismatch",
-    "burn_rate_alert_removed",
     "external_secret_target_renamed",
     "external_secret_store_renamed",
 }
