@@ -242,7 +242,7 @@ def postgres_ingress_from_everyone(docs: list[Doc]) -> list[Doc]:
     return docs
 
 
-@defect(INTENT)
+@defect(INTENT, "HS-DH-004")
 def postgres_ingress_any_pod_in_namespace(docs: list[Doc]) -> list[Doc]:
     netpol(docs, "postgres")["ingress"][0]["from"] = [{"podSelector": {}}]
     return docs
@@ -358,7 +358,7 @@ def velero_wrong_namespace(docs: list[Doc]) -> list[Doc]:
     return docs
 
 
-@defect(BACKUP)
+@defect(BACKUP, "HS-DH-003")
 def velero_hook_on_error_continue(docs: list[Doc]) -> list[Doc]:
     for hook in velero(docs)["spec"]["template"]["hooks"]["resources"]:
         for pre in hook.get("pre", []):
@@ -617,7 +617,7 @@ AVAIL = "HealthstackAvailabilityBurnRate"
 LATENCY = "HealthstackLatencyBurnRate"
 
 
-@defect(SLO)
+@defect(SLO, "HS-SLO-001")
 def burn_rate_budget_of_99_5_in_1h(docs: list[Doc]) -> list[Doc]:
     return retarget(docs, AVAIL + "1h", "0.0005", "0.005")
 
@@ -637,12 +637,12 @@ def burn_rate_budget_of_99_5_in_3d(docs: list[Doc]) -> list[Doc]:
     return retarget(docs, AVAIL + "3d", "0.0005", "0.005")
 
 
-@defect(SLO)
+@defect(SLO, "HS-SLO-002")
 def burn_rate_factor_1h_of_6h_alert(docs: list[Doc]) -> list[Doc]:
     return retarget(docs, AVAIL + "1h", "14.4 *", "6 *")
 
 
-@defect(SLO)
+@defect(SLO, "HS-SLO-002")
 def burn_rate_factor_swapped_6h(docs: list[Doc]) -> list[Doc]:
     return retarget(docs, AVAIL + "6h", "6 *", "14.4 *")
 
@@ -652,12 +652,12 @@ def latency_budget_of_90_percent(docs: list[Doc]) -> list[Doc]:
     return retarget(docs, LATENCY + "1h", "0.01", "0.1")
 
 
-@defect(SLO)
+@defect(SLO, "HS-SLO-002")
 def burn_rate_short_window_factor_mismatch(docs: list[Doc]) -> list[Doc]:
     return retarget(docs, AVAIL + "1d", "ratio_rate2h > (3 *", "ratio_rate2h > (1 *")
 
 
-@defect(SLO)
+@defect(SLO, "HS-SLO-002")
 def burn_rate_alert_removed(docs: list[Doc]) -> list[Doc]:
     for group in one(docs, "PrometheusRule")["spec"]["groups"]:
         group["rules"] = [r for r in group["rules"] if r.get("alert") != AVAIL + "1h"]
@@ -716,7 +716,7 @@ def suppression_without_reason(docs: list[Doc]) -> list[Doc]:
     return docs
 
 
-@defect(ALARMS)
+@defect(ALARMS, "HS-RI-005")
 def external_secret_store_renamed(docs: list[Doc]) -> list[Doc]:
     one(docs, "SecretStore", "vault")["metadata"]["name"] = "vault-prod"
     return docs
