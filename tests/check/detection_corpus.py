@@ -308,7 +308,7 @@ def postgres_policy_selector_typo(docs: list[Doc]) -> list[Doc]:
     return docs
 
 
-@defect(NETPOL)
+@defect(NETPOL, "HS-NP-003")
 def app_policy_egress_empty_peer(docs: list[Doc]) -> list[Doc]:
     netpol(docs, "healthcare-app")["egress"].append({"to": [{}]})
     return docs

@@ -47,6 +47,7 @@ from healthstack.check.policies import (
     ms_service_entry_hosts,
     ms_sidecar_bypass,
     np_intent,
+    np_peers,
     np_private_ranges,
     ps_admission_level,
     ps_privileges,
@@ -141,6 +142,7 @@ CHECKS: tuple[Check, ...] = (
     bk_pvc_retention.CHECK,
     bk_cnpg_backups.CHECK,
     np_private_ranges.CHECK,
+    np_peers.CHECK,
     # issue 14: deployment at its limits
     lim_init_network.CHECK,
     lim_connections.CHECK,
