@@ -73,7 +73,7 @@ def netpol(docs: list[Doc], name: str) -> Doc:
 
 
 def ns_labels(docs: list[Doc]) -> Doc:
-    labels: Doc = one(docs, "Namespace", NS)["metadata"]["labels"]
+    labels: Doc = one(docs, "Namespace")["metadata"]["labels"]
     return labels
 
 
@@ -84,6 +84,26 @@ def added(docs: list[Doc], *new: Doc) -> list[Doc]:
 def meta(name: str, ns: str = NS, **labels: str) -> Doc:
     return {"name": name, "namespace": ns, **({"labels": labels} if labels else {})}
 
+
+# Mutations that name nothing prod-only, also applied to the staging overlay.
+PORTABLE = {
+    "peer_auth_permissive",
+    "destination_rule_tls_disable_for_app",
+    "sidecar_allow_any",
+    "injection_label_disabled",
+    "default_deny_removed",
+    "default_deny_empty_egress_without_policy_types",
+    "velero_ttl_shorter_than_interval",
+    "capabilities_add_net_admin",
+    "psa_enforce_baseline",
+    "seccomp_unconfined",
+    "service_type_load_balancer",
+    "image_by_tag",
+    "prestop_removed",
+    "service_selector_typo",
+    "burn_rate_budget_of_99_5_in_1h",
+    "burn_rate_alert_removed",
+}
 
 # The classes of issue 17 (docs/checks-detection.md reports one line per class).
 ISTIO = "istio cross-object semantics"

@@ -20,7 +20,7 @@ from healthstack.check.loader import parse_stream, render_kustomize
 from healthstack.check.model import Finding
 
 from .conftest import CRDS, REPO
-from .detection_corpus import BENIGN, CLASSES, DEFECTS, Doc, Mutation
+from .detection_corpus import BENIGN, CLASSES, DEFECTS, PORTABLE, Doc, Mutation
 
 pytestmark = pytest.mark.needs_crds
 
@@ -69,6 +69,22 @@ def test_defect_is_detected(prod: tuple[list[Doc], Intent], mutation: Mutation) 
     docs, intent = prod
     found = apply(mutation, docs, intent)
     assert found, f"{mutation.cls}: {mutation.name} produced no finding"
+    if mutation.expect:
+        assert mutation.expect in {f.check_id for f in found}, summary(found)
+
+
+@pytest.fixture(scope="module")
+def staging() -> list[Doc]:
+    return render("staging")
+
+
+@pytest.mark.parametrize(
+    "mutation", [m for m in DEFECTS if m.name in PORTABLE], ids=lambda m: m.name
+)
+def test_defect_is_detected_on_staging(staging: list[Doc], mutation: Mutation) -> None:
+    # Staging is checked as the CLI checks it: against the intent inferred from its objects.
+    found = apply(mutation, staging, None)
+    assert found, f"{mutation.cls}: {mutation.name} produced no finding on staging"
     if mutation.expect:
         assert mutation.expect in {f.check_id for f in found}, summary(found)
 
