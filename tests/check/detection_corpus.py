@@ -190,7 +190,7 @@ def authz_app_from_ingress_removed(docs: list[Doc]) -> list[Doc]:
     return drop(docs, "AuthorizationPolicy", "healthcare-app-from-ingress")
 
 
-@defect(ISTIO)
+@defect(ISTIO, "HS-MS-006")
 def authz_prometheus_port_wrong(docs: list[Doc]) -> list[Doc]:
     rule = one(docs, "AuthorizationPolicy", "healthcare-app-from-prometheus")["spec"]["rules"][0]
     rule["to"][0]["operation"]["ports"] = ["9090"]

@@ -13,24 +13,16 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterator
-from typing import Any
 
 from healthstack.check.model import K8sObject, Severity
 from healthstack.check.policies.base import Check, Context, Violation
+from healthstack.check.policies.slo_burn_rate import alerts
 
 # long window -> (factor, short window)
 WORKBOOK = {"1h": (14.4, "5m"), "6h": (6.0, "30m"), "1d": (3.0, "2h"), "3d": (1.0, "6h")}
 _TERM = re.compile(
     r"\b([A-Za-z_][\w]*:[\w:]*?)(\d+[smhd])\s*>\s*\(?\s*(\d+(?:\.\d+)?)\s*\*\s*[\d.(]"
 )
-
-
-def _alerts(ctx: Context) -> Iterator[tuple[K8sObject, dict[str, Any], str]]:
-    for prom in ctx.inv.of_kind("PrometheusRule"):
-        for g, group in enumerate(prom.spec.get("groups") or []):
-            for r, rule in enumerate(group.get("rules") or []):
-                if isinstance(rule, dict) and "alert" in rule:
-                    yield prom, rule, f"spec.groups.{g}.rules.{r}.expr"
 
 
 def _terms(expr: str) -> list[tuple[str, str, float]]:
@@ -57,7 +49,7 @@ def _pair_problem(terms: list[tuple[str, str, float]]) -> str | None:
 def evaluate(ctx: Context) -> Iterator[Violation]:
     windows_by_sli: dict[tuple[str, str], set[str]] = {}
     first: dict[tuple[str, str], tuple[K8sObject, str]] = {}
-    for prom, rule, field in _alerts(ctx):
+    for prom, rule, field in alerts(ctx):
         terms = _terms(str(rule.get("expr", "")))
         problem = _pair_problem(terms)
         if problem:
