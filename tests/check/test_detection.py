@@ -112,6 +112,8 @@ def test_documented_rate_is_the_measured_one() -> None:
     total = len(DEFECTS) - len(KNOWN_MISSES)
     assert f"| total | {total}/{len(DEFECTS)} |" in doc
     assert f"{len(BENIGN)} benign" in doc
+    assert f"{len(PORTABLE)} of them" in doc
+    assert {m.name for m in DEFECTS} >= PORTABLE
 
 
 def rate(docs: list[Doc], intent: Intent | None) -> dict[str, Any]:
