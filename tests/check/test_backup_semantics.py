@@ -32,6 +32,14 @@ def test_paused_schedule_is_reported() -> None:
     assert findings(SCHEDULE.format(paused="paused: false"), "HS-DH-003") == []
 
 
+def test_dump_hook_that_continues_on_error_is_reported() -> None:
+    continuing = SCHEDULE.replace("pg_dump]}}", "pg_dump], onError: Continue}}")
+    [found] = findings(continuing.format(paused=""), "HS-DH-003")
+    assert "onError: Continue" in found
+    failing = SCHEDULE.replace("pg_dump]}}", "pg_dump], onError: Fail}}")
+    assert findings(failing.format(paused=""), "HS-DH-003") == []
+
+
 DATABASE = """
 apiVersion: apps/v1
 kind: StatefulSet

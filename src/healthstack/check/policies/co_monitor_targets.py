@@ -18,7 +18,7 @@ def _namespaces(monitor: K8sObject) -> list[str]:
     return [str(n) for n in wanted] if wanted else [monitor.namespace]
 
 
-def _service_targets(
+def service_targets(
     ctx: Context, mon: K8sObject, ep: dict[str, Any]
 ) -> Iterator[tuple[Workload, int] | str]:
     services = [
@@ -57,7 +57,7 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
     for mon in ctx.inv.of_kind("ServiceMonitor", "PodMonitor"):
         service = mon.kind == "ServiceMonitor"
         for ep in mon.spec.get("endpoints" if service else "podMetricsEndpoints") or []:
-            finder = _service_targets if service else _pod_targets
+            finder = service_targets if service else _pod_targets
             for target in finder(ctx, mon, ep):
                 if isinstance(target, str):
                     yield Violation(mon, f"endpoint port {ep.get('port')!r}: {target}")

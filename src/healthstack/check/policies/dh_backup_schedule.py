@@ -1,10 +1,12 @@
 """HS-DH-003: a Velero Schedule (not paused) backs up each PHI namespace with a
 database-consistent pre-backup hook (in the Schedule or as the pod annotation
-pre.hook.backup.velero.io/command) and a retention (ttl)."""
+pre.hook.backup.velero.io/command) that fails the backup when the dump fails (not
+onError: Continue) and a retention (ttl)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 from healthstack.check.model import K8sObject, Severity
 from healthstack.check.policies.base import Check, Context, Violation
@@ -24,7 +26,21 @@ def _gaps(ctx: Context, schedule: K8sObject, ns: str) -> list[str]:
     annotated = any(pod_hook(w) for w in ctx.inv.workloads if w.namespace == ns)
     if not hooks and not annotated:
         gaps.append(f"no pre-backup hook for namespace {ns} (database-consistent dump)")
+    elif not annotated and all(_continues(h) for h in hooks):
+        gaps.append(
+            f"every pre-backup hook for namespace {ns} has onError: Continue (a failed dump "
+            "still completes the backup, with a stale or partial dump)"
+        )
     return gaps
+
+
+def _continues(hook: dict[str, Any]) -> bool:
+    """Velero's default is Fail; Continue keeps backing up after the dump failed."""
+    return any(
+        str((pre.get("exec") or {}).get("onError", "")).lower() == "continue"
+        for pre in hook.get("pre") or []
+        if isinstance(pre, dict)
+    )
 
 
 def evaluate(ctx: Context) -> Iterator[Violation]:

@@ -2,7 +2,9 @@
 the clients the intent names in another one).
 
 Probes stand in for "any other pod": an unlabeled pod in the same namespace, a pod in a new
-namespace, and the system pods (DNS, istiod, ingress gateway, Prometheus).
+namespace, and the system pods (DNS, istiod, ingress gateway, Prometheus). The database's
+ingress is judged on its own: a rule admitting every pod of the namespace is reported even
+while today's pods there cannot egress to it (the next pod added may).
 """
 
 from __future__ import annotations
@@ -42,10 +44,10 @@ def evaluate(ctx: Context) -> Iterator[Violation]:
                 if src.key != dst.key
                 and (src.system or src.obj is None or src.namespace != dst.namespace)
                 and (src.system or src.obj is None or src.key not in clients)
-                and net.verdict(src, dst, port).allowed
+                and net.ingress_verdict(src, dst, port).allowed
             ]
             if intruders and dst.obj is not None:
-                why = net.verdict(intruders[0], dst, port).ingress
+                why = net.ingress_verdict(intruders[0], dst, port).ingress
                 names = ", ".join(e.key for e in intruders)
                 yield Violation(dst.obj, f"database port {port} reachable from {names} ({why})")
 

@@ -1,8 +1,10 @@
 """HS-MS-006: under allow-nothing, ALLOW AuthorizationPolicies admit the flows the stack needs.
 
 Needed flows: the ingress gateway calling each workload a gateway-bound VirtualService routes to,
-on the routed paths and target port; and each workload the NetworkPolicies let reach a database
-port calling that database. A flow no ALLOW rule admits is denied (403 or a reset) at runtime.
+on the routed paths and target port; each workload the NetworkPolicies let reach a database
+port calling that database; and Prometheus (any of the usual accounts in its namespace) scraping
+a ServiceMonitor's endpoint on its path and target port. PodMonitors are left out: the one the
+stack has scrapes Envoy's own port, which AuthorizationPolicies do not guard. A flow no ALLOW rule admits is denied (403 or a reset) at runtime.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from healthstack.check.policies.base import (
     Violation,
     container_port_names,
 )
+from healthstack.check.policies.co_monitor_targets import service_targets
 from healthstack.check.policies.istio import (
     INGRESS_PRINCIPAL,
+    PROMETHEUS_NAMESPACE,
     ROOT_NAMESPACE,
     Request,
     admits,
@@ -117,6 +121,25 @@ def _database_flows(ctx: Context) -> Iterator[tuple[K8sObject, Workload, list[Re
                 yield db.obj, db, [Request(principal(client), client.namespace, port.number)]
 
 
+# The ServiceAccounts Prometheus runs as in the common installs (kube-prometheus, the
+# kube-prometheus-stack chart, the prometheus chart); the stack does not declare which.
+PROMETHEUS_ACCOUNTS = ("prometheus-k8s", "kube-prometheus-stack-prometheus", "prometheus-server")
+
+
+def _scrape_flows(ctx: Context) -> Iterator[tuple[K8sObject, Workload, list[Request]]]:
+    for mon in ctx.inv.of_kind("ServiceMonitor"):
+        for ep in mon.spec.get("endpoints") or []:
+            path = str(ep.get("path") or "/metrics")
+            for target in service_targets(ctx, mon, ep):
+                if isinstance(target, str) or not injected(target[0]):
+                    continue
+                w, port = target
+                principals = [
+                    f"cluster.local/ns/{PROMETHEUS_NAMESPACE}/sa/{sa}" for sa in PROMETHEUS_ACCOUNTS
+                ]
+                yield mon, w, [Request(p, PROMETHEUS_NAMESPACE, port, path) for p in principals]
+
+
 def _clients(ctx: Context, db: Workload, port: Port) -> Iterator[Workload]:
     dst = ctx.net.by_key(db.key)
     for w in ctx.inv.workloads:
@@ -130,7 +153,7 @@ def _clients(ctx: Context, db: Workload, port: Port) -> Iterator[Workload]:
 
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
-    for anchor, w, requests in [*_gateway_flows(ctx), *_database_flows(ctx)]:
+    for anchor, w, requests in [*_gateway_flows(ctx), *_database_flows(ctx), *_scrape_flows(ctx)]:
         if not _guarded(ctx, w):
             continue
         policies = allow_policies(ctx.inv, w)

@@ -50,7 +50,7 @@ def _budgets(expr: str) -> list[float]:
     return budgets
 
 
-def _alerts(ctx: Context) -> Iterator[tuple[K8sObject, dict[str, Any], str]]:
+def alerts(ctx: Context) -> Iterator[tuple[K8sObject, dict[str, Any], str]]:
     for prom in ctx.inv.of_kind("PrometheusRule"):
         for g, group in enumerate(prom.spec.get("groups") or []):
             for r, rule in enumerate(group.get("rules") or []):
@@ -67,7 +67,7 @@ def _slis(expr: str) -> set[str]:
 def _stack_slos(ctx: Context) -> dict[str, set[float]]:
     """SLI series -> the SLOs the stack's alerts on it declare."""
     by_sli: dict[str, set[float]] = {}
-    for prom, rule, _ in _alerts(ctx):
+    for prom, rule, _ in alerts(ctx):
         for sli in _slis(str(rule.get("expr", ""))):
             by_sli.setdefault(sli, set()).update(_declared(rule, prom))
     return by_sli
@@ -75,7 +75,7 @@ def _stack_slos(ctx: Context) -> dict[str, set[float]]:
 
 def evaluate(ctx: Context) -> Iterator[Violation]:
     stack = _stack_slos(ctx)
-    for prom, rule, field in _alerts(ctx):
+    for prom, rule, field in alerts(ctx):
         declared = _declared(rule, prom)
         if not declared:
             # An alert that states no SLO is held to the one the stack declares for its SLI.
