@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service as DriverService
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.ui import Select, WebDriverWait
 from tests.conftest import REPO, Database, Service, start_service
 from tests.console.conftest import (
@@ -73,6 +74,22 @@ def browser(tmp_path: Path) -> Iterator[webdriver.Chrome]:
         driver.quit()
 
 
+def replaced(driver: webdriver.Chrome, element: WebElement) -> None:
+    """Wait for the page holding ``element`` to be replaced (a form was submitted).
+
+    Selenium's ``staleness_of`` only expects a stale-element error; Chromium may instead answer
+    that the node "does not belong to the document" when asked during the navigation."""
+
+    def gone(_driver: webdriver.Chrome) -> bool:
+        try:
+            element.is_enabled()
+        except WebDriverException:  # stale, or no longer in the document
+            return True
+        return False
+
+    WebDriverWait(driver, 10).until(gone)
+
+
 def shot(driver: webdriver.Chrome, tmp_path: Path, name: str) -> None:
     path = tmp_path / f"console-{name}.png"
     driver.save_screenshot(str(path))
@@ -92,13 +109,13 @@ def test_an_auditor_uses_the_console_in_chromium(console: Service, browser: webd
     assert browser.find_element(By.CSS_SELECTOR, "label[for=token]").text
     shot(browser, tmp_path, "login")
     token.send_keys(AUDITOR, Keys.ENTER)  # keyboard only
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(token))
+    replaced(browser, token)
     assert browser.find_element(By.TAG_NAME, "h1").text == "Audit trail"
 
     Select(browser.find_element(By.ID, "f-break_glass")).select_by_value("yes")
     who = browser.find_element(By.ID, "f-who")
     who.send_keys("doctor-2", Keys.ENTER)
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(who))
+    replaced(browser, who)
     rows = browser.find_elements(By.CSS_SELECTOR, "tbody tr")
     assert len(rows) == 1
     assert "doctor-2" in rows[0].text
@@ -110,7 +127,7 @@ def test_an_auditor_uses_the_console_in_chromium(console: Service, browser: webd
     note = browser.find_elements(By.TAG_NAME, "textarea")[0]
     note.send_keys("Confirmed with the ward: emergency admission")
     note.find_element(By.XPATH, "./ancestor::form//button").click()
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(note))
+    replaced(browser, note)
     assert browser.current_url.endswith("/console/break-glass")
     assert "Confirmed with the ward" in browser.page_source
     assert len(browser.find_elements(By.TAG_NAME, "textarea")) == 1
@@ -118,7 +135,7 @@ def test_an_auditor_uses_the_console_in_chromium(console: Service, browser: webd
     browser.get(f"{base}/console/disclosures")
     field = browser.find_element(By.ID, "f-patient")
     field.send_keys(PATIENT_A, Keys.ENTER)
-    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(field))
+    replaced(browser, field)
     assert "bulk-export" in browser.page_source
     shot(browser, tmp_path, "disclosures")
     browser.find_element(By.LINK_TEXT, "Download CSV").click()
