@@ -145,3 +145,20 @@ def test_fhirpy_conditional_writes_patches_and_system_interactions(
     Bundle.model_validate(client._do_request("get", "_history", params={"_count": "5"}))
     matching.delete()
     assert matching.fetch() == []
+
+
+def test_smart_python_client_posts_a_form_search(client: SyncFHIRClient, live_service: Service
+                                                 ) -> None:  # fmt: skip
+    """Issue 15: ``POST [type]/_search`` with a form body, sent by fhirclient (the SMART Python
+    client) through its own form transport; the same entries as fhirpy's GET search."""
+    from fhirclient.server import FHIRServer
+
+    family = f"Form{uuid.uuid4().hex[:8]}"
+    client.resource("Patient", name=[{"family": family}]).save()
+    server = FHIRServer(None, base_uri=f"{live_service.base_url}/api/fhir/")
+    server.session.headers["Authorization"] = f"Bearer {token()}"
+    posted = server.post_as_form(f"{server.base_uri}Patient/_search", {"family": family}).json()
+    got = client.resources("Patient").search(family=family).fetch_all()
+    assert posted["resourceType"] == "Bundle"
+    assert [e["resource"]["id"] for e in posted["entry"]] == [p.id for p in got]
+    assert len(got) == 1
