@@ -34,18 +34,26 @@ def _media(value: str) -> str:
 
 def wants_xml(scope: Scope) -> bool:
     """``_format`` wins; else ``Accept``'s XML or JSON type of highest ``q`` (the first on ties)."""
-    query = scope.get("query_string", b"").decode("latin-1")
-    for name, value in parse_qsl(query, keep_blank_values=True):
-        if name == "_format":
-            return _media(value) in XML_TYPES
-    headers = dict(scope.get("headers", []))
-    ranked = sorted(_accepted(headers.get(b"accept", b"").decode("latin-1")), key=lambda m: -m[0])
+    raw_query: bytes = scope.get("query_string", b"")
+    if b"format" in raw_query:  # the hot path (no _format, even %5Fformat) skips the parse
+        for name, value in parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True):
+            if name == "_format":
+                return _media(value) in XML_TYPES
+    accept = _header(scope, b"accept")
+    if b"xml" not in accept.lower():  # nothing to rank: JSON
+        return False
+    ranked = sorted(_accepted(accept.decode("latin-1")), key=lambda m: -m[0])
     for _, media in ranked:
         if media in XML_TYPES:
             return True
         if media in JSON_TYPES:
             return False
     return False
+
+
+def _header(scope: Scope, name: bytes) -> bytes:
+    """One request header's value (b"" when absent), without copying the header list."""
+    return next((value for key, value in scope.get("headers", []) if key == name), b"")
 
 
 def _accepted(accept: str) -> list[tuple[float, str]]:
@@ -76,8 +84,7 @@ class XmlLayer:
         xml_out = wants_xml(scope)
         if xml_out:
             send = _converting(send)
-        headers = [(k, v) for k, v in scope.get("headers", [])]
-        content_type = dict(headers).get(b"content-type", b"").decode("latin-1")
+        content_type = _header(scope, b"content-type").decode("latin-1")
         if _media(content_type) in XML_TYPES and scope["method"] in ("POST", "PUT", "PATCH"):
             body = await _read(receive)
             try:
@@ -86,7 +93,8 @@ class XmlLayer:
                 await error.response()(scope, receive, send)
                 return
             json_body = orjson.dumps(resource)
-            headers = [(k, v) for k, v in headers if k not in (b"content-type", b"content-length")]
+            headers = [(k, v) for k, v in scope.get("headers", [])
+                       if k not in (b"content-type", b"content-length")]  # fmt: skip
             headers += [
                 (b"content-type", b"application/fhir+json"),
                 (b"content-length", str(len(json_body)).encode()),
