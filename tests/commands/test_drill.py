@@ -67,7 +67,7 @@ def test_rollout_drops_no_request_and_fails_without_prestop(tmp_path: Path) -> N
     assert marks[-1] == "rollout complete"
     assert "<svg" in charts(tmp_path, "rollout")
     assert "rollout complete" in charts(tmp_path, "rollout")  # the steps drawn over the load
-    assert report["load"]["failed"] == 0, report["load"]["failures"]
+    assert report["load"]["failed"] == 0, report["load"]["failure_reasons"]
     assert report["load"]["requests"] >= 300
     assert report["load"]["during_rollout"] > 0
     assert report["load"]["failed_during_rollout"] == 0
@@ -84,6 +84,8 @@ def test_rollout_drops_no_request_and_fails_without_prestop(tmp_path: Path) -> N
     unprotected = control(report)
     assert unprotected["spec"]["prestop_seconds"] == 0
     assert unprotected["load"]["failures"].get("http:503", 0) > 0
+    # ... refused by the proxy for want of a replica, not by the service or its database.
+    assert any("No server is available" in r for r in unprotected["load"]["failure_reasons"])
     assert report["passed"]
 
 

@@ -131,6 +131,7 @@ def _outage(spec: RolloutSpec, args: argparse.Namespace, control: bool) -> dict[
     from healthstack.ops.drills.db_outage import run_db_outage, run_hang_without_timeouts
 
     scale = args.time_scale
+    spec = spec.database_scaled(scale)
     timing = {
         "outage_s": max(1.0, args.outage_seconds * scale),
         "before_s": max(1.0, 3 * scale),

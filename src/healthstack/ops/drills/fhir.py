@@ -9,6 +9,7 @@ and say so in their report.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -39,6 +40,21 @@ class Operation:
         if response.status_code in self.expect:
             return None
         return f"http:{response.status_code}"
+
+
+def answer_reason(response: httpx.Response) -> str:
+    """Who refused and why, for the report: the OperationOutcome's text or the proxy's title.
+
+    The drill's data is synthetic and the service's diagnostics never carry PHI; a 503 from the
+    service (``database unavailable``) and one from the proxy (``No server is available``) need
+    different fixes, so a failure that only says ``http:503`` cannot be diagnosed from CI.
+    """
+    try:
+        issues = response.json().get("issue") or [{}]
+        return str(issues[0].get("diagnostics") or issues[0].get("code") or "?")[:120]
+    except (ValueError, AttributeError, TypeError):
+        text = re.sub(r"<[^>]+>", " ", response.text[:2000])
+        return " ".join(text.split())[:120] or "(empty body)"
 
 
 @dataclass

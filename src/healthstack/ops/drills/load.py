@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from healthstack.ops.drills import timeline
-from healthstack.ops.drills.fhir import FhirClient, Operation
+from healthstack.ops.drills.fhir import FhirClient, Operation, answer_reason
 
 Picker = Callable[[random.Random], Operation]
 
@@ -31,6 +31,7 @@ class Sample:
     started: float
     latency: float
     failure: str | None  # None when the answer was the expected one
+    reason: str | None = None  # the refusal's own words (``answer_reason``), for the report
 
 
 @dataclass
@@ -52,6 +53,10 @@ class LoadResult:
         return Counter(s.failure for s in self.samples if s.failure)
 
     @property
+    def reasons(self) -> Counter[str]:
+        return Counter(f"{s.failure}: {s.reason}" for s in self.samples if s.failure and s.reason)
+
+    @property
     def failed(self) -> int:
         return sum(self.failures.values())
 
@@ -67,6 +72,7 @@ class LoadResult:
             "requests": self.total,
             "failed": self.failed,
             "failures": dict(self.failures),
+            "failure_reasons": dict(self.reasons),
             "by_operation": dict(self.by_op()),
             "p50_ms": round(self.percentile(50), 2),
             "p99_ms": round(self.percentile(99), 2),
@@ -149,12 +155,13 @@ class LoadGenerator:
                     content=operation.body,
                 )
                 failure = operation.check(response)
+                reason = answer_reason(response) if failure else None
                 if failure is None and operation.ack is not None:
                     self.result.acknowledged.append(operation.ack(response))
             except httpx.HTTPError as exc:
-                failure = failure_kind(exc)
+                failure, reason = failure_kind(exc), str(exc)[:120] or None
             self.result.samples.append(
-                Sample(operation.name, started, time.monotonic() - started, failure)
+                Sample(operation.name, started, time.monotonic() - started, failure, reason)
             )
 
 
