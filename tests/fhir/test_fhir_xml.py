@@ -285,6 +285,9 @@ def test_accept_quality_and_format_choose_the_representation(fhir: httpx.Client)
     assert kind(headers={"Accept": f"{xml}, {json}"}) == xml
     assert kind(headers={"Accept": xml}, params={"_format": "json"}) == json
     assert kind(params={"_format": "text/xml"}) == xml
+    # The name percent-encoded is the same parameter once decoded (the fast path must not skip it).
+    response = fhir.get("/metadata?_%66ormat=xml")
+    assert response.headers["content-type"].split(";")[0] == xml
 
 
 def test_xml_bodies_share_the_json_body_limit(fhir: httpx.Client) -> None:

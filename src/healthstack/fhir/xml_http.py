@@ -35,7 +35,8 @@ def _media(value: str) -> str:
 def wants_xml(scope: Scope) -> bool:
     """``_format`` wins; else ``Accept``'s XML or JSON type of highest ``q`` (the first on ties)."""
     raw_query: bytes = scope.get("query_string", b"")
-    if b"format" in raw_query:  # the hot path (no _format, even %5Fformat) skips the parse
+    # The hot path (no "format" and no percent-escape that could spell it) skips the parse.
+    if b"format" in raw_query or b"%" in raw_query:
         for name, value in parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True):
             if name == "_format":
                 return _media(value) in XML_TYPES

@@ -29,5 +29,6 @@ def test_a_failure_names_who_refused_it() -> None:
     assert answer_reason(service) == "database unavailable; retry"
     assert answer_reason(proxy).endswith("No server is available to handle this request.")
     assert answer_reason(httpx.Response(502)) == "(empty body)"
+    assert answer_reason(httpx.Response(500, json={"issue": {}})) == '{"issue":{}}'  # no crash
     result = LoadResult([Sample("create", 0, 0.5, "http:503", answer_reason(service))])
     assert result.summary()["failure_reasons"] == {"http:503: database unavailable; retry": 1}

@@ -69,6 +69,18 @@ def test_scaling_keeps_real_slack_only() -> None:
     assert tight.scaled(0.1).grace_seconds == pytest.approx(1.9)
 
 
+def test_only_the_db_outage_drill_scales_the_database_timeouts() -> None:
+    """docs/drills.md: other drills keep the deployed timeouts; scaled ones never go below 1 s."""
+    deployed = _spec(DEPLOYMENT)
+    scaled = deployed.scaled(0.05)
+    assert (scaled.statement_timeout, scaled.connect_timeout) == (
+        deployed.statement_timeout, deployed.connect_timeout)  # fmt: skip
+    outage = scaled.database_scaled(0.05)
+    assert outage.statement_timeout == max(1.0, deployed.statement_timeout * 0.05)
+    assert outage.connect_timeout == 1.0  # the floor: 5 s x 0.05 would be 0.25 s
+    assert outage.prestop_seconds == scaled.prestop_seconds  # nothing else changes
+
+
 def test_no_deployment_is_a_clear_error(tmp_path: Path) -> None:
     path = tmp_path / "empty.yaml"
     path.write_text("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n")

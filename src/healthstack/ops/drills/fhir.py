@@ -50,9 +50,9 @@ def answer_reason(response: httpx.Response) -> str:
     different fixes, so a failure that only says ``http:503`` cannot be diagnosed from CI.
     """
     try:
-        issues = response.json().get("issue") or [{}]
-        return str(issues[0].get("diagnostics") or issues[0].get("code") or "?")[:120]
-    except (ValueError, AttributeError, TypeError):
+        issue = response.json()["issue"][0]
+        return str(issue.get("diagnostics") or issue.get("code") or "?")[:120]
+    except (ValueError, LookupError, AttributeError, TypeError):  # not an OperationOutcome
         text = re.sub(r"<[^>]+>", " ", response.text[:2000])
         return " ".join(text.split())[:120] or "(empty body)"
 
