@@ -15,7 +15,7 @@ import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route, Router
+from starlette.routing import Route
 from starlette.types import ASGIApp
 
 from healthstack import auth
@@ -67,6 +67,7 @@ from healthstack.fhir.http import (
 from healthstack.fhir.xml_http import XmlLayer
 from healthstack.numbers import INT4_MAX, ascii_int
 from healthstack.security import audit
+from healthstack.service.routing import IndexedRouter
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.fhir")
@@ -404,7 +405,7 @@ class Api:
 def build_fhir_app(state: ServiceState) -> ASGIApp:
     api = Api(state)
     state.extras["fhir_api"] = api
-    return protect(XmlLayer(ErrorBoundary(Router(routes=api.routes()))), state)
+    return protect(XmlLayer(ErrorBoundary(IndexedRouter(api.routes()))), state)
 
 
 async def startup(state: ServiceState) -> None:

@@ -1,0 +1,100 @@
+"""A Starlette router that tries only the routes a path can match, in their declared order.
+
+Starlette's ``Router`` runs every route's regular expression in turn until one matches. The FHIR
+API declares ~40 routes with its most frequent one (``GET /{rtype}/{id}``) near the end, so a
+read paid ~30 failed matches: about a tenth of the service's CPU per read in the profile
+(docs/performance.md). This router indexes routes by their segments. A route whose every
+segment is a literal or a whole ``{param}`` (default ``str`` convertor: one non-empty segment)
+can only match a path with as many segments and the same literals, so only those are tried;
+any other route (a ``Mount``, a ``{path:path}`` or mixed segment) is tried for every path.
+Order is kept, so the first full match and the 405 partial match are the ones ``Router`` finds.
+A path no candidate matches goes to ``Router.app`` itself (trailing-slash redirect, 404).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+# The very function Route.matches uses: the index must see the path exactly as the routes do.
+from starlette._utils import get_route_path
+from starlette.routing import BaseRoute, Match, Route, Router
+from starlette.types import Receive, Scope, Send
+
+_PARAM = re.compile(r"^\{[A-Za-z_][A-Za-z0-9_]*\}$")
+# (position, literal) pairs a path's segments must equal; None: try for every path.
+Literals = tuple[tuple[int, str], ...]
+
+
+def segments(path: str) -> list[str]:
+    return path.split("/")
+
+
+def route_literals(route: BaseRoute) -> tuple[int, Literals] | None:
+    """(segment count, literal segments) when the route's path is made only of literals and
+    whole ``str`` parameters; None when the route has to be tried for every path."""
+    if not isinstance(route, Route) or any(
+        c.regex != "[^/]+" for c in route.param_convertors.values()
+    ):
+        return None
+    parts = segments(route.path)
+    literals = []
+    for position, part in enumerate(parts):
+        if _PARAM.match(part):
+            continue
+        if "{" in part or "}" in part:
+            return None
+        literals.append((position, part))
+    return len(parts), tuple(literals)
+
+
+class IndexedRouter(Router):
+    def __init__(self, routes: Sequence[BaseRoute], **options: Any) -> None:
+        super().__init__(routes=list(routes), **options)
+        self._index = build_index(self.routes)
+
+    def candidates(self, route_path: str) -> list[tuple[BaseRoute, Literals]]:
+        return self._index.get(len(segments(route_path)), self._index[-1])
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().app(scope, receive, send)
+            return
+        route_path = get_route_path(scope)
+        parts = segments(route_path)
+        partial: tuple[BaseRoute, Scope] | None = None
+        for route, literals in self.candidates(route_path):
+            if any(parts[position] != literal for position, literal in literals):
+                continue
+            match, child_scope = route.matches(scope)
+            if match is Match.FULL:
+                scope.setdefault("router", self)
+                scope["route"] = route
+                scope.update(child_scope)
+                await route.handle(scope, receive, send)
+                return
+            if match is Match.PARTIAL and partial is None:
+                partial = route, child_scope
+        if partial is not None:
+            route, child_scope = partial
+            scope.setdefault("router", self)
+            scope["route"] = route
+            scope.update(child_scope)
+            await route.handle(scope, receive, send)
+            return
+        await super().app(scope, receive, send)  # nothing can match: redirect or 404 as Router
+
+
+def build_index(routes: Sequence[BaseRoute]) -> dict[int, list[tuple[BaseRoute, Literals]]]:
+    """Per segment count, the routes to try in declared order; key -1: routes for any count."""
+    shaped = [(route, route_literals(route)) for route in routes]
+    counts = {shape[0] for _, shape in shaped if shape is not None}
+    index: dict[int, list[tuple[BaseRoute, Literals]]] = {}
+    for count in [*counts, -1]:
+        index[count] = [
+            (route, () if shape is None else shape[1])
+            for route, shape in shaped
+            if shape is None or shape[0] == count
+        ]
+    return index

@@ -1,0 +1,144 @@
+"""IndexedRouter answers every request exactly as Starlette's Router over the same routes.
+
+Held over the FHIR API's real route table (paths and methods), inside a Mount as in the service,
+for every path built from the routes' own segments and a set of awkward ones, and every method.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Iterator
+
+import pytest
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, Router
+from starlette.types import ASGIApp, Message
+
+from healthstack.config import Settings
+from healthstack.fhir.api import Api
+from healthstack.service.routing import IndexedRouter, build_index, route_literals
+from healthstack.service.state import ServiceState
+
+METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD")
+VALUES = ("Patient", "123", "$meta", "$export", "$lastn", "_history", "_search", "bulk-status",
+          "", "%24meta")  # fmt: skip
+ODD_PATHS = ("/", "", "//", "/Patient/", "/Patient//", "/Patient/1/", "/Patient/1/_history/",
+             "/Patient/1/_history/2/3", "/a/b/c/d/e/f", "/$plugins/", "/$export/")  # fmt: skip
+
+
+def fhir_routes() -> list[BaseRoute]:
+    settings = Settings.from_env(
+        {"HEALTHSTACK_ENV": "test", "SECRET_KEY_BASE": "b" * 64, "ENCRYPTION_KEY": "ab" * 32}
+    )
+    return Api(ServiceState(settings=settings, database_url="postgresql://x")).routes()
+
+
+def recorders(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """The same paths and methods, each answering with its position (which route won)."""
+
+    def answer(position: int) -> Callable[[Request], Response]:
+        def endpoint(request: Request) -> Response:
+            return PlainTextResponse(f"{position} {sorted(request.path_params.items())}")
+
+        return endpoint
+
+    copies: list[BaseRoute] = []
+    for position, route in enumerate(routes):
+        assert isinstance(route, Route), route
+        methods = sorted(route.methods - {"HEAD"}) if route.methods else None
+        copies.append(Route(route.path, answer(position), methods=methods))
+    return copies
+
+
+def paths(routes: list[BaseRoute]) -> Iterator[str]:
+    yield from ODD_PATHS
+    for route in routes:
+        assert isinstance(route, Route)
+        parts = route.path.split("/")
+        slots = [i for i, part in enumerate(parts) if part.startswith("{")]
+        for values in itertools.product(VALUES, repeat=len(slots)):
+            filled = list(parts)
+            for slot, value in zip(slots, values, strict=True):
+                filled[slot] = value
+            path = "/".join(filled)
+            yield from (path, path + "/", path + "/x", path.rsplit("/", 1)[0] or "/")
+
+
+Outcome = tuple[int, bytes, bytes | None]
+
+
+async def outcome(app: ASGIApp, method: str, path: str) -> Outcome:
+    """Status, body and Location of one request, straight through the ASGI interface."""
+    scope = {"type": "http", "method": method, "path": f"/api/fhir{path}", "root_path": "",
+             "raw_path": f"/api/fhir{path}".encode(), "query_string": b"", "headers": [],
+             "scheme": "http", "server": ("test", 80), "http_version": "1.1"}  # fmt: skip
+    sent: list[Message] = []
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    headers = dict(sent[0]["headers"])
+    return (
+        sent[0]["status"],
+        b"".join(m.get("body", b"") for m in sent[1:]),
+        headers.get(b"location"),
+    )
+
+
+@pytest.fixture(scope="module")
+def routers() -> tuple[ASGIApp, ASGIApp, list[str]]:
+    routes = recorders(fhir_routes())
+    plain = Router(routes=[Mount("/api/fhir", app=Router(routes=routes))])
+    indexed = Router(routes=[Mount("/api/fhir", app=IndexedRouter(routes))])
+    return plain, indexed, sorted(set(paths(routes)))
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_every_path_and_method_reaches_the_route_the_plain_router_reaches(
+    routers: tuple[ASGIApp, ASGIApp, list[str]], method: str
+) -> None:
+    plain, indexed, all_paths = routers
+    assert len(all_paths) > 1000  # the product above, not a handful
+
+    async def differences() -> list[tuple[str, Outcome, Outcome]]:
+        found = []
+        for path in all_paths:
+            expected = await outcome(plain, method, path)
+            got = await outcome(indexed, method, path)
+            if expected != got:
+                found.append((path, expected, got))
+        return found
+
+    assert asyncio.run(differences()) == []
+
+
+def test_the_fhir_routes_are_all_indexed_so_a_read_tries_few_of_them() -> None:
+    routes = fhir_routes()
+    assert all(route_literals(route) is not None for route in routes)
+    parts = ["", "Patient", "123"]
+    tried = [
+        route
+        for route, literals in IndexedRouter(routes).candidates("/Patient/123")
+        if all(parts[position] == literal for position, literal in literals)
+    ]
+    # Router ran a regular expression for every route up to GET /{rtype}/{id} (~30 of them).
+    assert len(tried) <= 6 < len(routes)
+
+
+def test_routes_it_cannot_index_are_tried_for_every_path() -> None:
+    def hello(request: Request) -> Response:
+        return PlainTextResponse("hello")
+
+    mounted = Mount("/static", app=PlainTextResponse("static"))
+    wide = Route("/files/{rest:path}", hello)
+    mixed = Route("/x-{name}", hello)
+    assert [route_literals(r) for r in (mounted, wide, mixed)] == [None, None, None]
+    index = build_index([mounted, wide, mixed, Route("/a/{b}", hello)])
+    assert [r for r, _ in index[-1]] == [mounted, wide, mixed]
+    assert [r for r, _ in index[3]] == [mounted, wide, mixed, index[3][3][0]]
