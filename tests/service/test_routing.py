@@ -32,7 +32,7 @@ def fhir_routes() -> list[BaseRoute]:
     settings = Settings.from_env(
         {"HEALTHSTACK_ENV": "test", "SECRET_KEY_BASE": "b" * 64, "ENCRYPTION_KEY": "ab" * 32}
     )
-    return Api(ServiceState(settings=settings, database_url="postgresql://x")).routes()
+    return list(Api(ServiceState(settings=settings, database_url="postgresql://x")).routes())
 
 
 def recorders(routes: list[BaseRoute]) -> list[BaseRoute]:
