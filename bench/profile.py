@@ -26,9 +26,14 @@ from healthstack.security.tokens import mint_dev_token
 TOP = 25
 
 
-def py_spy(pid: int, seconds: float, output: Path, fmt: str) -> subprocess.Popen[bytes]:
+def py_spy(
+    pid: int, seconds: float, output: Path, fmt: str, native: bool = False
+) -> subprocess.Popen[bytes]:
     command = ["py-spy", "record", "--pid", str(pid), "--duration", str(int(seconds)),
-               "--rate", "200", "--format", fmt, "--output", str(output), "--nonblocking"]  # fmt: skip
+               "--rate", "200", "--format", fmt, "--output", str(output)]  # fmt: skip
+    # --native shows time inside C code (asyncpg's protocol, system calls); it has to pause the
+    # process to unwind native stacks, so it cannot be combined with --nonblocking.
+    command.append("--native" if native else "--nonblocking")
     binary = Path(sys.executable).with_name("py-spy")
     if not binary.exists():
         raise SystemExit(f"{binary} is missing: .venv/bin/pip install py-spy")
@@ -70,12 +75,14 @@ def _short(frame: str) -> str:
     return f"{name} ({path})"
 
 
-def profile_case(base: str, pid: int, case: workload.Case, token: str, options: Options) -> str:
+def profile_case(
+    base: str, pid: int, case: workload.Case, token: str, options: Options, native: bool = False
+) -> str:
     slug = case.name.split(" (")[0].replace(" ", "-").replace("$", "").lower()
     RESULTS.mkdir(exist_ok=True)
     outputs = {fmt: RESULTS / f"profile-{slug}.{ext}" for fmt, ext in (("flamegraph", "svg"),
                                                                        ("raw", "txt"))}  # fmt: skip
-    spies = [py_spy(pid, options.seconds, path, fmt) for fmt, path in outputs.items()]
+    spies = [py_spy(pid, options.seconds, path, fmt, native) for fmt, path in outputs.items()]
     load = threading.Thread(
         target=api_load,
         args=(base, case, token, options, Path(tempfile.mkdtemp()), CpuWindow(pid, None)),
@@ -93,6 +100,7 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("cases", nargs="*", help="case names (prefixes); default: all")
     parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--native", action="store_true", help="include C frames (py-spy --native)")
     args = parser.parse_args(argv)
     options = Options(seconds=args.seconds, warmup=1, patients=200, per_patient=100)
     with postgres() as pg:
@@ -108,7 +116,8 @@ def main(argv: list[str]) -> int:
             ]
             for case in cases:
                 if not args.cases or any(case.name.startswith(c) for c in args.cases):
-                    print(profile_case(running.base_url, running.process.pid, case, token, options))
+                    pid = running.process.pid
+                    print(profile_case(running.base_url, pid, case, token, options, args.native))
     return 0
 
 
