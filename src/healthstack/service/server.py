@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Generator
@@ -22,6 +23,19 @@ from starlette.applications import Starlette
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.server")
+# A request allocates hundreds of short-lived containers; at CPython's default (700) the young
+# generation is collected several times a request, promoting live request objects to older
+# generations that are scanned again. At 50,000 most are freed by reference counting before a
+# collection: 3-9 % less service CPU per request in an A/B (docs/performance.md), RSS unchanged.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_collector() -> None:
+    """Freeze what start-up built (modules, definitions, the app: never garbage) and collect the
+    young generation less often; the older generations keep CPython's defaults."""
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, oldest)
 
 
 class DrainingServer(uvicorn.Server):
@@ -84,5 +98,6 @@ def run(app: Starlette, host: str, port: int) -> int:
         timeout_keep_alive=5,
     )
     server = DrainingServer(config, state)
+    tune_collector()
     server.run()
     return 0 if server.started else 1
