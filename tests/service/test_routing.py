@@ -124,7 +124,7 @@ def test_the_fhir_routes_are_all_indexed_so_a_read_tries_few_of_them() -> None:
     parts = ["", "Patient", "123"]
     tried = [
         route
-        for route, literals in IndexedRouter(routes).candidates("/Patient/123")
+        for route, literals in IndexedRouter(routes).candidates(len(parts))
         if all(parts[position] == literal for position, literal in literals)
     ]
     # Router ran a regular expression for every route up to GET /{rtype}/{id} (~30 of them).
@@ -139,6 +139,7 @@ def test_routes_it_cannot_index_are_tried_for_every_path() -> None:
     wide = Route("/files/{rest:path}", hello)
     mixed = Route("/x-{name}", hello)
     assert [route_literals(r) for r in (mounted, wide, mixed)] == [None, None, None]
-    index = build_index([mounted, wide, mixed, Route("/a/{b}", hello)])
+    plain = Route("/a/{b}", hello)
+    index = build_index([mounted, wide, mixed, plain])
     assert [r for r, _ in index[-1]] == [mounted, wide, mixed]
-    assert [r for r, _ in index[3]] == [mounted, wide, mixed, index[3][3][0]]
+    assert [r for r, _ in index[3]] == [mounted, wide, mixed, plain]

@@ -155,7 +155,7 @@ def _whole(resource: dict[str, Any]) -> list[Any]:
 
 def _typed_then(rtype: str, text: str) -> Evaluate | None:
     """``(Observation.value.ofType(CodeableConcept)).text``: a simple path, then plain steps
-    (the engine took ~130 us for it, most of indexing a vital sign)."""
+    (fhirpathpy takes ~30 us for it on a vital sign, the navigator ~1 us)."""
     if not text.startswith("("):
         return None
     close = _closing(text)
