@@ -27,13 +27,14 @@ pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None and not Path("/u
 def drill(name: str, tmp_path: Path, *args: str) -> dict[str, Any]:
     report = tmp_path / f"{name}.json"
     # A bound on a hung subprocess, not a performance assertion: the db-outage drill runs five
-    # scenarios (outage, hang, failover and two controls) of mostly wall-clock waiting, ~245 s.
+    # scenarios (outage, hang, failover and two controls) of mostly wall-clock waiting, ~70 s.
+    # Below pytest-timeout's 300 s, so a hang shows the drill's own output, not a selector stack.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DATABASE_", "BACKUP_"))}
     result = subprocess.run(
         [sys.executable, "-m", "healthstack.cli", "drill", name, "--kustomize", str(OVERLAY),
          "--time-scale", "0.05", "--workers", "6", "--json", str(report),
          "--report", str(tmp_path / f"{name}.html"), *args],
-        env=env, capture_output=True, text=True, timeout=480, check=False,
+        env=env, capture_output=True, text=True, timeout=280, check=False,
     )  # fmt: skip
     assert report.exists(), result.stdout + result.stderr
     data: dict[str, Any] = json.loads(report.read_text())[0]
@@ -133,6 +134,7 @@ def test_db_outage_recovers_writes_within_the_bound(tmp_path: Path) -> None:
         assert phase["write_recovery_s"] is not None
         assert phase["write_recovery_s"] <= phase["write_bound_s"]
         assert phase["failed_after_bound"] == 0
+        assert phase["server_errors"] == 0, phase["load"]["failures"]  # only 503/504
     # While the database hangs, every request is answered (a 503) within the bound that the
     # manifests' DATABASE_STATEMENT_TIMEOUT and DATABASE_CONNECT_TIMEOUT give.
     hang = report["hang"]

@@ -11,7 +11,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -67,6 +66,7 @@ from healthstack.fhir.http import (
 from healthstack.fhir.xml_http import XmlLayer
 from healthstack.numbers import INT4_MAX, ascii_int
 from healthstack.security import audit
+from healthstack.service.db import DATABASE_ERRORS
 from healthstack.service.routing import IndexedRouter
 from healthstack.service.state import ServiceState
 
@@ -122,7 +122,7 @@ class Api:
                 return FhirError(
                     500, "exception", "a stored resource could not be decrypted"
                 ).response()
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as error:
+            except DATABASE_ERRORS as error:
                 # The type only: messages and DETAIL lines can quote row values.
                 log.error("database error", extra={"error": type(error).__name__})
                 failure = database_error(error)
@@ -422,5 +422,5 @@ async def shutdown(state: ServiceState) -> None:
     if flush is not None:
         try:
             await flush()  # aggregated authentication failures still open: into the trail
-        except (audit.AuditWriteError, OSError, asyncpg.PostgresError):
+        except (audit.AuditWriteError, *DATABASE_ERRORS):
             log.error("could not write aggregated authentication failures at shutdown")

@@ -20,6 +20,7 @@ from healthstack.fhir import bulk_export, bulk_jobs, bulk_storage
 from healthstack.fhir.bulk_jobs import Job
 from healthstack.fhir.store import Store
 from healthstack.security import audit
+from healthstack.service.db import DATABASE_ERRORS
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.bulk")
@@ -48,7 +49,7 @@ class Runner:
         while True:
             try:
                 worked = await self.step()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+            except DATABASE_ERRORS as error:
                 log.error("bulk export runner error", extra={"error": type(error).__name__})
                 worked = False
             idle = IDLE_MIN if worked else min(idle * 2, IDLE_MAX)

@@ -16,7 +16,6 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,6 +30,7 @@ from healthstack.plugins.cache import CachedPluginSource
 from healthstack.plugins.errors import PluginError
 from healthstack.plugins.model import Plugin
 from healthstack.plugins.registry import PluginRegistry, audit_detail, validate_manifest
+from healthstack.service.db import DATABASE_ERRORS
 from healthstack.service.state import ServiceState
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -63,7 +63,7 @@ async def start(state: ServiceState) -> None:
     source = CachedPluginSource(PluginRegistry(state.require_pool()))
     try:
         await source.refresh()
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+    except DATABASE_ERRORS as exc:
         # Not loaded: every hook tries again before it decides (writes fail closed meanwhile).
         log.error("plugin registry not loaded", extra={"error": type(exc).__name__})
     state.extras[PLUGIN_HOOKS] = PluginHooks(state, source)

@@ -16,6 +16,11 @@ import asyncpg
 from healthstack.plugins.model import Plugin
 from healthstack.plugins.registry import PluginRegistry
 
+# What a registry read raises while the database is away (``service.db.DATABASE_ERRORS``, which
+# this package sits below): a failed reload must keep the snapshot, never end the refresh task.
+REGISTRY_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
+                   OSError)  # fmt: skip
+
 log = logging.getLogger("healthstack.plugins")
 REFRESH_SECONDS = 10.0
 
@@ -57,7 +62,7 @@ class CachedPluginSource:
             await asyncio.sleep(self.max_age)
             try:
                 await self.refresh()
-            except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as exc:
+            except REGISTRY_ERRORS as exc:
                 log.warning("plugin registry refresh failed", extra={"error": type(exc).__name__})
 
     async def plugins_for(self, trigger: str, resource_type: str) -> list[Plugin]:

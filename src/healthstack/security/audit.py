@@ -26,6 +26,7 @@ from healthstack.errors import HealthstackError
 from healthstack.security.audit_event import AuditEvent
 from healthstack.security.chain import canonical
 from healthstack.security.principal import Principal
+from healthstack.service.db import DATABASE_ERRORS, DATABASE_UNAVAILABLE
 from healthstack.service.logs import request_id_var, trace_id_var
 from healthstack.service.state import ServiceState
 
@@ -247,7 +248,7 @@ async def record(conn: asyncpg.Connection, state: ServiceState, event: AuditEven
     event = _sealed(state, _with_context(event, state))
     try:
         await conn.execute(APPEND_SQL, _chain_hint(conn), content_of(event))
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+    except DATABASE_ERRORS as exc:
         _failed(state, exc, event.interaction)
     _written(state, [event])
 
@@ -266,7 +267,7 @@ async def record_many(
     contents = [content_of(event) for event in stamped]
     try:
         await conn.execute(APPEND_MANY_SQL, _chain_hint(conn), contents)
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
+    except DATABASE_ERRORS as exc:
         _failed(state, exc, stamped[0].interaction)
     _written(state, stamped)
 
@@ -275,7 +276,8 @@ def _failed(state: ServiceState, exc: BaseException, interaction: str) -> NoRetu
     state.metrics.audit_failures.inc()
     log.error("audit write failed", extra={"error": type(exc).__name__,
                                             "interaction": interaction})  # fmt: skip
-    raise AuditWriteError from exc
+    # 503 when the connection was lost (the client may retry), 500 for a refused statement.
+    raise AuditWriteError(transient=isinstance(exc, DATABASE_UNAVAILABLE)) from exc
 
 
 def _written(state: ServiceState, events: Sequence[AuditEvent]) -> None:
@@ -296,7 +298,7 @@ async def record_detached(state: ServiceState, event: AuditEvent) -> None:
     except RuntimeError as exc:  # no pool yet: count it, the request fails anyway
         state.metrics.audit_failures.inc()
         raise AuditWriteError from exc
-    except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.CannotConnectNowError) as exc:
+    except DATABASE_UNAVAILABLE as exc:
         # Database down (found by the db-outage drill): 503 like every other database outage.
         state.metrics.audit_failures.inc()
         raise AuditWriteError(transient=True) from exc

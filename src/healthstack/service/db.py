@@ -104,7 +104,7 @@ async def readiness(pool: asyncpg.Pool, limit_seconds: float = 1.0) -> str | Non
                 version = await conn.fetchval("SELECT version_num FROM alembic_version")
     except TimeoutError:
         return "database: timeout"
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except DATABASE_ERRORS as exc:
         return f"database: {type(exc).__name__}"
     if version != head_revision():
         return f"migrations: at {version}, expected {head_revision()}"
@@ -121,7 +121,16 @@ def pool_stats(pool: asyncpg.Pool) -> dict[str, Any]:
 DATABASE_UNAVAILABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
+    # The server shutting down (fast or immediate stop, crash recovery) under a running statement.
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
-    OSError,
+    # asyncpg's protocol left mid-operation by a server that went away ("cannot switch to state
+    # 15; another operation (2) is in progress" on the COMMIT after a killed statement): not under
+    # InterfaceError, and it was a 500 in the db-outage drill.
+    asyncpg.InternalClientError,
+    OSError,  # TimeoutError included
 )
+# Every error a database call raises: the server's refusals and the client library's own.
+DATABASE_ERRORS = (asyncpg.PostgresError, *DATABASE_UNAVAILABLE)

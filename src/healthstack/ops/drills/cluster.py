@@ -23,6 +23,7 @@ import httpx
 
 from healthstack.errors import HealthstackError
 from healthstack.ops import pgtools
+from healthstack.ops.drills.fhir import LOOPBACK
 from healthstack.ops.drills.haproxy import HAProxy, Slot
 from healthstack.ops.drills.spec import RolloutSpec
 from healthstack.ops.processes import serve_command
@@ -52,7 +53,7 @@ class Replica:
 
     def ready(self) -> bool:
         with contextlib.suppress(httpx.HTTPError):
-            return httpx.get(f"{self.url}/health/ready", timeout=1).status_code == 200
+            return LOOPBACK.get(f"{self.url}/health/ready", timeout=1).status_code == 200
         return False
 
     def wait_ready(self, timeout: float = 60) -> float:

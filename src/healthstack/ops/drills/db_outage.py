@@ -32,7 +32,7 @@ import httpx
 
 from healthstack.ops.drills.cluster import Cluster, Replica, cluster
 from healthstack.ops.drills.failover import promote, start_standby
-from healthstack.ops.drills.fhir import FhirClient, write_picker
+from healthstack.ops.drills.fhir import LOOPBACK, FhirClient, write_picker
 from healthstack.ops.drills.load import LoadGenerator, LoadResult
 from healthstack.ops.drills.spec import RolloutSpec
 from healthstack.service.embedded_pg import EmbeddedPostgres, free_port
@@ -74,6 +74,9 @@ class OutageReport:
     ready_recovery_s: float | None = None
     write_recovery_s: float | None = None
     failed_after_bound: int = 0
+    # Answers that are the service's own fault, not the outage's: any 5xx but 503 (unavailable,
+    # retry) and 504 (the balancer's timeout). A 500 here once came from an unmapped asyncpg error.
+    server_errors: int = 0
     answer_bound_s: float | None = None  # hang only: see answer_bound
     slowest_answer_s: float | None = (
         None  # hang only: of the requests waiting on the frozen database
@@ -90,6 +93,7 @@ class OutageReport:
             self.api
             and recovered
             and self.failed_after_bound == 0
+            and self.server_errors == 0
             and self.acknowledged > 0
             and self.lost == 0
             and self.restarts == 0
@@ -138,7 +142,7 @@ def _signal_all(pids: list[int], sig: signal.Signals) -> None:
 
 def _status(replica: Replica, path: str) -> int:
     with contextlib.suppress(httpx.HTTPError):
-        return httpx.get(f"{replica.url}{path}", timeout=2).status_code
+        return LOOPBACK.get(f"{replica.url}{path}", timeout=2).status_code
     return 0
 
 
@@ -313,9 +317,17 @@ def _outage(
     result = load.stop()
     bound = back + report.write_bound_s
     report.failed_after_bound = sum(1 for s in result.samples if s.started > bound and s.failure)
+    report.server_errors = sum(1 for s in result.samples if _server_error(s.failure))
     if report.answer_bound_s is not None:
         report.slowest_answer_s = _slowest_wait(result, freezing, thawed)
     return result
+
+
+def _server_error(failure: str | None) -> bool:
+    """``http:5xx`` other than 503 and 504 (``FhirClient`` names failures ``http:<status>``)."""
+    if failure is None or not failure.startswith("http:5"):
+        return False
+    return failure not in ("http:503", "http:504")
 
 
 def _slowest_wait(result: LoadResult, frozen: float, thawed: float) -> float | None:

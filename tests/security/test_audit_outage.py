@@ -1,0 +1,72 @@
+"""An audit write that loses its database answers 503 (retry), never a 500 (issue 12, item 8).
+
+Found by the db-outage drill: a connection the server dropped mid-request surfaced as a 500, and
+asyncpg's ``InternalClientError`` (its protocol left mid-operation) was not counted as an outage.
+"""
+
+from __future__ import annotations
+
+import asyncpg
+import psycopg
+import pytest
+from tests.conftest import Database
+from tests.security.conftest import make_state, run_with_pool
+
+from healthstack.fhir.http import database_error
+from healthstack.security import audit
+from healthstack.security.audit_event import AuditEvent
+from healthstack.service.db import DATABASE_ERRORS, DATABASE_UNAVAILABLE
+
+EVENT = AuditEvent(interaction="read", outcome="success", subject="user-1",
+                   resource_type="Patient", resource_id="p-1")  # fmt: skip
+
+
+def _records(db: Database) -> int:
+    with psycopg.connect(db.owner_url) as conn:
+        row = conn.execute("SELECT count(*) FROM audit_log").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_audit_write_on_a_connection_the_server_dropped_is_transient(database: Database) -> None:
+    state = make_state(database.url)
+
+    async def body(pool: asyncpg.Pool) -> int:
+        async with pool.acquire() as conn:
+            pid = await conn.fetchval("SELECT pg_backend_pid()")
+            with psycopg.connect(database.owner_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+            with pytest.raises(audit.AuditWriteError) as failure:
+                await audit.record(conn, state, EVENT)
+            return failure.value.status
+
+    assert run_with_pool(database.url, body, size=1) == 503
+    assert _records(database) == 0
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.InternalClientError(
+            "cannot switch to state 15; another operation (2) is in progress"
+        ),
+        asyncpg.AdminShutdownError("terminating connection due to administrator command"),
+        asyncpg.CrashShutdownError("terminating connection because of crash of another process"),
+        asyncpg.CannotConnectNowError("the database system is shutting down"),
+        asyncpg.ConnectionDoesNotExistError("connection was closed in the middle of operation"),
+        ConnectionRefusedError(111, "Connect call failed"),
+        TimeoutError(),
+    ],
+    ids=lambda error: type(error).__name__,
+)
+def test_a_lost_database_is_a_503_for_every_handler(error: Exception) -> None:
+    assert isinstance(error, DATABASE_UNAVAILABLE)
+    assert isinstance(error, DATABASE_ERRORS)  # what the handlers, runners and refreshers catch
+    assert database_error(error).status == 503
+
+
+def test_a_refused_statement_stays_a_500() -> None:
+    error = asyncpg.InsufficientPrivilegeError("permission denied for table audit_log")
+    assert isinstance(error, DATABASE_ERRORS)
+    assert not isinstance(error, DATABASE_UNAVAILABLE)
+    assert database_error(error).status == 500
