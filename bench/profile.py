@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 from bench import workload
@@ -44,15 +45,27 @@ def py_spy(
     )
 
 
+def _samples(collapsed: Path) -> Iterator[tuple[list[str], int]]:
+    for line in collapsed.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        yield [_short(f) for f in stack.split(";")], int(count_text)
+
+
+def self_shares(collapsed: Path) -> dict[str, float]:
+    """Each function's share of the samples in which it was the running frame."""
+    counts: collections.Counter[str] = collections.Counter()
+    for frames, count in _samples(collapsed):
+        counts[frames[-1]] += count
+    total = sum(counts.values()) or 1
+    return {frame: n / total for frame, n in counts.items()}
+
+
 def summarize(collapsed: Path, top: int = TOP) -> str:
     """Inclusive and self share of samples per function (file:function), from collapsed stacks."""
     inclusive: collections.Counter[str] = collections.Counter()
     self_time: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in collapsed.read_text().splitlines():
-        stack, _, count_text = line.rpartition(" ")
-        count = int(count_text)
-        frames = [_short(f) for f in stack.split(";")]
+    for frames, count in _samples(collapsed):
         total += count
         for frame in set(frames):
             inclusive[frame] += count

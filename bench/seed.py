@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -90,7 +91,9 @@ async def _post(client: httpx.AsyncClient, bundle: dict[str, Any]) -> list[str]:
     return [e["response"]["location"].split("/")[1] for e in response.json()["entry"]]
 
 
-async def _seed(base_url: str, token: str, patients: int, per_patient: int) -> Seeded:
+async def _seed(
+    base_url: str, token: str, patients: int, per_patient: int, with_conditions: bool
+) -> Seeded:
     seeded = Seeded(mrns=[mrn(i) for i in range(patients)])
     headers = {"Authorization": f"Bearer {token}", "Content-Type": FHIR_JSON}
     limit = asyncio.Semaphore(SEED_CONCURRENCY)
@@ -111,19 +114,29 @@ async def _seed(base_url: str, token: str, patients: int, per_patient: int) -> S
             for offset in range(0, per_patient, BUNDLE_SIZE)
         ]
         seeded.observations = sum(len(ids) for ids in await asyncio.gather(*jobs))
-        per_bundle = BUNDLE_SIZE // 2
-        groups = [seeded.patient_ids[s : s + per_bundle]
-                  for s in range(0, len(seeded.patient_ids), per_bundle)]  # fmt: skip
-        posted = await asyncio.gather(
-            *(post(transaction([c for pid in g for c in conditions(pid)])) for g in groups)
-        )
-        seeded.conditions = sum(len(ids) for ids in posted)
+        if with_conditions:
+            seeded.conditions = await _conditions(post, seeded.patient_ids)
     return seeded
 
 
-def seed(base_url: str, token: str, patients: int, per_patient: int) -> Seeded:
-    """``patients`` Patients and ``per_patient`` Observations each, via the FHIR API."""
+async def _conditions(post: Callable[[dict[str, Any]], Awaitable[list[str]]],
+                      patient_ids: list[str]) -> int:  # fmt: skip
+    per_bundle = BUNDLE_SIZE // 2
+    groups = [patient_ids[s : s + per_bundle] for s in range(0, len(patient_ids), per_bundle)]
+    posted = await asyncio.gather(
+        *(post(transaction([c for pid in g for c in conditions(pid)])) for g in groups)
+    )
+    return sum(len(ids) for ids in posted)
+
+
+def seed(
+    base_url: str, token: str, patients: int, per_patient: int, with_conditions: bool = True
+) -> Seeded:
+    """``patients`` Patients and ``per_patient`` Observations each, via the FHIR API, and two
+    Conditions each unless ``with_conditions`` is False (for trees older than issue 13)."""
     loop_started = dt.datetime.now(dt.UTC)
-    seeded = asyncio.run(_seed(f"{base_url}/api/fhir", token, patients, per_patient))
+    seeded = asyncio.run(
+        _seed(f"{base_url}/api/fhir", token, patients, per_patient, with_conditions)
+    )
     seeded.seconds = (dt.datetime.now(dt.UTC) - loop_started).total_seconds()
     return seeded

@@ -1,4 +1,5 @@
-"""The bench's own arithmetic: wrk parsing, raw-baseline percentiles, COPY ids, profile summary."""
+"""The bench's own arithmetic: wrk parsing, raw-baseline percentiles, COPY ids, profile summary,
+the A/B report."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
+from bench.ab import Side, report, shifted
 from bench.common import parse_wrk
-from bench.profile import summarize
+from bench.profile import self_shares, summarize
 from bench.rawdb import Copy, fresh_rows
 from bench.rawdb import summarize as raw_summary
 from bench.workload import TIME_MARK, audit_template
@@ -121,3 +123,18 @@ def test_scale_records_refer_to_their_own_patient_and_plans_flag_growing_tables(
             assert subject["reference"] == patients[n // RECORD]
     plan = "Seq Scan on fhir_resource r\n  ->  Seq Scan on audit_chain\n Index Scan on fhir_token"
     assert seq_scans(plan) == ["fhir_resource"]
+
+
+def test_ab_reports_the_ratio_of_cpu_medians_and_the_shares_that_moved(tmp_path: Path) -> None:
+    before, after = Side("before", tmp_path), Side("after", tmp_path)
+    before.runs["read"] = [(0.50, 2000.0), (0.40, 2100.0), (0.60, 1900.0)]
+    after.runs["read"] = [(0.45, 2050.0), (0.55, 1950.0), (0.90, 1000.0)]  # one noisy run
+    line = report(before, after, "read")
+    assert "0.500 [0.400-0.600] ms" in line  # median [min-max], never the best run
+    assert line.endswith("after/before CPU x1.10")  # 0.55 / 0.50
+    old, new = tmp_path / "old.txt", tmp_path / "new.txt"
+    old.write_text("run (a.py:1);f (a.py:2) 8\nrun (a.py:1);g (a.py:3) 2\n")
+    new.write_text("run (a.py:1);f (a.py:2) 5\nrun (a.py:1);g (a.py:3) 5\n")
+    assert self_shares(old) == {"f (a.py)": 0.8, "g (a.py)": 0.2}
+    moved = shifted(old, new).splitlines()
+    assert moved[1].split() == ["80.0%", "->", "50.0%", "f", "(a.py)"]  # the biggest move first

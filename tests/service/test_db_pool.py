@@ -1,0 +1,47 @@
+"""The service's pool: an acquire waits for a busy pool only as long as the statement timeout.
+
+When the database hangs, every pooled connection sits in a statement that never returns; a request
+must then fail (503) instead of queueing forever (the db-outage drill's hang shows it end to end).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from tests.conftest import Database
+
+from healthstack.service.db import create_pool
+
+
+def test_acquire_on_an_exhausted_pool_fails_after_the_statement_timeout(database: Database) -> None:
+    async def body() -> None:
+        pool = await create_pool(database.url, 1, statement_timeout=1.0, connect_timeout=1.0)
+        try:
+            async with pool.acquire():  # the only slot, held as by a hung statement
+                with pytest.raises(TimeoutError):
+                    async with pool.acquire():
+                        pass  # never reached: the bound fails the wait
+                with pytest.raises(TimeoutError):
+                    await pool.acquire()  # the other form, released by its caller
+        finally:
+            await pool.close()
+
+    asyncio.run(body())
+
+
+def test_without_a_statement_timeout_nothing_is_bounded(database: Database) -> None:
+    # The drill's negative control (DATABASE_STATEMENT_TIMEOUT=0): its acquire must wait as before.
+    async def body() -> None:
+        pool = await create_pool(database.url, 1, statement_timeout=0, connect_timeout=0)
+        try:
+            assert pool.acquire_timeout is None
+            async with pool.acquire():
+                waiting = asyncio.ensure_future(pool.acquire().__aenter__())
+                await asyncio.sleep(0.2)
+                assert not waiting.done()  # still queued: no bound was applied
+                waiting.cancel()
+        finally:
+            await pool.close()
+
+    asyncio.run(body())
