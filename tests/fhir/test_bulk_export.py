@@ -437,12 +437,14 @@ def test_directories_of_exports_no_longer_live_are_removed(
     for folder in (stray, unrelated):
         folder.mkdir()
         (folder / "Patient-1.ndjson").write_bytes(b"sealed")
-    kick_off(fhir, "/$export", _type="Patient")  # wakes the runner, which sweeps first
+    url = kick_off(fhir, "/$export", _type="Patient")  # wakes the runner, which sweeps first
     deadline = time.monotonic() + 5
     while stray.exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not stray.exists()
     assert (unrelated / "Patient-1.ndjson").exists()
+    # Leave no export running: the next test's kick-off would be refused (429, one at a time).
+    wait(fhir, url)
 
 
 def test_past_expiry_nothing_is_served_even_before_the_sweep(
