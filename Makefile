@@ -10,7 +10,7 @@ RUNTIME_STAMP := $(VENV)/.runtime-installed
 # Debian packages the tests and drills use for real (load balancer, load generator, wasm toolchain,
 # PostgreSQL 15 for backups across server versions, the PgBouncer production runs in front of
 # PostgreSQL).
-APT_PACKAGES := haproxy wrk clang-14 lld-14 wasi-libc postgresql-15 pgbouncer chromium chromium-driver graphviz
+APT_PACKAGES := haproxy wrk strace clang-14 lld-14 wasi-libc postgresql-15 pgbouncer chromium chromium-driver graphviz
 
 .PHONY: run test lint drill bench bench-scale sysdeps tools clean docs lock
 

@@ -12,6 +12,7 @@ from bench.common import parse_wrk
 from bench.profile import self_shares, summarize
 from bench.rawdb import Copy, fresh_rows
 from bench.rawdb import summarize as raw_summary
+from bench.syscalls import parse_strace
 from bench.workload import TIME_MARK, audit_template
 
 WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:1/health
@@ -138,3 +139,17 @@ def test_ab_reports_the_ratio_of_cpu_medians_and_the_shares_that_moved(tmp_path:
     assert self_shares(old) == {"f (a.py)": 0.8, "g (a.py)": 0.2}
     moved = shifted(old, new).splitlines()
     assert moved[1].split() == ["80.0%", "->", "50.0%", "f", "(a.py)"]  # the biggest move first
+
+
+STRACE_SUMMARY = """% time     seconds  usecs/call     calls    errors syscall
+------ ----------- ----------- --------- --------- ----------------
+ 40.00    0.004000           1      4000           write
+ 30.00    0.003000           1      3000       12 read
+  0.00    0.000000           0         1           close
+------ ----------- ----------- --------- --------- ----------------
+100.00    0.007000           1      7001        12 total
+"""
+
+
+def test_strace_summary_counts_calls_per_syscall_without_the_total() -> None:
+    assert parse_strace(STRACE_SUMMARY) == {"write": 4000, "read": 3000, "close": 1}
