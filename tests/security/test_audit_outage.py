@@ -15,7 +15,7 @@ from tests.security.conftest import make_state, run_with_pool
 from healthstack.fhir.http import database_error
 from healthstack.security import audit
 from healthstack.security.audit_event import AuditEvent
-from healthstack.service.db import DATABASE_ERRORS, DATABASE_UNAVAILABLE
+from healthstack.service.db import DATABASE_ERRORS, unavailable
 
 EVENT = AuditEvent(interaction="read", outcome="success", subject="user-1",
                    resource_type="Patient", resource_id="p-1")  # fmt: skip
@@ -60,13 +60,24 @@ def test_audit_write_on_a_connection_the_server_dropped_is_transient(database: D
     ids=lambda error: type(error).__name__,
 )
 def test_a_lost_database_is_a_503_for_every_handler(error: Exception) -> None:
-    assert isinstance(error, DATABASE_UNAVAILABLE)
+    assert unavailable(error)
     assert isinstance(error, DATABASE_ERRORS)  # what the handlers, runners and refreshers catch
     assert database_error(error).status == 503
 
 
-def test_a_refused_statement_stays_a_500() -> None:
-    error = asyncpg.InsufficientPrivilegeError("permission denied for table audit_log")
-    assert isinstance(error, DATABASE_ERRORS)
-    assert not isinstance(error, DATABASE_UNAVAILABLE)
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.InsufficientPrivilegeError("permission denied for table audit_log"),
+        # asyncpg's other internal errors are bugs, not outages: never retried forever as 503s.
+        asyncpg.InternalClientError("Bind: expected a sequence, got int"),
+        asyncpg.InternalClientError(
+            "PoolConnectionHolder.release() called on a free connection holder"
+        ),
+    ],
+    ids=lambda error: str(error).split(":")[0][:24],
+)
+def test_a_refused_statement_or_a_client_bug_stays_a_500(error: Exception) -> None:
+    assert isinstance(error, DATABASE_ERRORS)  # still answered and audited by every handler
+    assert not unavailable(error)
     assert database_error(error).status == 500

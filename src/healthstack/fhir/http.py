@@ -22,7 +22,7 @@ from healthstack.fhir import ops
 from healthstack.fhir.shaping import Shape
 from healthstack.fhir.store import Version
 from healthstack.fhir.validate import ID_RE
-from healthstack.service.db import DATABASE_UNAVAILABLE
+from healthstack.service.db import unavailable
 
 JSON_TYPES = ("application/fhir+json", "application/json")
 
@@ -31,7 +31,7 @@ CONFLICTS = (asyncpg.SerializationError, asyncpg.DeadlockDetectedError)
 
 
 def database_error(error: Exception) -> FhirError:
-    if isinstance(error, DATABASE_UNAVAILABLE):
+    if unavailable(error):
         return FhirError(503, "transient", "database unavailable; retry")
     if isinstance(error, CONFLICTS):
         return FhirError(409, "conflict", "concurrent change; retry")

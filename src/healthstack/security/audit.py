@@ -26,7 +26,7 @@ from healthstack.errors import HealthstackError
 from healthstack.security.audit_event import AuditEvent
 from healthstack.security.chain import canonical
 from healthstack.security.principal import Principal
-from healthstack.service.db import DATABASE_ERRORS, DATABASE_UNAVAILABLE
+from healthstack.service.db import DATABASE_ERRORS, unavailable
 from healthstack.service.logs import request_id_var, trace_id_var
 from healthstack.service.state import ServiceState
 
@@ -277,7 +277,7 @@ def _failed(state: ServiceState, exc: BaseException, interaction: str) -> NoRetu
     log.error("audit write failed", extra={"error": type(exc).__name__,
                                             "interaction": interaction})  # fmt: skip
     # 503 when the connection was lost (the client may retry), 500 for a refused statement.
-    raise AuditWriteError(transient=isinstance(exc, DATABASE_UNAVAILABLE)) from exc
+    raise AuditWriteError(transient=unavailable(exc)) from exc
 
 
 def _written(state: ServiceState, events: Sequence[AuditEvent]) -> None:
@@ -298,10 +298,10 @@ async def record_detached(state: ServiceState, event: AuditEvent) -> None:
     except RuntimeError as exc:  # no pool yet: count it, the request fails anyway
         state.metrics.audit_failures.inc()
         raise AuditWriteError from exc
-    except DATABASE_UNAVAILABLE as exc:
+    except DATABASE_ERRORS as exc:
         # Database down (found by the db-outage drill): 503 like every other database outage.
         state.metrics.audit_failures.inc()
-        raise AuditWriteError(transient=True) from exc
+        raise AuditWriteError(transient=unavailable(exc)) from exc
 
 
 def _chain_hint(conn: asyncpg.Connection) -> int:

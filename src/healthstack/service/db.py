@@ -126,11 +126,20 @@ DATABASE_UNAVAILABLE = (
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
     asyncpg.InterfaceError,
-    # asyncpg's protocol left mid-operation by a server that went away ("cannot switch to state
-    # 15; another operation (2) is in progress" on the COMMIT after a killed statement): not under
-    # InterfaceError, and it was a 500 in the db-outage drill.
-    asyncpg.InternalClientError,
     OSError,  # TimeoutError included
 )
-# Every error a database call raises: the server's refusals and the client library's own.
-DATABASE_ERRORS = (asyncpg.PostgresError, *DATABASE_UNAVAILABLE)
+# Every error a database call raises: the server's refusals and the client library's own
+# (``InternalClientError`` is not an ``InterfaceError``).
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InternalClientError, *DATABASE_UNAVAILABLE)
+# asyncpg's protocol left mid-operation by a server that went away: "cannot switch to state 15;
+# another operation (2) is in progress" on the COMMIT after a killed statement (a 500 in the
+# db-outage drill). asyncpg's other InternalClientErrors (a bad bind, no codec, a pool misuse) are
+# bugs: they stay 500s, so nothing retries them forever and they alert.
+_PROTOCOL_LEFT_MID_OPERATION = "another operation"
+
+
+def unavailable(error: BaseException) -> bool:
+    """The database cannot be reached right now (a 503 the client may retry)."""
+    if isinstance(error, asyncpg.InternalClientError):
+        return _PROTOCOL_LEFT_MID_OPERATION in str(error)
+    return isinstance(error, DATABASE_UNAVAILABLE)

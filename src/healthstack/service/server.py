@@ -20,7 +20,6 @@ from types import FrameType
 import uvicorn
 from starlette.applications import Starlette
 
-from healthstack.service.http_protocol import CoalescingHttpToolsProtocol
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.server")
@@ -86,7 +85,7 @@ def run(app: Starlette, host: str, port: int) -> int:
         host=host,
         port=port,
         loop="uvloop",
-        http=CoalescingHttpToolsProtocol,  # httptools, one send per response
+        http="httptools",
         lifespan="on",
         access_log=False,
         log_config=None,
