@@ -49,3 +49,35 @@ def test_snapshot_follows_the_registry_on_refresh(
             await body(pool)
 
     asyncio.run(run())
+
+
+class _FlakyRegistry:
+    """Fails its first reads with what is not a database error, then answers."""
+
+    def __init__(self, failures: list[Exception]) -> None:
+        self.failures = failures
+
+    async def all_plugins(self) -> list[Plugin]:
+        if self.failures:
+            raise self.failures.pop(0)
+        return []
+
+
+def test_the_background_refresh_survives_any_failed_reload() -> None:
+    async def body() -> None:
+        failures: list[Exception] = [KeyError("code replaced between reads"), ValueError("x")]
+        registry: Any = _FlakyRegistry(failures)  # stands in for PluginRegistry
+        source = CachedPluginSource(registry, max_age=0.01)
+        refresher = asyncio.create_task(source.keep_fresh())
+        for _ in range(500):
+            if source.loaded:
+                break
+            await asyncio.sleep(0.01)
+        assert not refresher.done()  # still running after both failures
+        refresher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await refresher
+        assert source.loaded
+        assert failures == []
+
+    asyncio.run(body())

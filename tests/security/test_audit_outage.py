@@ -6,16 +6,20 @@ asyncpg's ``InternalClientError`` (its protocol left mid-operation) was not coun
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any, cast
+
 import asyncpg
 import psycopg
 import pytest
 from tests.conftest import Database
 from tests.security.conftest import make_state, run_with_pool
 
+from healthstack.fhir import audit_api
 from healthstack.fhir.http import database_error
 from healthstack.security import audit
 from healthstack.security.audit_event import AuditEvent
-from healthstack.service.db import DATABASE_ERRORS, unavailable
+from healthstack.service.db import DATABASE_ERRORS, ClientDataError, unavailable
 
 EVENT = AuditEvent(interaction="read", outcome="success", subject="user-1",
                    resource_type="Patient", resource_id="p-1")  # fmt: skip
@@ -74,6 +78,8 @@ def test_a_lost_database_is_a_503_for_every_handler(error: Exception) -> None:
         asyncpg.InternalClientError(
             "PoolConnectionHolder.release() called on a free connection holder"
         ),
+        # asyncpg's client-side DataError (an InterfaceError): a value it cannot encode.
+        ClientDataError("invalid input for query argument $1 (value out of int32 range)"),
     ],
     ids=lambda error: str(error).split(":")[0][:24],
 )
@@ -81,3 +87,12 @@ def test_a_refused_statement_or_a_client_bug_stays_a_500(error: Exception) -> No
     assert isinstance(error, DATABASE_ERRORS)  # still answered and audited by every handler
     assert not unavailable(error)
     assert database_error(error).status == 500
+
+
+def test_the_audit_search_answers_400_for_a_value_asyncpg_cannot_encode() -> None:
+    # asyncpg's client-side DataError is an InterfaceError: it must not be taken for an outage.
+    async def handler(state: Any, request: Any) -> Any:
+        raise ClientDataError("invalid input for query argument $1 (value out of int32 range)")
+
+    response = asyncio.run(audit_api._guarded(handler, cast(Any, None), cast(Any, None)))
+    assert response.status_code == 400

@@ -26,7 +26,7 @@ from healthstack.core.outcome import FhirError, FhirResponse
 from healthstack.numbers import INT4_MAX, ascii_int
 from healthstack.security import audit, authz
 from healthstack.security.middleware import principal_of
-from healthstack.service.db import DATABASE_UNAVAILABLE
+from healthstack.service.db import DATABASE_UNAVAILABLE, ClientDataError
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.audit")
@@ -218,14 +218,15 @@ async def _guarded(handler: Callable[[ServiceState, Request], Awaitable[Response
         return await handler(state, request)
     except FhirError as error:
         return error.response()
+    except (asyncpg.DataError, asyncpg.ProgramLimitExceededError, ClientDataError) as error:
+        # A value the database (or asyncpg, encoding it) cannot take: out of range, wrong encoding.
+        # The client's fault, not worth retrying, so not a 503 (issue 12 item 11); asyncpg's own
+        # DataError is an InterfaceError, hence before the outage branch.
+        log.warning("audit search value refused", extra={"error": type(error).__name__})
+        return FhirError(400, "invalid", "a search value is out of range").response()
     except DATABASE_UNAVAILABLE as error:
         log.error("database unavailable", extra={"error": type(error).__name__})
         return FhirError(503, "transient", "database unavailable; retry").response()
-    except (asyncpg.DataError, asyncpg.ProgramLimitExceededError) as error:
-        # A value the database cannot compare (out of range, wrong encoding): the client's fault,
-        # and not worth retrying, so not a 503 (issue 12 item 11).
-        log.warning("audit search value refused", extra={"error": type(error).__name__})
-        return FhirError(400, "invalid", "a search value is out of range").response()
     except asyncpg.PostgresError as error:
         log.error("database error", extra={"error": type(error).__name__})
         return FhirError(500, "exception", "internal database error").response()

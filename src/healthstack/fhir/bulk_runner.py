@@ -20,7 +20,6 @@ from healthstack.fhir import bulk_export, bulk_jobs, bulk_storage
 from healthstack.fhir.bulk_jobs import Job
 from healthstack.fhir.store import Store
 from healthstack.security import audit
-from healthstack.service.db import DATABASE_ERRORS
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.bulk")
@@ -49,7 +48,9 @@ class Runner:
         while True:
             try:
                 worked = await self.step()
-            except DATABASE_ERRORS as error:
+            except Exception as error:
+                # The database, the bucket (botocore's errors are not OSErrors) or a bug: logged
+                # by type, retried with back-off; the runner task must never end.
                 log.error("bulk export runner error", extra={"error": type(error).__name__})
                 worked = False
             idle = IDLE_MIN if worked else min(idle * 2, IDLE_MAX)

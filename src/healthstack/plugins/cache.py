@@ -11,15 +11,8 @@ import asyncio
 import logging
 import time
 
-import asyncpg
-
 from healthstack.plugins.model import Plugin
 from healthstack.plugins.registry import PluginRegistry
-
-# What a registry read raises while the database is away (``service.db.DATABASE_ERRORS``, which
-# this package sits below): a failed reload must keep the snapshot, never end the refresh task.
-REGISTRY_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError,
-                   OSError)  # fmt: skip
 
 log = logging.getLogger("healthstack.plugins")
 REFRESH_SECONDS = 10.0
@@ -62,7 +55,10 @@ class CachedPluginSource:
             await asyncio.sleep(self.max_age)
             try:
                 await self.refresh()
-            except REGISTRY_ERRORS as exc:
+            except Exception as exc:
+                # Whatever failed (the database away, a plugin's code replaced between the two
+                # reads, a stored manifest refused), the task must live on: an ended one would
+                # keep a plugin an admin disabled running on this replica until a restart.
                 log.warning("plugin registry refresh failed", extra={"error": type(exc).__name__})
 
     async def plugins_for(self, trigger: str, resource_type: str) -> list[Plugin]:

@@ -11,6 +11,10 @@ import orjson
 
 from healthstack.service.migrate import head_revision
 
+# asyncpg's own DataError (an InterfaceError and a ValueError: a value it cannot encode), not
+# the server's class 22 ``asyncpg.DataError``.
+ClientDataError: type[Exception] = asyncpg.exceptions._base.DataError
+
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
     # jsonb in and out as bytes-fast orjson rather than the stdlib json module.
@@ -140,6 +144,8 @@ _PROTOCOL_LEFT_MID_OPERATION = "another operation"
 
 def unavailable(error: BaseException) -> bool:
     """The database cannot be reached right now (a 503 the client may retry)."""
+    if isinstance(error, ClientDataError):  # a value asyncpg cannot encode: never an outage
+        return False
     if isinstance(error, asyncpg.InternalClientError):
         return _PROTOCOL_LEFT_MID_OPERATION in str(error)
     return isinstance(error, DATABASE_UNAVAILABLE)

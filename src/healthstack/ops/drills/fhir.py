@@ -27,7 +27,9 @@ OK = frozenset({200, 201})
 # The drills' own requests (probes, creates, the reads that verify) share one client: LOOPBACK.get()
 # builds a client per call and each loads the system CA bundle (~30 ms of CPU: 62 s of one
 # db-outage drill under cProfile). Plain HTTP on loopback: no proxy settings from the environment.
-LOOPBACK = httpx.Client(trust_env=False)
+# A new connection per request, as before: a pooled one the proxy or a killed replica closed
+# could fail a probe or a verifying read for a reason that is not the service's.
+LOOPBACK = httpx.Client(trust_env=False, limits=httpx.Limits(max_keepalive_connections=0))
 
 
 @dataclass(frozen=True)
