@@ -299,7 +299,7 @@ async def record_detached(state: ServiceState, event: AuditEvent) -> None:
         state.metrics.audit_failures.inc()
         raise AuditWriteError from exc
     except DATABASE_ERRORS as exc:
-        # Database down (found by the db-outage drill): 503 like every other database outage.
+        # No connection (found by the db-outage drill): 503 as every outage; anything else 500.
         state.metrics.audit_failures.inc()
         raise AuditWriteError(transient=unavailable(exc)) from exc
 

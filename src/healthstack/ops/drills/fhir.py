@@ -24,7 +24,7 @@ FHIR_JSON = "application/fhir+json"
 SYSTEM = "urn:healthstack:drill"
 SCOPES = "system/Patient.cruds system/Observation.cruds"
 OK = frozenset({200, 201})
-# The drills' own requests (probes, creates, the reads that verify) share one client: LOOPBACK.get()
+# The drills' own requests (probes, creates, the reads that verify) share one client: httpx.get()
 # builds a client per call and each loads the system CA bundle (~30 ms of CPU: 62 s of one
 # db-outage drill under cProfile). Plain HTTP on loopback: no proxy settings from the environment.
 # A new connection per request, as before: a pooled one the proxy or a killed replica closed
