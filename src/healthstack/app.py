@@ -59,6 +59,7 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
             await state.pool.close()
 
     fhir = build_fhir_app(state)
+    fhir_mount = Mount("/api/fhir", app=fhir)
     console = build_console_app(state)
     app = Starlette(
         routes=[
@@ -67,7 +68,7 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
             Route("/metrics", health.metrics),
             # FHIR clients POST Bundles to (and search across types at) the base itself: no 307.
             Route("/api/fhir", BaseAlias(fhir), methods=["GET", "POST"]),
-            Mount("/api/fhir", app=fhir),
+            fhir_mount,
             # A typed or bookmarked /console answers as /console/ does (login or the trail).
             Route("/console", BaseAlias(console, "/console"), methods=["GET"]),
             Mount("/console", app=console),  # auditors only (docs/console.md)
@@ -78,7 +79,7 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
         exception_handlers={HTTPException: _http_error},
     )
     app.state.service = state
-    app.add_middleware(RequestMiddleware, state=state)
+    app.add_middleware(RequestMiddleware, state=state, direct=[fhir_mount])
     return app
 
 

@@ -6,12 +6,15 @@ import datetime as dt
 
 import asyncpg
 import pytest
+from starlette.requests import Request
 
 from healthstack.core.dates import instant_text, interval
 from healthstack.core.outcome import FhirError
+from healthstack.fhir.api import request_base
 from healthstack.fhir.bundle import parse_bundle, parse_if_match
-from healthstack.fhir.http import database_error
+from healthstack.fhir.http import database_error, header
 from healthstack.fhir.search import parse_prefixed
+from healthstack.fhir.shaping import Shape
 
 
 @pytest.mark.parametrize(
@@ -93,3 +96,52 @@ def test_malformed_bundles_are_refused(bundle: dict[str, object]) -> None:
         _, entries = parse_bundle(bundle)
         assert entries[0].error is not None
         assert entries[0].error.status in (400, 404)
+
+
+@pytest.mark.parametrize(
+    ("scheme", "server", "host"),
+    [
+        ("http", ("127.0.0.1", 8080), b"127.0.0.1:8080"),
+        ("http", ("127.0.0.1", 80), None),
+        ("http", ("127.0.0.1", 8080), None),
+        ("https", ("10.0.0.1", 443), None),
+        ("https", ("10.0.0.1", 443), b"fhir.example.org"),
+        ("http", ("::1", 8000), None),
+        ("http", None, None),
+        ("http", ("127.0.0.1", 80), b"evil.example/x?y#z"),
+        ("http", ("127.0.0.1", 80), b"user@host:81"),
+    ],
+)
+def test_request_base_is_what_starlette_request_url_gives(
+    scheme: str, server: tuple[str, int] | None, host: bytes | None
+) -> None:
+    """The cached base equals the one built from ``request.url``, whatever the Host header."""
+    headers = [(b"host", host)] if host is not None else []
+    scope = {"type": "http", "scheme": scheme, "server": server, "path": "/api/fhir/Patient",
+             "root_path": "/api/fhir", "query_string": b"", "headers": headers}  # fmt: skip
+    url = Request(scope).url
+    expected = f"{url.scheme}://{url.netloc}/api/fhir"
+    assert request_base(scheme, host, server, "/api/fhir") == expected
+
+
+def test_header_reads_the_first_value_as_starlette_does() -> None:
+    scope = {"type": "http", "headers": [(b"accept", b"application/fhir+json"),
+                                         (b"if-none-match", b'W/"2"'), (b"accept", b"text/xml")]}  # fmt: skip
+    request = Request(scope)
+    for name in ("accept", "if-none-match", "if-modified-since"):
+        assert header(request, name.encode()) == request.headers.get(name)
+
+
+@pytest.mark.parametrize(
+    ("summary", "elements", "reduces"),
+    [("false", (), False), ("count", (), False), ("true", (), True), ("text", (), True),
+     ("data", (), True), ("false", ("id",), True)],
+)  # fmt: skip
+def test_a_shape_reduces_entries_only_when_summary_or_elements_ask(
+    summary: str, elements: tuple[str, ...], reduces: bool
+) -> None:
+    shape = Shape(summary=summary, elements=elements)
+    assert shape.reduces is reduces
+    body = b'{"resourceType":"Patient","id":"a","text":{"status":"generated","div":"<div/>"},"active":true}'
+    if not reduces:  # entries are sent as stored, so subsetting them must not change them
+        assert shape.subset("Patient", body) == body

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 from starlette.requests import Request
@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Message
 
 from healthstack.config import Settings
 from healthstack.fhir.api import Api
-from healthstack.service.routing import IndexedRouter, build_index, route_literals
+from healthstack.service.routing import IndexedRouter, build_index, lean_endpoint, route_literals
 from healthstack.service.state import ServiceState
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH", "HEAD")
@@ -36,10 +36,11 @@ def fhir_routes() -> list[BaseRoute]:
 
 
 def recorders(routes: list[BaseRoute]) -> list[BaseRoute]:
-    """The same paths and methods, each answering with its position (which route won)."""
+    """The same paths and methods, each answering with its position (which route won). The
+    endpoints are ``async def`` as the API's are, so IndexedRouter calls them directly."""
 
-    def answer(position: int) -> Callable[[Request], Response]:
-        def endpoint(request: Request) -> Response:
+    def answer(position: int) -> Callable[[Request], Awaitable[Response]]:
+        async def endpoint(request: Request) -> Response:
             return PlainTextResponse(f"{position} {sorted(request.path_params.items())}")
 
         return endpoint
@@ -122,11 +123,7 @@ def test_the_fhir_routes_are_all_indexed_so_a_read_tries_few_of_them() -> None:
     routes = fhir_routes()
     assert all(route_literals(route) is not None for route in routes)
     parts = ["", "Patient", "123"]
-    tried = [
-        route
-        for route, literals in IndexedRouter(routes).candidates(len(parts))
-        if all(parts[position] == literal for position, literal in literals)
-    ]
+    tried = [c.route for c in IndexedRouter(routes).candidates(len(parts)) if c.fits(parts)]
     # Router ran a regular expression for every route up to GET /{rtype}/{id} (~30 of them).
     assert len(tried) <= 6 < len(routes)
 
@@ -141,5 +138,21 @@ def test_routes_it_cannot_index_are_tried_for_every_path() -> None:
     assert [route_literals(r) for r in (mounted, wide, mixed)] == [None, None, None]
     plain = Route("/a/{b}", hello)
     index = build_index([mounted, wide, mixed, plain])
-    assert [r for r, _ in index[-1]] == [mounted, wide, mixed]
-    assert [r for r, _ in index[3]] == [mounted, wide, mixed, plain]
+    assert [c.route for c in index[-1]] == [mounted, wide, mixed]
+    assert [c.route for c in index[3]] == [mounted, wide, mixed, plain]
+
+
+def test_every_fhir_endpoint_is_called_directly_and_others_through_starlette() -> None:
+    """The API's endpoints skip ``request_response``; a plain function or an ASGI app does not."""
+    assert all(lean_endpoint(route) is not None for route in fhir_routes())
+
+    def plain(request: Request) -> Response:
+        return PlainTextResponse("sync")
+
+    async def asynchronous(request: Request) -> Response:
+        return PlainTextResponse("async")
+
+    assert lean_endpoint(Route("/a", plain)) is None
+    assert lean_endpoint(Route("/a", PlainTextResponse("asgi"))) is None
+    assert lean_endpoint(Mount("/m", app=PlainTextResponse("m"))) is None
+    assert lean_endpoint(Route("/a", asynchronous)) is asynchronous

@@ -7,11 +7,13 @@ bodies go out as the decrypted bytes exactly as stored: no parse/serialize round
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from starlette.datastructures import URL
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -74,6 +76,17 @@ log = logging.getLogger("healthstack.fhir")
 Handler = Callable[[Request], Awaitable[Response]]
 
 
+@functools.lru_cache(maxsize=64)
+def request_base(scheme: str, host: bytes | None, server: Any, root_path: str) -> str:
+    """``scheme://netloc/root`` as Starlette's ``request.url`` gives it, computed once per
+    (scheme, Host, server, mount): building a URL object per request showed in the search
+    profile. Bounded: the Host header is the client's to choose."""
+    headers = [(b"host", host)] if host is not None else []
+    url = URL(scope={"type": "http", "scheme": scheme, "server": server, "path": "/",
+                     "query_string": b"", "headers": headers})  # fmt: skip
+    return f"{url.scheme}://{url.netloc}{root_path}"
+
+
 class Api:
     def __init__(self, state: ServiceState) -> None:
         self.state = state
@@ -97,8 +110,11 @@ class Api:
         settings = self.state.settings
         if settings.production:
             return f"https://{settings.public_host}/api/fhir"
-        url = request.url
-        return f"{url.scheme}://{url.netloc}{request.scope.get('root_path', '')}"
+        scope = request.scope
+        host = next((v for k, v in scope["headers"] if k == b"host"), None)
+        server = scope.get("server")
+        server = tuple(server) if server is not None else None
+        return request_base(scope["scheme"], host, server, scope.get("root_path", ""))
 
     def guarded(
         self, handler: Handler, interaction: str | None = None, resource_type: str | None = None
@@ -241,7 +257,7 @@ class Api:
         bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "link": links}
         if page.total is not None:
             bundle["total"] = page.total
-        shape = page.query.shape
+        shape = page.query.shape if page.query.shape.reduces else None  # per entry: skip if whole
         entries = [bundle_entry(base, v, {"mode": "match"}, shape) for v in page.versions]
         entries += [bundle_entry(base, v, {"mode": "include"}, shape) for v in page.included]
         if page.query.ignored:  # lenient handling: say what was left out (names only)

@@ -81,9 +81,19 @@ def representation(params: list[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
+def header(request: Request, name: bytes) -> str | None:
+    """A request header's first value, as ``request.headers.get`` gives it (ASGI header names are
+    lower-case), without building the Headers object: the read path asks for three."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            text: str = value.decode("latin-1")
+            return text
+    return None
+
+
 def negotiate(request: Request) -> None:
     """406 when ``Accept`` allows nothing this server produces (FHIR JSON or XML)."""
-    accept = request.headers.get("accept")
+    accept = header(request, b"accept")
     if not accept:
         return
     for item in accept.split(","):
@@ -109,11 +119,11 @@ async def form_params(request: Request) -> list[tuple[str, str]]:
 
 def not_modified(request: Request, version: Version) -> bool:
     """Conditional read: ``If-None-Match`` (the ETag) wins over ``If-Modified-Since``."""
-    etags = request.headers.get("if-none-match")
+    etags = header(request, b"if-none-match")
     if etags is not None:
         wanted = {t.strip().removeprefix("W/") for t in etags.split(",")}
         return "*" in wanted or version.etag.removeprefix("W/") in wanted
-    since = request.headers.get("if-modified-since")
+    since = header(request, b"if-modified-since")
     if since is None:
         return False
     try:

@@ -152,20 +152,24 @@ async def scan(
     start: list[Any] | None,
 ) -> tuple[list[Version], list[Any] | None]:
     """Rows in keyset order; with post-filters (decrypt-then-decide) scan on until a page is full."""
-    found: list[tuple[Version, list[Any]]] = []
+    # Rows are kept with their versions: a keyset position is computed only where one is needed
+    # (the next batch, the next page), not per row.
+    found: list[tuple[Version, asyncpg.Record]] = []
     batch = query.count + 1 if not query.post_filters else max(4 * query.count, 100)
     position = start
     while True:
         rows = await _fetch(conn, query, patient, position, batch)
         for row in rows:
             version = eng.store.open(query.resource_type, row["id"], row)
-            position = search.sort_key(query, row)
             if _passes(query, version):
-                found.append((version, position))
+                found.append((version, row))
+        if rows:
+            position = search.sort_key(query, rows[-1])
         if len(found) > query.count or len(rows) < batch:
             break
     if len(found) > query.count:
-        return [v for v, _ in found[: query.count]], found[query.count - 1][1]
+        last = found[query.count - 1][1]
+        return [v for v, _ in found[: query.count]], search.sort_key(query, last)
     return [v for v, _ in found], None
 
 

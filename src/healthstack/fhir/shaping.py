@@ -78,6 +78,11 @@ class Shape:
         # _format and _pretty: representation switches, handled by the HTTP layer
 
     @property
+    def reduces(self) -> bool:
+        """Whether entries are subsets of the stored JSON (else they go out as stored)."""
+        return bool(self.elements) or self.summary in ("true", "text", "data")
+
+    @property
     def counts(self) -> bool:
         return self.total in ("accurate", "estimate") or self.summary == "count"
 

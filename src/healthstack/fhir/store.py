@@ -162,13 +162,16 @@ def search_terms(rtype: str, rid: str, resource: dict[str, Any]) -> list[tuple[s
     ]
 
 
+_NOT_SELECTED = object()
+
+
 def _patients_of(rtype: str, row: asyncpg.Record) -> tuple[str, ...]:
     if rtype == "Patient":
         return ()  # a Patient's records already name it as resource_id
-    try:
-        found = list(row["compartment"] or ())
-    except KeyError:  # not a read or vread row
+    compartment = row.get("compartment", _NOT_SELECTED)
+    if compartment is _NOT_SELECTED:  # not a read or vread row (a search's: no exception per row)
         return ()
+    found = list(compartment or ())
     if row["patient_id"] is not None and row["patient_id"] not in found:
         found.insert(0, row["patient_id"])
     return tuple(found)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_to_bytes
 
 import orjson
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,8 +35,9 @@ def _media(value: str) -> str:
 def wants_xml(scope: Scope) -> bool:
     """``_format`` wins; else ``Accept``'s XML or JSON type of highest ``q`` (the first on ties)."""
     raw_query: bytes = scope.get("query_string", b"")
-    # The hot path (no "format" and no percent-escape that could spell it) skips the parse.
-    if b"format" in raw_query or b"%" in raw_query:
+    # The hot path (no "format", even percent-escaped) skips the parse: search values are
+    # often escaped (``system%7Ccode``), and unescaping is cheaper than parsing.
+    if b"format" in raw_query or (b"%" in raw_query and b"format" in unquote_to_bytes(raw_query)):
         for name, value in parse_qsl(raw_query.decode("latin-1"), keep_blank_values=True):
             if name == "_format":
                 return _media(value) in XML_TYPES

@@ -24,6 +24,7 @@ from healthstack.core.crypto import DecryptionError, Keyring
 from healthstack.core.outcome import FhirError
 from healthstack.errors import HealthstackError
 from healthstack.security.audit_event import AuditEvent
+from healthstack.security.audit_group import AuditGroup, GroupAborted
 from healthstack.security.chain import canonical
 from healthstack.security.principal import Principal
 from healthstack.service.db import DATABASE_ERRORS, unavailable
@@ -124,21 +125,30 @@ def known_id(resource_type: str | None, resource_id: str) -> bool:
 def event_for(
     principal: Principal | None, interaction: str, outcome: str, **fields: Any
 ) -> AuditEvent:
-    """An AuditEvent with who/break-glass filled from the principal (context filled at write)."""
+    """An AuditEvent with who/break-glass filled from the principal and where from the request's
+    context (source IP, request and trace ids), unless given."""
     if principal is not None:
         fields.setdefault("client_id", principal.client_id)
         fields.setdefault("break_glass_reason", principal.break_glass_reason)
+    fields.setdefault("source_ip", source_ip_var.get())
+    fields.setdefault("request_id", request_id_var.get())
+    fields.setdefault("trace_id", trace_id_var.get())
     subject = principal.subject if principal is not None else None
     return AuditEvent(interaction=interaction, outcome=outcome, subject=subject, **fields)
 
 
 def _with_context(event: AuditEvent, state: ServiceState) -> AuditEvent:
-    return dataclasses.replace(
-        _withhold(state, event),
-        source_ip=event.source_ip or source_ip_var.get(),
-        request_id=event.request_id or request_id_var.get(),
-        trace_id=event.trace_id or trace_id_var.get(),
-    )
+    """Context the event lacks, from the writing request (events made outside one)."""
+    event = _withhold(state, event)
+    context: dict[str, Any] = {}
+    for name, var in _CONTEXT:
+        if getattr(event, name) is None and (value := var.get()) is not None:
+            context[name] = value
+    return dataclasses.replace(event, **context) if context else event
+
+
+_CONTEXT = (("source_ip", source_ip_var), ("request_id", request_id_var),
+            ("trace_id", trace_id_var))  # fmt: skip
 
 
 def _withhold(state: ServiceState, event: AuditEvent) -> AuditEvent:
@@ -164,13 +174,10 @@ def withheld_digest(keyring: Keyring, value: str) -> str:
     return f"h:{keyring.active.key_id}:{digest}"
 
 
-_EVENT_FIELDS = tuple(field.name for field in dataclasses.fields(AuditEvent))
-
-
 def content_of(event: AuditEvent, when: dt.datetime | None = None) -> str:
     moment = when or dt.datetime.now(dt.UTC)
     # Shallow on purpose: dataclasses.asdict deep-copies, and showed in the read profile.
-    fields = {name: getattr(event, name) for name in _EVENT_FIELDS}
+    fields = dict(vars(event))
     fields["time"] = moment.isoformat(timespec="microseconds")
     # jsonb refuses \u0000: a NUL typed into a path or header must not make the append fail.
     return canonical(fields).replace("\\u0000", "\\ufffd")
@@ -244,11 +251,16 @@ def open_reason(keyring: Keyring, stored: str, resealed: tuple[str, bytes] | Non
 
 
 async def record(conn: asyncpg.Connection, state: ServiceState, event: AuditEvent) -> None:
-    """Append one audit record on ``conn`` (inside its transaction, if any); fail loudly."""
+    """Append one audit record on ``conn`` inside its transaction, or, outside one, committed
+    with the records other requests write in this turn (``audit_group``); fail loudly."""
     event = _sealed(state, _with_context(event, state))
+    content = content_of(event)
     try:
-        await conn.execute(APPEND_SQL, _chain_hint(conn), content_of(event))
-    except DATABASE_ERRORS as exc:
+        if conn.is_in_transaction():
+            await conn.execute(APPEND_SQL, _chain_hint(conn), content)
+        else:
+            await _group(state).append(conn, [content], _chain_hint(conn))
+    except (*DATABASE_ERRORS, GroupAborted) as exc:
         _failed(state, exc, event.interaction)
     _written(state, [event])
 
@@ -266,18 +278,29 @@ async def record_many(
     stamped = [_sealed(state, _with_context(event, state)) for event in events]
     contents = [content_of(event) for event in stamped]
     try:
-        await conn.execute(APPEND_MANY_SQL, _chain_hint(conn), contents)
-    except DATABASE_ERRORS as exc:
+        if conn.is_in_transaction():
+            await conn.execute(APPEND_MANY_SQL, _chain_hint(conn), contents)
+        else:
+            await _group(state).append(conn, contents, _chain_hint(conn))
+    except (*DATABASE_ERRORS, GroupAborted) as exc:
         _failed(state, exc, stamped[0].interaction)
     _written(state, stamped)
+
+
+def _group(state: ServiceState) -> AuditGroup:
+    group = state.extras.get("audit_group")
+    if group is None:
+        group = state.extras["audit_group"] = AuditGroup()
+    return cast(AuditGroup, group)
 
 
 def _failed(state: ServiceState, exc: BaseException, interaction: str) -> NoReturn:
     state.metrics.audit_failures.inc()
     log.error("audit write failed", extra={"error": type(exc).__name__,
                                             "interaction": interaction})  # fmt: skip
-    # 503 when the connection was lost (the client may retry), 500 for a refused statement.
-    raise AuditWriteError(transient=unavailable(exc)) from exc
+    # 503 when the connection was lost or the group's leader stopped (the client may retry),
+    # 500 for a refused statement.
+    raise AuditWriteError(transient=isinstance(exc, GroupAborted) or unavailable(exc)) from exc
 
 
 def _written(state: ServiceState, events: Sequence[AuditEvent]) -> None:

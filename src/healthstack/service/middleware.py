@@ -6,14 +6,15 @@ Kept as a single layer on purpose: each extra Starlette middleware costs a corou
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from opentelemetry import trace
-from starlette.routing import Mount
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from healthstack.core.outcome import issue, outcome_body
@@ -48,7 +49,8 @@ def _request_id(scope: Scope) -> str:
             text: str = value.decode("latin-1")
             if _REQUEST_ID.fullmatch(text):
                 return text
-    return uuid.uuid4().hex
+    # 128 random bits in hex, as uuid4().hex but without building and checking a UUID object.
+    return os.urandom(16).hex()
 
 
 def _content_length(scope: Scope) -> int | None:
@@ -79,8 +81,14 @@ async def _send_413(send: Send, limit: int) -> None:
 
 
 class RequestMiddleware:
-    def __init__(self, app: ASGIApp, state: ServiceState) -> None:
+    """``direct``: mounts (the FHIR API) reached without Starlette's exception layer, route table
+    and Mount, about 50 of a read's 700 Python calls (docs/performance.md). Such a mount's app
+    must answer every exception itself: the FHIR app's ErrorBoundary does."""
+
+    def __init__(self, app: ASGIApp, state: ServiceState, direct: Sequence[Mount] = ()) -> None:
         self.app = app
+        self.direct = tuple(direct)
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.state = state
         self.metrics = state.metrics
         self.max_body = state.settings.max_body_bytes
@@ -112,18 +120,19 @@ class RequestMiddleware:
         user_id_var.set(None)
         status = 500
         response_started = False
-        inner_send = self._drain_aware(send)
+        state = self.state
 
         async def send_wrapper(message: Message) -> None:
+            # One wrapper for the request id and the drain (``_drain_aware``): a layer less per send.
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                message["headers"] = [
-                    *message.get("headers", []),
-                    (b"x-request-id", request_id.encode()),
-                ]
-            await inner_send(message)
+                extra = [(b"x-request-id", request_id.encode())]
+                if state.draining:
+                    extra.append((b"connection", b"close"))
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
 
         length = _content_length(scope)
         if length is not None and length > self.max_body:
@@ -148,7 +157,7 @@ class RequestMiddleware:
             for name, value in scope["headers"]:
                 if name == b"traceparent":
                     trace_id_var.set(tracing.incoming_trace_id(value.decode("latin-1")))
-            await self.app(scope, receive, send)
+            await self._target(scope)(scope, receive, send)
             return
         carrier = {
             k.decode("latin-1"): v.decode("latin-1")
@@ -168,9 +177,20 @@ class RequestMiddleware:
             span_context = span.get_span_context()
             if span_context.is_valid:
                 trace_id_var.set(format(span_context.trace_id, "032x"))
-            await self.app(scope, receive, send)
+            await self._target(scope)(scope, receive, send)
             if span.is_recording():
                 span.update_name(f"{scope['method']} {route_template(scope)}")
+
+    def _target(self, scope: Scope) -> ASGIApp:
+        """The application to call: a direct mount's own app when the path is under it (with the
+        scope Starlette's Router would give it), else the Starlette app behind this layer."""
+        for mount in self.direct:
+            match, child_scope = mount.matches(scope)
+            if match is Match.FULL:
+                scope.update(child_scope)
+                scope["route"] = mount
+                return mount.app
+        return self.app
 
     def _limited(self, receive: Receive) -> Receive:
         limit = self.max_body
@@ -186,12 +206,26 @@ class RequestMiddleware:
 
         return wrapped
 
+    def _series(self, method: str, route: str, status: int) -> tuple[Any, Any]:
+        """The request counter's and duration histogram's children for these labels, kept: a
+        ``labels()`` call takes a lock and builds its key each time. The label values are few
+        (parser-checked methods, route templates, status codes), as they are in the registry."""
+        key = (method, route, status)
+        series = self._children.get(key)
+        if series is None:
+            series = self._children[key] = (
+                self.metrics.requests.labels(method, route, str(status)),
+                self.metrics.duration.labels(method, route),
+            )
+        return series
+
     def _record(self, scope: Scope, status: int, started: float) -> None:
         elapsed = time.perf_counter() - started
         method = scope["method"]
         route = route_template(scope)
-        self.metrics.requests.labels(method, route, str(status)).inc()
-        self.metrics.duration.labels(method, route).observe(elapsed)
+        counter, histogram = self._series(method, route, status)
+        counter.inc()
+        histogram.observe(elapsed)
         if log.isEnabledFor(logging.INFO):
             extra: dict[str, Any] = {
                 "method": method,

@@ -1,0 +1,150 @@
+"""Group commit of audit records written outside a transaction (``security/audit_group.py``).
+
+Held on a real PostgreSQL: records that reach the append in the same turn share one statement,
+each caller returns only once its own record is committed (another connection sees it), the
+chain verifies, a failed or abandoned group fails every member (nothing half-written, nobody left
+waiting), and records inside a transaction never join a group (they roll back with it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+import psycopg
+import pytest
+from tests.conftest import Database
+from tests.security.conftest import make_state, run_with_pool
+
+from healthstack.security import audit
+from healthstack.security.audit_event import AuditEvent
+from healthstack.security.audit_group import AuditGroup, GroupAborted
+from healthstack.security.verify import verify
+from healthstack.service.state import ServiceState
+
+MEMBERS = 6
+
+
+def _event(number: int) -> AuditEvent:
+    return AuditEvent(interaction="read", outcome="success", subject="user-1",
+                      resource_type="Patient", request_id=f"req-{number}")  # fmt: skip
+
+
+def _request_ids(db: Database) -> list[str]:
+    with psycopg.connect(db.owner_url) as conn:
+        rows = conn.execute("SELECT request_id FROM audit_log ORDER BY chain_id, seq").fetchall()
+    return [row[0] for row in rows]
+
+
+def _group(state: ServiceState) -> AuditGroup:
+    group = state.extras["audit_group"]
+    assert isinstance(group, AuditGroup)
+    return group
+
+
+@contextlib.asynccontextmanager
+async def _connections(pool: asyncpg.Pool, count: int) -> AsyncIterator[list[asyncpg.Connection]]:
+    """``count`` connections held at once (so their records can meet in one turn)."""
+    conns = [await pool.acquire() for _ in range(count)]
+    try:
+        yield conns
+    finally:
+        for conn in conns:
+            await pool.release(conn)
+
+
+def test_records_of_one_turn_share_a_statement_and_each_is_committed_on_return(
+    database: Database,
+) -> None:
+    state = make_state(database.url)
+
+    async def member(conn: asyncpg.Connection, number: int) -> int:
+        await audit.record(conn, state, _event(number))
+        # Committed before record() returned: visible to a statement on another connection.
+        count = await conn.fetchval(
+            "SELECT count(*) FROM audit_log WHERE request_id = $1", f"req-{number}"
+        )
+        return int(count)
+
+    async def body(pool: asyncpg.Pool) -> list[int]:
+        async with _connections(pool, MEMBERS) as conns:
+            return await asyncio.gather(*(member(c, n) for n, c in enumerate(conns)))
+
+    assert run_with_pool(database.url, body, size=MEMBERS) == [1] * MEMBERS
+    group = _group(state)
+    assert (group.appends, group.records) == (1, MEMBERS)
+    # Chained in the order the members joined (the leader first), and the chain verifies.
+    assert _request_ids(database) == [f"req-{n}" for n in range(MEMBERS)]
+    report = verify(database.owner_url)
+    assert report.intact, report.problems
+
+
+def test_a_failed_group_append_fails_every_member_and_writes_nothing(database: Database) -> None:
+    state = make_state(database.url)
+
+    async def body(pool: asyncpg.Pool) -> list[int]:
+        async with _connections(pool, MEMBERS) as conns:
+            leader_pid = await conns[0].fetchval("SELECT pg_backend_pid()")
+            with psycopg.connect(database.owner_url, autocommit=True) as admin:
+                admin.execute("SELECT pg_terminate_backend(%s)", (leader_pid,))
+            results = await asyncio.gather(
+                *(audit.record(c, state, _event(n)) for n, c in enumerate(conns)),
+                return_exceptions=True,
+            )
+        return [r.status if isinstance(r, audit.AuditWriteError) else 0 for r in results]
+
+    # The leader's connection is gone: every member answers 503 (the client may retry).
+    assert run_with_pool(database.url, body, size=MEMBERS) == [503] * MEMBERS
+    assert _request_ids(database) == []
+
+
+def test_a_cancelled_leader_fails_its_followers_instead_of_leaving_them_waiting(
+    database: Database,
+) -> None:
+    group = AuditGroup()
+
+    async def body(pool: asyncpg.Pool) -> list[str]:
+        async with _connections(pool, 3) as conns:
+            contents = [[audit.content_of(_event(n))] for n in range(3)]
+            # Created in one turn: the first becomes the leader, the others join its group.
+            members = [asyncio.ensure_future(group.append(c, contents[n], 1))
+                       for n, c in enumerate(conns)]  # fmt: skip
+            await asyncio.sleep(0)  # the leader is waiting its turn, the others have joined
+            members[0].cancel()
+            outcomes = await asyncio.wait_for(
+                asyncio.gather(*members, return_exceptions=True), timeout=10
+            )
+        return [type(outcome).__name__ for outcome in outcomes]
+
+    outcomes = run_with_pool(database.url, body, size=3)
+    assert outcomes == ["CancelledError", GroupAborted.__name__, GroupAborted.__name__]
+    assert group.appends == 0
+    assert _request_ids(database) == []
+
+
+def test_a_follower_of_an_aborted_group_answers_a_transient_audit_failure() -> None:
+    state = make_state("postgresql://unused")
+    with pytest.raises(audit.AuditWriteError) as failure:
+        audit._failed(state, GroupAborted(), "read")
+    assert failure.value.status == 503
+
+
+def test_records_inside_a_transaction_never_join_a_group(database: Database) -> None:
+    state = make_state(database.url)
+
+    async def body(pool: asyncpg.Pool) -> None:
+        async def rolled_back(conn: asyncpg.Connection) -> None:
+            transaction = conn.transaction()
+            await transaction.start()
+            await audit.record(conn, state, _event(0))
+            await transaction.rollback()
+
+        async with _connections(pool, 2) as conns:
+            await asyncio.gather(rolled_back(conns[0]), audit.record(conns[1], state, _event(1)))
+
+    run_with_pool(database.url, body, size=2)
+    # The transaction's record rolled back with it; the other was committed on its own.
+    assert _request_ids(database) == ["req-1"]
+    assert (_group(state).appends, _group(state).records) == (1, 1)
