@@ -12,9 +12,11 @@ from typing import Any, cast
 import asyncpg
 import psycopg
 import pytest
+from starlette.requests import Request
 from tests.conftest import Database
 from tests.security.conftest import make_state, run_with_pool
 
+from healthstack.console import views
 from healthstack.fhir import audit_api
 from healthstack.fhir.http import database_error
 from healthstack.security import audit
@@ -96,3 +98,51 @@ def test_the_audit_search_answers_400_for_a_value_asyncpg_cannot_encode() -> Non
 
     response = asyncio.run(audit_api._guarded(handler, cast(Any, None), cast(Any, None)))
     assert response.status_code == 400
+
+
+OUTCOMES = [
+    (ClientDataError("invalid input for query argument $1"), 400),
+    (asyncpg.InternalClientError("cannot switch to state 15; another operation (2) is in progress"),
+     503),
+    (asyncpg.AdminShutdownError("terminating connection due to administrator command"), 503),
+    (ConnectionResetError(), 503),
+    (asyncpg.InsufficientPrivilegeError("permission denied for table audit_log"), 500),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("error", "status"), OUTCOMES, ids=lambda v: type(v).__name__)
+def test_the_audit_search_and_the_console_share_the_services_one_definition_of_an_outage(
+    error: Exception, status: int
+) -> None:
+    """The AuditEvent search and the console answer as the FHIR handlers (``unavailable``)."""
+
+    async def handler(state: Any, request: Any) -> Any:
+        raise error
+
+    response = asyncio.run(audit_api._guarded(handler, cast(Any, None), cast(Any, None)))
+    assert response.status_code == status
+    state = make_state("postgresql://unused")
+    request = Request({"type": "http", "method": "GET", "path": "/console/", "headers": [],
+                       "query_string": b"", "client": ("127.0.0.1", 1)})  # fmt: skip
+    page = asyncio.run(views.guarded(state, "search", handler)(request))
+    assert page.status_code == status
+
+
+def test_asyncpgs_own_other_errors_are_console_bugs_audited_as_such(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[str] = []
+
+    async def failed(state: Any, request: Any, interaction: str, error: Exception) -> Any:
+        seen.append(type(error).__name__)
+        return views._page(500, "Internal error.")
+
+    async def handler(state: Any, request: Any) -> Any:
+        raise asyncpg.InternalClientError("Bind: expected a sequence, got int")
+
+    monkeypatch.setattr(views, "_failed", failed)
+    state = make_state("postgresql://unused")
+    request = Request({"type": "http", "method": "GET", "path": "/console/", "headers": [],
+                       "query_string": b"", "client": ("127.0.0.1", 1)})  # fmt: skip
+    page = asyncio.run(views.guarded(state, "search", handler)(request))
+    assert (page.status_code, seen) == (500, ["InternalClientError"])

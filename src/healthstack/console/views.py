@@ -36,7 +36,7 @@ from healthstack.security import audit, authz
 from healthstack.security.middleware import aggregate_event, client_ip
 from healthstack.security.principal import Principal
 from healthstack.security.ratelimit import FailureLimiter
-from healthstack.service.db import DATABASE_UNAVAILABLE
+from healthstack.service.db import DATABASE_ERRORS, ClientDataError, unavailable
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.console")
@@ -60,22 +60,31 @@ def guarded(
             return await handler(state, request)
         except ConsoleError as error:
             return await _refused(state, request, interaction, error)
-        except DATABASE_UNAVAILABLE as error:
-            log.error("database unavailable", extra={"error": type(error).__name__})
-            return _page(503, "The database is unavailable; retry shortly.")
-        except audit.AuditWriteError:
-            return _page(503, "The audit trail could not be written; nothing was done.")
-        except (asyncpg.DataError, asyncpg.ProgramLimitExceededError):
+        except audit.AuditWriteError as error:
+            return _page(error.status, "The audit trail could not be written; nothing was done.")
+        except (asyncpg.DataError, asyncpg.ProgramLimitExceededError, ClientDataError):
+            # A value the database (or asyncpg, encoding it) cannot take: the filter's fault.
             return _page(400, "A filter value is out of range.")
-        except asyncpg.PostgresError as error:
+        except DATABASE_ERRORS as error:
+            # One definition of an outage for the whole service (service.db.unavailable).
+            if unavailable(error):
+                log.error("database unavailable", extra={"error": type(error).__name__})
+                return _page(503, "The database is unavailable; retry shortly.")
+            if not isinstance(error, asyncpg.PostgresError):  # asyncpg's own: a bug, audited
+                return await _failed(state, request, interaction, error)
             log.error("console database error", extra={"error": type(error).__name__})
             return _page(500, "Internal database error.")
         except Exception as error:  # a bug: a plain 500 page, audited, never a stack trace
-            log.error("console error", extra={"error": type(error).__name__})  # no message: PHI
-            failure = ConsoleError(500, "Internal error.", outcome="error")
-            return await _refused(state, request, interaction, failure)
+            return await _failed(state, request, interaction, error)
 
     return endpoint
+
+
+async def _failed(state: ServiceState, request: Request, interaction: str,
+                  error: Exception) -> Response:  # fmt: skip
+    log.error("console error", extra={"error": type(error).__name__})  # no message: PHI
+    failure = ConsoleError(500, "Internal error.", outcome="error")
+    return await _refused(state, request, interaction, failure)
 
 
 def _page(status: int, message: str) -> HTMLResponse:

@@ -26,7 +26,7 @@ from healthstack.core.outcome import FhirError, FhirResponse
 from healthstack.numbers import INT4_MAX, ascii_int
 from healthstack.security import audit, authz
 from healthstack.security.middleware import principal_of
-from healthstack.service.db import DATABASE_UNAVAILABLE, ClientDataError
+from healthstack.service.db import DATABASE_ERRORS, ClientDataError, unavailable
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.audit")
@@ -224,10 +224,11 @@ async def _guarded(handler: Callable[[ServiceState, Request], Awaitable[Response
         # DataError is an InterfaceError, hence before the outage branch.
         log.warning("audit search value refused", extra={"error": type(error).__name__})
         return FhirError(400, "invalid", "a search value is out of range").response()
-    except DATABASE_UNAVAILABLE as error:
-        log.error("database unavailable", extra={"error": type(error).__name__})
-        return FhirError(503, "transient", "database unavailable; retry").response()
-    except asyncpg.PostgresError as error:
+    except DATABASE_ERRORS as error:
+        # One definition of an outage for the whole service (service.db.unavailable).
+        if unavailable(error):
+            log.error("database unavailable", extra={"error": type(error).__name__})
+            return FhirError(503, "transient", "database unavailable; retry").response()
         log.error("database error", extra={"error": type(error).__name__})
         return FhirError(500, "exception", "internal database error").response()
 

@@ -59,6 +59,8 @@ async def included(
     store: Store, caller: Caller, conn: asyncpg.Connection, includes: list[Include],
     matches: list[Version],
 ) -> list[Version]:  # fmt: skip
+    if not includes:
+        return []  # the common search: no set of its matches to build
     seen = {(v.resource_type, v.id) for v in matches}
     found: list[Version] = []
     frontier = matches

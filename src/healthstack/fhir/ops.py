@@ -155,14 +155,13 @@ async def scan(
     # Rows are kept with their versions: a keyset position is computed only where one is needed
     # (the next batch, the next page), not per row.
     found: list[tuple[Version, asyncpg.Record]] = []
+    open_, rtype = eng.store.open, query.resource_type
     batch = query.count + 1 if not query.post_filters else max(4 * query.count, 100)
     position = start
     while True:
         rows = await _fetch(conn, query, patient, position, batch)
-        for row in rows:
-            version = eng.store.open(query.resource_type, row["id"], row)
-            if _passes(query, version):
-                found.append((version, row))
+        opened = [(open_(rtype, row["id"], row), row) for row in rows]  # the page's hot loop
+        found += opened if not query.post_filters else [p for p in opened if _passes(query, p[0])]
         if rows:
             position = search.sort_key(query, rows[-1])
         if len(found) > query.count or len(rows) < batch:

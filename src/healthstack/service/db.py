@@ -121,8 +121,9 @@ def pool_stats(pool: asyncpg.Pool) -> dict[str, Any]:
 
 
 # Errors that mean "the database cannot be reached right now" (retryable: 503), as opposed to a
-# statement the database refused (the request's or the code's fault).
-DATABASE_UNAVAILABLE = (
+# statement the database refused (the request's or the code's fault). Callers ask ``unavailable``,
+# the one definition of an outage (it also tells asyncpg's own errors apart), never this tuple.
+_UNREACHABLE = (
     asyncpg.PostgresConnectionError,
     asyncpg.CannotConnectNowError,
     # The server shutting down (fast or immediate stop, crash recovery) under a running statement.
@@ -134,7 +135,7 @@ DATABASE_UNAVAILABLE = (
 )
 # Every error a database call raises: the server's refusals and the client library's own
 # (``InternalClientError`` is not an ``InterfaceError``).
-DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InternalClientError, *DATABASE_UNAVAILABLE)
+DATABASE_ERRORS = (asyncpg.PostgresError, asyncpg.InternalClientError, *_UNREACHABLE)
 # asyncpg's protocol left mid-operation by a server that went away: "cannot switch to state 15;
 # another operation (2) is in progress" on the COMMIT after a killed statement (a 500 in the
 # db-outage drill). asyncpg's other InternalClientErrors (a bad bind, no codec, a pool misuse) are
@@ -148,4 +149,4 @@ def unavailable(error: BaseException) -> bool:
         return False
     if isinstance(error, asyncpg.InternalClientError):
         return _PROTOCOL_LEFT_MID_OPERATION in str(error)
-    return isinstance(error, DATABASE_UNAVAILABLE)
+    return isinstance(error, _UNREACHABLE)
