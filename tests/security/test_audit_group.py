@@ -11,16 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
+import httpx
 import psycopg
 import pytest
-from tests.conftest import Database
+from tests.conftest import TEST_SECRET_KEY_BASE, Database
 from tests.security.conftest import make_state, run_with_pool
 
 from healthstack.security import audit
 from healthstack.security.audit_event import AuditEvent
 from healthstack.security.audit_group import AuditGroup, GroupAborted
+from healthstack.security.tokens import mint_dev_token
 from healthstack.security.verify import verify
 from healthstack.service.state import ServiceState
 
@@ -148,3 +151,14 @@ def test_records_inside_a_transaction_never_join_a_group(database: Database) -> 
     # The transaction's record rolled back with it; the other was committed on its own.
     assert _request_ids(database) == ["req-1"]
     assert (_group(state).appends, _group(state).records) == (1, 1)
+
+
+def test_a_huge_unknown_type_in_the_path_is_audited_without_failing_the_request(
+    live_service: Any,
+) -> None:
+    """A 5,000-character type segment once made its failure record exceed the trail's field
+    limit: refused, and with group commit every read of the same turn failed with it."""
+    token = mint_dev_token(TEST_SECRET_KEY_BASE, "attacker", "user/*.rs", ttl_seconds=300)
+    response = httpx.get(f"{live_service.base_url}/api/fhir/{'A' * 5000}/1",
+                         headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+    assert response.status_code in (400, 404)

@@ -227,7 +227,9 @@ async def audit_failure(
     rtype = resource_type or request.path_params.get(
         "rtype", "Bundle" if interaction == "batch" else "Observation"
     )
-    fields: dict[str, Any] = {"resource_type": rtype, "detail": f"HTTP {error.status}"}
+    # Cut as the id is: a client-typed path segment longer than the trail's field limit would make
+    # the append refused, and with group commit that failed every read of its turn.
+    fields: dict[str, Any] = {"resource_type": rtype[:64], "detail": f"HTTP {error.status}"}
     if "id" in request.path_params:
         fields["resource_id"] = request.path_params["id"][:64]  # a digest unless server-assigned
     outcome = "denied" if error.status == 403 else "error"
