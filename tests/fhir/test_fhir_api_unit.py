@@ -8,13 +8,15 @@ import asyncpg
 import pytest
 from starlette.requests import Request
 
+from healthstack.config import Settings
 from healthstack.core.dates import instant_text, interval
 from healthstack.core.outcome import FhirError
-from healthstack.fhir.api import request_base
+from healthstack.fhir.api import Api, request_base
 from healthstack.fhir.bundle import parse_bundle, parse_if_match
 from healthstack.fhir.http import database_error, header
 from healthstack.fhir.search import parse_prefixed
 from healthstack.fhir.shaping import Shape
+from healthstack.service.state import ServiceState
 
 
 @pytest.mark.parametrize(
@@ -122,6 +124,21 @@ def test_request_base_is_what_starlette_request_url_gives(
     url = Request(scope).url
     expected = f"{url.scheme}://{url.netloc}/api/fhir"
     assert request_base(scheme, host, server, "/api/fhir") == expected
+
+
+@pytest.mark.parametrize("scheme", [None, "http", "https"])
+def test_the_link_base_reads_the_scope_as_request_url_does(scheme: str | None) -> None:
+    """ASGI makes ``scheme`` optional: a server that leaves it out gets http links, no 500."""
+    scope = {"type": "http", "server": ("10.0.0.5", 8000), "path": "/api/fhir/Patient",
+             "root_path": "/api/fhir", "query_string": b"", "headers": [(b"host", b"ehr:81")]}  # fmt: skip
+    if scheme is not None:
+        scope["scheme"] = scheme
+    settings = Settings.from_env(
+        {"HEALTHSTACK_ENV": "test", "SECRET_KEY_BASE": "b" * 64, "ENCRYPTION_KEY": "ab" * 32}
+    )
+    api = Api(ServiceState(settings=settings, database_url="postgresql://x"))
+    url = Request(scope).url
+    assert api.base(Request(scope)) == f"{url.scheme}://{url.netloc}/api/fhir"
 
 
 def test_header_reads_the_first_value_as_starlette_does() -> None:

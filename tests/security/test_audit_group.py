@@ -2,14 +2,17 @@
 
 Held on a real PostgreSQL: records that reach the append in the same turn share one statement,
 each caller returns only once its own record is committed (another connection sees it), the
-chain verifies, a failed or abandoned group fails every member (nothing half-written, nobody left
-waiting), and records inside a transaction never join a group (they roll back with it).
+chain verifies, one bad record or dead connection fails only its own member (the others write
+alone), a group whose outcome is unknown fails every member with 503 (nothing written twice,
+nobody left waiting), and records inside a transaction never join a group (they roll back with
+it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -23,6 +26,7 @@ from tests.security.conftest import make_state, run_with_pool
 from healthstack.security import audit
 from healthstack.security.audit_event import AuditEvent
 from healthstack.security.audit_group import AuditGroup, GroupAborted
+from healthstack.security.chain import CHAINS
 from healthstack.security.tokens import mint_dev_token
 from healthstack.security.verify import verify
 from healthstack.service.state import ServiceState
@@ -84,26 +88,127 @@ def test_records_of_one_turn_share_a_statement_and_each_is_committed_on_return(
     assert report.intact, report.problems
 
 
-def test_a_failed_group_append_fails_every_member_and_writes_nothing(database: Database) -> None:
-    state = make_state(database.url)
+async def _closed(conn: asyncpg.Connection) -> None:
+    """Until asyncpg has read the server's goodbye on ``conn`` (bounded)."""
+    for _ in range(500):
+        try:
+            if conn.is_closed():
+                return
+        except asyncpg.InterfaceError:  # the pool took the lost connection back
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the terminated connection was never seen closed")
 
-    async def body(pool: asyncpg.Pool) -> list[int]:
+
+def _statuses(results: list[Any]) -> list[int]:
+    return [r.status if isinstance(r, audit.AuditWriteError) else 0 for r in results]
+
+
+@pytest.mark.parametrize("through", ["record", "group"])
+def test_a_connection_closed_before_the_append_fails_only_its_own_request(
+    database: Database, through: str
+) -> None:
+    """Through ``audit.record`` the dead connection fails before joining; straight into the
+    group it becomes the leader, and its followers write alone (nothing was sent on it)."""
+    state = make_state(database.url)
+    group = AuditGroup()
+
+    async def write(conn: asyncpg.Connection, number: int) -> None:
+        if through == "record":
+            await audit.record(conn, state, _event(number))
+        else:
+            await group.append(conn, [audit.content_of(_event(number))], number)
+
+    async def body(pool: asyncpg.Pool) -> list[str]:
         async with _connections(pool, MEMBERS) as conns:
             leader_pid = await conns[0].fetchval("SELECT pg_backend_pid()")
             with psycopg.connect(database.owner_url, autocommit=True) as admin:
                 admin.execute("SELECT pg_terminate_backend(%s)", (leader_pid,))
+            await _closed(conns[0])
             results = await asyncio.gather(
-                *(audit.record(c, state, _event(n)) for n, c in enumerate(conns)),
-                return_exceptions=True,
+                *(write(c, n) for n, c in enumerate(conns)), return_exceptions=True
             )
-        return [r.status if isinstance(r, audit.AuditWriteError) else 0 for r in results]
+        return [type(result).__name__ for result in results]
 
-    # The leader's connection is gone: every member answers 503 (the client may retry).
-    assert run_with_pool(database.url, body, size=MEMBERS) == [503] * MEMBERS
+    outcomes = run_with_pool(database.url, body, size=MEMBERS)
+    failure = "AuditWriteError" if through == "record" else "InterfaceError"
+    assert outcomes == [failure] + ["NoneType"] * (MEMBERS - 1)
+    assert sorted(_request_ids(database)) == [f"req-{n}" for n in range(1, MEMBERS)]
+    assert verify(database.owner_url).intact
+
+
+def test_a_connection_lost_while_the_group_statement_runs_fails_every_member_with_503(
+    database: Database,
+) -> None:
+    """The outcome is unknown (it may have committed): nobody writes again, everybody 503s."""
+    state = make_state(database.url)
+
+    async def body(pool: asyncpg.Pool) -> list[Any]:
+        async with _connections(pool, MEMBERS) as conns:
+            leader_pid = await conns[0].fetchval("SELECT pg_backend_pid()")
+            with psycopg.connect(database.owner_url) as holder:
+                # Every chain head held: the group's statement waits for its chain.
+                holder.execute("SELECT pg_advisory_xact_lock(1096108372, c::int) "
+                               "FROM generate_series(0, %s) c", (CHAINS - 1,))  # fmt: skip
+                members = [asyncio.ensure_future(audit.record(c, state, _event(n)))
+                           for n, c in enumerate(conns)]  # fmt: skip
+                await _waiting_for_a_lock(database, leader_pid)
+                with psycopg.connect(database.owner_url, autocommit=True) as admin:
+                    admin.execute("SELECT pg_terminate_backend(%s)", (leader_pid,))
+                await _closed(conns[0])
+                holder.rollback()
+            return await asyncio.gather(*members, return_exceptions=True)
+
+    results = run_with_pool(database.url, body, size=MEMBERS)
+    assert _statuses(results) == [503] * MEMBERS
+    # Each follower raised its own exception, chained to the group's.
+    causes = [result.__cause__ for result in results[1:]]
+    assert all(isinstance(cause, GroupAborted) and cause.__cause__ for cause in causes)
+    assert len({id(cause) for cause in causes}) == MEMBERS - 1
     assert _request_ids(database) == []
 
 
-def test_a_cancelled_leader_fails_its_followers_instead_of_leaving_them_waiting(
+async def _waiting_for_a_lock(db: Database, pid: int) -> None:
+    for _ in range(500):
+        with psycopg.connect(db.owner_url, autocommit=True) as admin:
+            row = admin.execute("SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s",
+                                (pid,)).fetchone()  # fmt: skip
+        if row is not None and row[0] == "Lock":
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the group's statement never waited for its chain")
+
+
+@pytest.mark.parametrize("bad", [0, 2], ids=["leader", "follower"])
+def test_a_refused_group_statement_fails_only_the_bad_record(database: Database, bad: int) -> None:
+    """A record the trail refuses (here a 300-character subject) makes the group's statement
+    roll back as a whole; every member then writes alone, and only the bad one fails."""
+    group = AuditGroup()
+
+    def content(number: int) -> str:
+        document = json.loads(audit.content_of(_event(number)))
+        if number == bad:
+            document["subject"] = "s" * 300
+        return json.dumps(document)
+
+    async def body(pool: asyncpg.Pool) -> list[str]:
+        async with _connections(pool, MEMBERS) as conns:
+            outcomes = await asyncio.gather(
+                *(group.append(c, [content(n)], n) for n, c in enumerate(conns)),
+                return_exceptions=True,
+            )
+        return [type(outcome).__name__ for outcome in outcomes]
+
+    outcomes = run_with_pool(database.url, body, size=MEMBERS)
+    expected = ["NoneType"] * MEMBERS
+    expected[bad] = asyncpg.InvalidParameterValueError.__name__
+    assert outcomes == expected
+    assert sorted(_request_ids(database)) == [f"req-{n}" for n in range(MEMBERS) if n != bad]
+    assert (group.appends, group.records) == (1 + MEMBERS, 2 * MEMBERS)
+    assert verify(database.owner_url).intact
+
+
+def test_a_leader_cancelled_before_sending_leaves_its_followers_to_write_alone(
     database: Database,
 ) -> None:
     group = AuditGroup()
@@ -122,9 +227,9 @@ def test_a_cancelled_leader_fails_its_followers_instead_of_leaving_them_waiting(
         return [type(outcome).__name__ for outcome in outcomes]
 
     outcomes = run_with_pool(database.url, body, size=3)
-    assert outcomes == ["CancelledError", GroupAborted.__name__, GroupAborted.__name__]
-    assert group.appends == 0
-    assert _request_ids(database) == []
+    assert outcomes == ["CancelledError", "NoneType", "NoneType"]
+    assert (group.appends, group.records) == (2, 2)
+    assert sorted(_request_ids(database)) == ["req-1", "req-2"]
 
 
 def test_a_follower_of_an_aborted_group_answers_a_transient_audit_failure() -> None:

@@ -87,3 +87,24 @@ def test_a_direct_mount_answers_and_is_labelled_as_through_the_route_table(metho
     assert asyncio.run(_answers(direct, method)) == asyncio.run(_answers(routed, method))
     assert _labels(direct_state) == _labels(routed_state)
     assert _labels(direct_state)  # the requests were counted
+
+
+@pytest.mark.parametrize("draining", [False, True])
+def test_while_draining_every_response_closes_its_connection(draining: bool) -> None:
+    """After SIGTERM each response says ``Connection: close`` (the client reconnects to another
+    pod), on the quiet paths and the observed ones alike; observed ones keep their request id."""
+    app, state = _service(direct=True)
+    state.draining = draining
+
+    async def headers() -> dict[str, tuple[str | None, str | None]]:
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            answers = {path: await client.get(path) for path in ("/health", "/api/fhir/P/1")}
+        return {path: (r.headers.get("connection"), r.headers.get("x-request-id"))
+                for path, r in answers.items()}  # fmt: skip
+
+    seen = asyncio.run(headers())
+    close = "close" if draining else None
+    assert seen["/health"] == (close, None)
+    assert seen["/api/fhir/P/1"][0] == close
+    assert seen["/api/fhir/P/1"][1]

@@ -11,10 +11,11 @@ import itertools
 from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route, Router
-from starlette.types import ASGIApp, Message
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from healthstack.config import Settings
 from healthstack.fhir.api import Api
@@ -156,3 +157,27 @@ def test_every_fhir_endpoint_is_called_directly_and_others_through_starlette() -
     assert lean_endpoint(Route("/a", PlainTextResponse("asgi"))) is None
     assert lean_endpoint(Mount("/m", app=PlainTextResponse("m"))) is None
     assert lean_endpoint(Route("/a", asynchronous)) is asynchronous
+
+
+def test_a_route_with_middleware_of_its_own_keeps_it() -> None:
+    """A route's ``middleware=`` wraps Starlette's wrapper: such a route is not called directly,
+    so its middleware still runs (the lean path would skip it)."""
+
+    async def endpoint(request: Request) -> Response:
+        return PlainTextResponse("x")
+
+    def tagged(app: ASGIApp) -> ASGIApp:
+        async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+            async def tagging(message: Message) -> None:
+                if message["type"] == "http.response.start":
+                    message["headers"] = [*message["headers"], (b"location", b"tagged")]
+                await send(message)
+
+            await app(scope, receive, tagging)
+
+        return middleware
+
+    route = Route("/a", endpoint, middleware=[Middleware(tagged)])
+    assert lean_endpoint(route) is None
+    router = Router(routes=[Mount("/api/fhir", app=IndexedRouter([route]))])
+    assert asyncio.run(outcome(router, "GET", "/a")) == (200, b"x", b"tagged")

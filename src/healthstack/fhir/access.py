@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp
 
 from healthstack.core.outcome import FhirError
-from healthstack.fhir import searchdefs
+from healthstack.fhir import definitions, searchdefs
 from healthstack.fhir.extract import compartment_of
 from healthstack.security import audit, authz
 from healthstack.security.middleware import AuthMiddleware, principal_of
@@ -228,12 +228,15 @@ async def audit_failure(
         "rtype", "Bundle" if interaction == "batch" else "Observation"
     )
     # Cut as the id is: a client-typed path segment longer than the trail's field limit would make
-    # the append refused, and with group commit that failed every read of its turn.
+    # the append refused (with group commit it then had to be written again alone).
     fields: dict[str, Any] = {"resource_type": rtype[:64], "detail": f"HTTP {error.status}"}
     if "id" in request.path_params:
         fields["resource_id"] = request.path_params["id"][:64]  # a digest unless server-assigned
     outcome = "denied" if error.status == 403 else "error"
     try:
+        if resource_type is None and not definitions.is_r4_resource_type(rtype):
+            # Typed where a type goes, and no type: it may be a name or an MRN (as ids may).
+            fields["resource_type"] = audit.withhold(state, rtype)
         await Caller(state, principal).record_detached(interaction, outcome, **fields)
     except audit.AuditWriteError as failure:
         # A 503 stays a 503 (retryable: the database is down, so is the audit table).

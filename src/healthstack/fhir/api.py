@@ -114,7 +114,8 @@ class Api:
         host = next((v for k, v in scope["headers"] if k == b"host"), None)
         server = scope.get("server")
         server = tuple(server) if server is not None else None
-        return request_base(scope["scheme"], host, server, scope.get("root_path", ""))
+        # ASGI makes "scheme" optional (default "http"), as Starlette's URL reads it.
+        return request_base(scope.get("scheme", "http"), host, server, scope.get("root_path", ""))
 
     def guarded(
         self, handler: Handler, interaction: str | None = None, resource_type: str | None = None

@@ -168,6 +168,12 @@ def _withhold(state: ServiceState, event: AuditEvent) -> AuditEvent:
     return dataclasses.replace(event, resource_id=rid, query=query)
 
 
+def withhold(state: ServiceState, value: str) -> str:
+    """A client-typed value as the trail keeps it outside a query or an id: its keyed digest.
+    Raises :class:`AuditWriteError` when the service has no PHI key to make it with."""
+    return withheld_digest(_keyring(state), value)
+
+
 def withheld_digest(keyring: Keyring, value: str) -> str:
     """``h:<key id>:<24 hex>``: HMAC under the active PHI key's derived index key."""
     digest = keyring.active.digest("audit-withheld", value)[:12].hex()

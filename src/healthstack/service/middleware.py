@@ -103,15 +103,20 @@ class RequestMiddleware:
         await self._observed(scope, receive, send)
 
     def _drain_aware(self, send: Send) -> Send:
-        state = self.state
-
         async def wrapped(message: Message) -> None:
-            if message["type"] == "http.response.start" and state.draining:
-                # Close keep-alive connections after this response so clients reconnect elsewhere.
-                message["headers"] = [*message.get("headers", []), (b"connection", b"close")]
+            if message["type"] == "http.response.start":
+                self._add_headers(message, [])
             await send(message)
 
         return wrapped
+
+    def _add_headers(self, start: Message, extra: list[tuple[bytes, bytes]]) -> None:
+        """``extra`` on a response start, and ``Connection: close`` while draining: keep-alive
+        connections close after this response, so their clients reconnect to another pod."""
+        if self.state.draining:
+            extra = [*extra, (b"connection", b"close")]
+        if extra:
+            start["headers"] = [*start.get("headers", []), *extra]
 
     async def _observed(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -120,18 +125,14 @@ class RequestMiddleware:
         user_id_var.set(None)
         status = 500
         response_started = False
-        state = self.state
 
         async def send_wrapper(message: Message) -> None:
-            # One wrapper for the request id and the drain (``_drain_aware``): a layer less per send.
+            # The request id and the drain in one wrapper (not _drain_aware's too): a layer less.
             nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
                 response_started = True
-                extra = [(b"x-request-id", request_id.encode())]
-                if state.draining:
-                    extra.append((b"connection", b"close"))
-                message["headers"] = [*message.get("headers", []), *extra]
+                self._add_headers(message, [(b"x-request-id", request_id.encode())])
             await send(message)
 
         length = _content_length(scope)

@@ -85,12 +85,19 @@ def lean_endpoint(route: BaseRoute) -> Endpoint | None:
     the FHIR app answers every exception itself (its handlers, then ``ErrorBoundary``), so on a
     full match the endpoint is awaited here and its response sent, as the wrapper would do.
     """
-    if not isinstance(route, Route):
-        return None
+    if not isinstance(route, Route) or not _plain_wrapper(route.app):
+        return None  # an ASGI application, or a route with middleware of its own: kept whole
     endpoint = route.endpoint
     if not (inspect.isfunction(endpoint) or inspect.ismethod(endpoint)):
-        return None  # an ASGI application: Starlette calls it as it is
+        return None
     return endpoint if is_async_callable(endpoint) else None
+
+
+def _plain_wrapper(app: object) -> bool:
+    """``app`` is the bare wrapper ``request_response`` made, not middleware around it (a
+    route's ``middleware=`` replaces ``route.app`` with the outermost layer)."""
+    return (getattr(app, "__module__", None) == "starlette.routing"
+            and getattr(app, "__qualname__", None) == "request_response.<locals>.app")  # fmt: skip
 
 
 class IndexedRouter(Router):
