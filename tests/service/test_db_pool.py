@@ -45,3 +45,33 @@ def test_without_a_statement_timeout_nothing_is_bounded(database: Database) -> N
             await pool.close()
 
     asyncio.run(body())
+
+
+def test_a_bounded_wait_that_ends_early_loses_no_connection(database: Database) -> None:
+    """Timed out, cancelled or served: every slot is back afterwards (asyncio.timeout cancels
+    asyncpg's queue wait, which puts a holder it already took back)."""
+
+    async def body() -> None:
+        pool = await create_pool(database.url, 1, statement_timeout=0.5, connect_timeout=1.0)
+        try:
+            held = await pool.acquire()
+            cancelled = asyncio.ensure_future(pool.acquire().__aenter__())
+            await asyncio.sleep(0.05)
+            cancelled.cancel()
+            with pytest.raises(TimeoutError):
+                async with pool.acquire():
+                    pass
+            served = asyncio.ensure_future(pool.acquire().__aenter__())
+            await asyncio.sleep(0.05)
+            await pool.release(held)
+            conn = await asyncio.wait_for(served, timeout=5)
+            assert await conn.fetchval("SELECT 1") == 1
+            await pool.release(conn)
+            for _ in range(3):  # the one slot, again and again: nothing was lost
+                async with pool.acquire() as again:
+                    assert await again.fetchval("SELECT 2") == 2
+            assert pool.get_idle_size() == pool.get_size() == 1
+        finally:
+            await pool.close()
+
+    asyncio.run(body())

@@ -20,6 +20,7 @@ from types import FrameType
 import uvicorn
 from starlette.applications import Starlette
 
+from healthstack.service.coalesce import CoalescingHttpToolsProtocol
 from healthstack.service.state import ServiceState
 
 log = logging.getLogger("healthstack.server")
@@ -85,7 +86,7 @@ def run(app: Starlette, host: str, port: int) -> int:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=CoalescingHttpToolsProtocol,  # headers and body in one send() (coalesce.py)
         lifespan="on",
         access_log=False,
         log_config=None,
