@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Mount, Route
+from starlette.types import ASGIApp
 
 from healthstack import auth
 from healthstack.config import Settings
@@ -61,7 +63,9 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
     fhir = build_fhir_app(state)
     fhir_mount = Mount("/api/fhir", app=fhir)
     console = build_console_app(state)
-    app = Starlette(
+    app = ServiceApp(
+        state,
+        direct=[fhir_mount],
         routes=[
             Route("/health", health.liveness),
             Route("/health/ready", health.ready),
@@ -79,8 +83,22 @@ def build_app(settings: Settings, database_url: str) -> Starlette:
         exception_handlers={HTTPException: _http_error},
     )
     app.state.service = state
-    app.add_middleware(RequestMiddleware, state=state, direct=[fhir_mount])
     return app
+
+
+class ServiceApp(Starlette):
+    """Starlette with :class:`RequestMiddleware` outside its whole stack, the error layer too: a
+    request under a ``direct`` mount (the FHIR API, whose ErrorBoundary answers every exception
+    itself) passes no Starlette layer at all; others pass them all, and an unhandled exception's
+    500 now carries the request id and is counted as the 500 it is."""
+
+    def __init__(self, state: ServiceState, direct: Sequence[Mount], **options: Any) -> None:
+        super().__init__(**options)
+        self._front = (state, tuple(direct))
+
+    def build_middleware_stack(self) -> ASGIApp:
+        state, direct = self._front
+        return RequestMiddleware(super().build_middleware_stack(), state=state, direct=direct)
 
 
 async def _http_error(request: Request, error: Exception) -> Response:
