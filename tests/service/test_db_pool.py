@@ -7,11 +7,13 @@ must then fail (503) instead of queueing forever (the db-outage drill's hang sho
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import pytest
 from tests.conftest import Database
 
-from healthstack.service.db import create_pool
+from healthstack.service.db import create_pool, within
 
 
 def test_acquire_on_an_exhausted_pool_fails_after_the_statement_timeout(database: Database) -> None:
@@ -75,3 +77,56 @@ def test_a_bounded_wait_that_ends_early_loses_no_connection(database: Database) 
             await pool.close()
 
     asyncio.run(body())
+
+
+Bound = Callable[[float, Awaitable[Any]], Awaitable[Any]]
+
+
+async def _theirs(seconds: float, awaitable: Awaitable[Any]) -> Any:
+    async with asyncio.timeout(seconds):
+        return await awaitable
+
+
+async def _ours(seconds: float, awaitable: Awaitable[Any]) -> Any:
+    return await within(asyncio.get_running_loop(), seconds, awaitable)
+
+
+async def _outcome(bound: Bound, scenario: str) -> str:
+    """What the caller sees, and whether its task is left with a cancellation pending."""
+
+    async def caller() -> str:
+        try:
+            if scenario == "in time":
+                result = await bound(1.0, asyncio.sleep(0.01, "value"))
+            elif scenario == "late":
+                result = await bound(0.01, asyncio.sleep(1.0))
+            else:  # "cancelled": another party cancels the caller during the wait
+                result = await bound(1.0, asyncio.sleep(1.0))
+        except TimeoutError:
+            result = "TimeoutError"
+        task = asyncio.current_task()
+        assert task is not None
+        return f"{result} cancelling={task.cancelling()}"
+
+    task = asyncio.ensure_future(caller())
+    if scenario == "cancelled":
+        await asyncio.sleep(0.02)
+        task.cancel()
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return "CancelledError"
+
+
+@pytest.mark.parametrize("scenario", ["in time", "late", "cancelled"])
+def test_within_answers_as_asyncio_timeout_does(scenario: str) -> None:
+    """The pool's deadline (no getpid() where asyncio.timeout makes three) keeps its
+    meaning: a value in time, TimeoutError when late, a cancellation from elsewhere kept."""
+
+    async def both() -> tuple[str, str]:
+        return await _outcome(_theirs, scenario), await _outcome(_ours, scenario)
+
+    theirs, ours = asyncio.run(both())
+    assert ours == theirs
+    assert ours == {"in time": "value cancelling=0", "late": "TimeoutError cancelling=0",
+                    "cancelled": "CancelledError"}[scenario]  # fmt: skip
