@@ -9,6 +9,7 @@ reuse, ``Expect: 100-continue`` and ``Connection: close``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import socket
 import threading
 import time
@@ -151,3 +152,36 @@ def test_responses_through_the_protocol_are_whole(server: str) -> None:
         assert client.get("/").content == b"hello "
         closed = client.get("/", headers={"Connection": "close"})
         assert (closed.content, closed.headers.get("connection")) == (b"hello ", "close")
+
+
+def _exchange(server: str, raw: bytes, half_close: bool) -> bytes:
+    host, port = server.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as client:
+        client.sendall(raw)
+        if half_close:
+            client.shutdown(socket.SHUT_WR)
+        received = b""
+        with contextlib.suppress(TimeoutError):
+            while chunk := client.recv(65536):
+                received += chunk
+                if not half_close and received.count(b"hello") >= raw.count(b"GET"):
+                    break
+        return received
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_a_client_that_half_closes_after_its_request_gets_its_response(
+    server: str, method: str
+) -> None:
+    """Its end of stream closes the real transport, which sends what it holds first: what is
+    still pending in ours has to reach it before that (every such response was lost)."""
+    request = f"{method} / HTTP/1.1\r\nHost: test\r\n\r\n".encode()
+    answers = [_exchange(server, request, half_close=True) for _ in range(50)]
+    assert all(answer.startswith(b"HTTP/1.1 200 OK\r\n") for answer in answers)
+    assert all(answer.endswith(b"hello ") == (method == "GET") for answer in answers)
+
+
+def test_pipelined_requests_are_answered_in_order(server: str) -> None:
+    raw = b"".join(f"GET /?n={n} HTTP/1.1\r\nHost: test\r\n\r\n".encode() for n in range(5))
+    answer = _exchange(server, raw, half_close=False)
+    assert answer.count(b"HTTP/1.1 200 OK\r\n") == 5

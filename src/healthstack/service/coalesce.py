@@ -10,7 +10,8 @@ longer than the current step.
 
 Flow control and memory stay uvicorn's: past ``FLUSH_AT`` bytes the pending data is written at
 once, so a streamed response that never yields still reaches the real transport, whose buffer
-limits pause the writer as before. ``close()`` writes what is pending first.
+limits pause the writer as before. ``close()`` writes what is pending first, and so does the
+protocol when the client half-closes (the transport then closes itself).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class CoalescingTransport(asyncio.Transport):
         self._pending_size += len(data)
         if self._pending_size >= FLUSH_AT:
             self._flush()
+
+    def flush(self) -> None:
+        """Hand what is pending to the real transport now."""
+        self._flush()
 
     def _flush(self) -> None:
         if not self._pending:
@@ -97,4 +102,12 @@ class CoalescingHttpToolsProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, writing through a :class:`CoalescingTransport`."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(CoalescingTransport(transport, self.loop))
+        self._coalescing = CoalescingTransport(transport, self.loop)
+        super().connection_made(self._coalescing)
+
+    def eof_received(self) -> None:
+        # The client half-closed its side (it sent its request, then shut down writing): the
+        # real transport closes itself on return, after sending what it holds, so what is
+        # still pending here must reach it first (without this every such response was lost).
+        self._coalescing.flush()
+        super().eof_received()
