@@ -91,6 +91,13 @@ async def _ours(seconds: float, awaitable: Awaitable[Any]) -> Any:
     return await within(asyncio.get_running_loop(), seconds, awaitable)
 
 
+async def _converting() -> None:
+    try:
+        await asyncio.sleep(1.0)
+    except asyncio.CancelledError:
+        raise LookupError("cancelled, reported as another error") from None
+
+
 async def _outcome(bound: Bound, scenario: str) -> str:
     """What the caller sees, and whether its task is left with a cancellation pending."""
 
@@ -100,10 +107,12 @@ async def _outcome(bound: Bound, scenario: str) -> str:
                 result = await bound(1.0, asyncio.sleep(0.01, "value"))
             elif scenario == "late":
                 result = await bound(0.01, asyncio.sleep(1.0))
+            elif scenario == "converted":  # late, and the awaitable turns the cancellation
+                result = await bound(0.01, _converting())
             else:  # "cancelled": another party cancels the caller during the wait
                 result = await bound(1.0, asyncio.sleep(1.0))
-        except TimeoutError:
-            result = "TimeoutError"
+        except (TimeoutError, LookupError) as error:
+            result = type(error).__name__
         task = asyncio.current_task()
         assert task is not None
         return f"{result} cancelling={task.cancelling()}"
@@ -118,7 +127,7 @@ async def _outcome(bound: Bound, scenario: str) -> str:
         return "CancelledError"
 
 
-@pytest.mark.parametrize("scenario", ["in time", "late", "cancelled"])
+@pytest.mark.parametrize("scenario", ["in time", "late", "converted", "cancelled"])
 def test_within_answers_as_asyncio_timeout_does(scenario: str) -> None:
     """The pool's deadline (no getpid() where asyncio.timeout makes three) keeps its
     meaning: a value in time, TimeoutError when late, a cancellation from elsewhere kept."""
@@ -129,4 +138,5 @@ def test_within_answers_as_asyncio_timeout_does(scenario: str) -> None:
     theirs, ours = asyncio.run(both())
     assert ours == theirs
     assert ours == {"in time": "value cancelling=0", "late": "TimeoutError cancelling=0",
+                    "converted": "LookupError cancelling=0",
                     "cancelled": "CancelledError"}[scenario]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,3 +128,16 @@ def test_database_outage_makes_unready_not_dead_and_recovers(
         assert service.process.poll() is None
     finally:
         service.stop()
+
+
+def test_an_upgrade_request_is_answered_as_plain_http(live_service: Service) -> None:
+    """The service has no WebSocket endpoint and serves none (``ws="none"``): an Upgrade is
+    never handed to a WebSocket protocol, which would bypass the HTTP protocol's own writes."""
+    host, port = live_service.base_url.removeprefix("http://").split(":")
+    request = (f"GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: Upgrade\r\n"
+               "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+               "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")  # fmt: skip
+    with socket.create_connection((host, int(port)), timeout=5) as client:
+        client.sendall(request.encode())
+        answer = client.recv(65536)
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), answer[:40]

@@ -51,9 +51,18 @@ class CoalescingTransport(asyncio.Transport):
     def _flush(self) -> None:
         if not self._pending:
             return
-        pending = self._pending
+        pending, size = self._pending, self._pending_size
         self._pending, self._pending_size = [], 0
-        self._transport.write(pending[0] if len(pending) == 1 else b"".join(pending))
+        if self._transport.is_closing():
+            # The client is gone (a reset handled in this step, before the flush): dropped
+            # quietly, as a write to a closing transport is; uvloop would raise on its handle.
+            return
+        if len(pending) == 1:
+            self._transport.write(pending[0])
+        elif size > FLUSH_AT:
+            self._transport.writelines(pending)  # one vectored send, a large body not copied
+        else:
+            self._transport.write(b"".join(pending))
 
     def close(self) -> None:
         self._flush()

@@ -60,7 +60,8 @@ class BoundedAcquire:
     with`` or ``await``), at less cost per request: asyncpg bounds a wait with ``wait_for``,
     which runs the acquisition in a Task of its own; ``asyncio.timeout`` asks for the running
     loop three times, each a ``getpid()`` system call on CPython 3.11. The release keeps the same
-    bound (asyncpg applies the acquire timeout to it)."""
+    bound. The ``await`` form (the caller releases) is asyncpg's own, which stores the bound for
+    that release; only ``async with``, the request path, takes the lean one."""
 
     __slots__ = ("_conn", "_pool", "_timeout")
 
@@ -82,7 +83,7 @@ class BoundedAcquire:
         await self._pool.release(conn, timeout=self._timeout)
 
     def __await__(self) -> Any:
-        return self._acquire().__await__()
+        return asyncpg.Pool.acquire(self._pool, timeout=self._timeout).__await__()
 
 
 async def within(loop: asyncio.AbstractEventLoop, seconds: float, awaitable: Awaitable[T]) -> T:
@@ -101,13 +102,15 @@ async def within(loop: asyncio.AbstractEventLoop, seconds: float, awaitable: Awa
     deadline = loop.call_at(loop.time() + seconds, expire)
     try:
         result = await awaitable
-    except asyncio.CancelledError:
-        if expired and task.uncancel() <= cancelling:
+    except BaseException as error:
+        # Fired: take our cancellation back whatever came out (an awaitable may turn it into
+        # another error), as asyncio.timeout does.
+        if expired and task.uncancel() <= cancelling and isinstance(error, asyncio.CancelledError):
             raise TimeoutError from None  # ours, and no other cancellation is pending
         raise
     finally:
         deadline.cancel()
-    if expired:  # fired as the wait completed: take back our request, as asyncio.timeout does
+    if expired:  # fired as the wait completed
         task.uncancel()
     return result
 

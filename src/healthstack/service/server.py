@@ -87,6 +87,7 @@ def run(app: Starlette, host: str, port: int) -> int:
         port=port,
         loop="uvloop",
         http=CoalescingHttpToolsProtocol,  # headers and body in one send() (coalesce.py)
+        ws="none",  # no WebSocket endpoint: an Upgrade request is plain HTTP, never a handover
         lifespan="on",
         access_log=False,
         log_config=None,
