@@ -38,17 +38,14 @@ class CoalescingTransport(asyncio.Transport):
         if not data:
             return
         if not self._pending:
-            self._loop.call_soon(self._flush)
+            self._loop.call_soon(self.flush)
         self._pending.append(bytes(data))
         self._pending_size += len(data)
         if self._pending_size >= FLUSH_AT:
-            self._flush()
+            self.flush()
 
     def flush(self) -> None:
         """Hand what is pending to the real transport now."""
-        self._flush()
-
-    def _flush(self) -> None:
         if not self._pending:
             return
         pending, size = self._pending, self._pending_size
@@ -65,7 +62,7 @@ class CoalescingTransport(asyncio.Transport):
             self._transport.write(b"".join(pending))
 
     def close(self) -> None:
-        self._flush()
+        self.flush()
         self._transport.close()
 
     def abort(self) -> None:
@@ -103,7 +100,7 @@ class CoalescingTransport(asyncio.Transport):
         return self._transport.can_write_eof()
 
     def write_eof(self) -> None:
-        self._flush()
+        self.flush()
         self._transport.write_eof()
 
 
